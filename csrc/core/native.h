@@ -1,0 +1,4 @@
+/* Parent-side calls Python lacks, bound with cffi (ocirun/_native_build.py). */
+int ocirun_set_child_subreaper(void);
+int ocirun_cloexec_from(unsigned int first);
+int ocirun_close_range(unsigned int first, unsigned int last);

@@ -1,0 +1,121 @@
+/* ocirun-init: the only code that runs inside a container's namespaces before
+ * the user's program.  It is a small, single-threaded C program executed from a
+ * sealed memfd; it reads a plan compiled by the Python runtime, reports every
+ * failure as (step, errno, index, detail) over the sync socket, and never
+ * parses JSON.
+ */
+#ifndef OCIRUN_INIT_H
+#define OCIRUN_INIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/openat2.h>
+#include "proto.h"
+
+#define MAX_MOUNTS 1024
+#define MAX_ITEMS 4096
+
+struct mount_op {
+  const struct rec_mount *m;
+  const char *source, *dest, *fstype, *data;
+};
+
+struct device_op {
+  const struct rec_device *d;
+  const char *path;
+};
+
+struct kv {
+  unsigned int index;
+  const char *key, *value;
+};
+
+struct rlim_op {
+  unsigned int resource, index;
+  unsigned long long soft, hard;
+};
+
+struct join_op {
+  unsigned int nstype, index;
+  const char *path;
+  int fd;
+};
+
+struct plan {
+  unsigned long long ns_new;
+  struct join_op joins[16];
+  unsigned int njoins;
+  int has_oom;
+  int oom;
+  const char *timens;
+  const char *rootfs;
+  unsigned long long rootprop;
+  int root_ro, no_pivot, dev_symlinks, nnp, loopback, setup_sync, hook_sync, no_new_keyring;
+  struct mount_op mounts[MAX_MOUNTS];
+  unsigned int nmounts;
+  struct device_op devices[MAX_ITEMS];
+  unsigned int ndevices;
+  const char *masks[MAX_ITEMS];
+  unsigned int nmasks;
+  const char *ro_paths[MAX_ITEMS];
+  unsigned int nro_paths;
+  struct kv sysctls[MAX_ITEMS];
+  unsigned int nsysctls;
+  const char *hostname, *domainname;
+  struct rlim_op rlimits[64];
+  unsigned int nrlimits;
+  int has_user;
+  unsigned int uid, gid;
+  int umask;
+  const unsigned int *gids;
+  unsigned int ngids;
+  int has_caps;
+  unsigned long long cap_bnd, cap_eff, cap_prm, cap_inh, cap_amb;
+  const void *seccomp;
+  unsigned int seccomp_len, seccomp_flags;
+  const char *cwd;
+  char *argv[MAX_ITEMS + 1];
+  unsigned int argc;
+  char *envp[MAX_ITEMS + 2];
+  unsigned int envc;
+  int terminal;
+  unsigned int rows, cols;
+  unsigned int npreserve;
+};
+
+/* report.c */
+extern int sync_fd;
+void fail(int step, int err, unsigned int index, const char *detail) __attribute__((noreturn));
+void fail2(int step, int err, unsigned int index, const char *a, const char *b) __attribute__((noreturn));
+void warn_parent(const char *detail);
+int send_msg(unsigned int type, unsigned int value, int fd);
+int recv_msg(unsigned int want);
+void str_copy(char *dst, size_t size, const char *src);
+
+/* plan.c */
+void plan_parse(struct plan *p, const unsigned char *buf, size_t len);
+
+/* inroot.c */
+int in_root_open(int rootfd, const char *path, int flags, unsigned long long resolve);
+int in_root_mkdir_all(int rootfd, const char *path, unsigned int mode);
+int in_root_parent(int rootfd, const char *path, const char **base);
+
+/* mounts.c */
+void rootfs_prepare(struct plan *p, int *rootfd);
+void do_mounts(struct plan *p, int rootfd);
+void do_masks(struct plan *p, int rootfd, int nullfd);
+void do_pivot(struct plan *p, int rootfd);
+void do_root_finish(struct plan *p);
+
+/* dev.c */
+void do_devices(struct plan *p, int rootfd);
+void do_console(struct plan *p, int rootfd);
+
+/* process.c */
+void do_sysctls(struct plan *p, int procfd);
+void do_rlimits(struct plan *p);
+void do_user(struct plan *p, int procfd);
+const char *lookup_exec(struct plan *p, char *buf, size_t size);
+void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path);
+
+#endif

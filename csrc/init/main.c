@@ -1,0 +1,226 @@
+/* ocirun-init entry point.
+ *
+ * argv[1] = base fd: base = plan (memfd), base+1 = sync socket, base+2 = the
+ * exec fifo (O_PATH) or -1 when absent.  The process runs in two stages:
+ *
+ *   bootstrap (still a child of the runtime, in the host pid namespace):
+ *     non-dumpable -> read plan -> oom_score_adj -> setns(paths) ->
+ *     unshare(user) -> [SETUP_REQ: parent writes id maps, places us in the
+ *     cgroup] -> unshare(the rest) -> timens offsets ->
+ *     clone(CLONE_PARENT) the container init -> report its pid -> exit
+ *   init (pid 1 of the new pid namespace, a child of the runtime):
+ *     setsid -> rootfs + mounts + /dev + console + masks -> sysctl, hostname
+ *     -> [HOOK_REQ] -> pivot_root -> rlimits, user, caps -> exec lookup ->
+ *     READY -> block on the exec fifo -> close fds -> chdir -> execve
+ *
+ * Failures are sent to the parent as (step, errno, index, detail); the parent
+ * formats the message.  See docs/sync-protocol.md.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include "init.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+
+static struct plan plan;
+
+static int parse_fd(const char *s) {
+  int v = 0;
+  if (!s || !*s) return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > 100000) return -1;
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
+static unsigned char *read_plan(int fd, size_t *len) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) fail(S_PLAN, errno, 0, "fstat");
+  if (st.st_size < 16 || (unsigned long long)st.st_size > OCIRUN_PLAN_MAX) fail(S_PLAN, EINVAL, 0, "plan size");
+  unsigned char *buf = malloc((size_t)st.st_size);
+  if (!buf) fail(S_PLAN, ENOMEM, 0, "plan");
+  size_t n = 0;
+  while (n < (size_t)st.st_size) {
+    ssize_t r = pread(fd, buf + n, (size_t)st.st_size - n, (off_t)n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) fail(S_PLAN, r < 0 ? errno : EIO, 0, "read");
+    n += (size_t)r;
+  }
+  *len = n;
+  return buf;
+}
+
+static void write_proc_self(int procfd, const char *file, const char *data, int step) {
+  int fd = openat(procfd, file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) fail(step, errno, 0, file);
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(step, EPERM, 0, file);
+  size_t len = strlen(data);
+  if (write(fd, data, len) != (ssize_t)len) fail(step, errno, 0, file);
+  close(fd);
+}
+
+static void itoa_signed(int v, char *out) {
+  char tmp[16];
+  int n = 0, neg = v < 0;
+  unsigned int u = neg ? (unsigned int)(-(long)v) : (unsigned int)v;
+  do tmp[n++] = (char)('0' + u % 10); while ((u /= 10) && n < 15);
+  int k = 0;
+  if (neg) out[k++] = '-';
+  while (n) out[k++] = tmp[--n];
+  out[k] = 0;
+}
+
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail(S_LOOPBACK, errno, 0, "socket");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  str_copy(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail(S_LOOPBACK, errno, 0, "lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail(S_LOOPBACK, errno, 0, "lo");
+  close(s);
+}
+
+static void container_init(struct plan *p, int procfd, int fifofd) {
+  if (setsid() < 0) fail(S_CONSOLE, errno, 0, "setsid");
+  /* the runtime's own verified null device, for masks (G9) */
+  int nullfd = open("/dev/null", O_PATH | O_CLOEXEC);
+  struct stat st;
+  if (nullfd < 0 || fstat(nullfd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+    fail(S_MASK, EPERM, 0, "/dev/null of the runtime is not the null device");
+  if (p->loopback) loopback_up();
+  int rootfd;
+  rootfs_prepare(p, &rootfd);
+  do_mounts(p, rootfd);
+  do_devices(p, rootfd);
+  do_console(p, rootfd);
+  do_masks(p, rootfd, nullfd);
+  close(nullfd);
+  do_sysctls(p, procfd);
+  if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0) fail(S_HOSTNAME, errno, 0, p->hostname);
+  if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0)
+    fail(S_DOMAINNAME, errno, 0, p->domainname);
+  /* the working directory is created in-root before the switch (as runc) */
+  int cwdfd = in_root_mkdir_all(rootfd, p->cwd, 0755);
+  if (cwdfd < 0) fail(S_CWD, errno, 0, p->cwd);
+  close(cwdfd);
+  if (p->hook_sync) {
+    if (send_msg(M_HOOK_REQ, 0, -1) < 0) _exit(1);
+    recv_msg(M_HOOK_ACK);
+  }
+  /* a handle on our own fd table for the exec fifo, taken from the host procfs */
+  int selffd = openat(procfd, "self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (selffd < 0) fail(S_FIFO, errno, 0, "/proc/self/fd");
+  do_pivot(p, rootfd);
+  close(rootfd);
+  do_root_finish(p);
+  do_rlimits(p);
+  do_user(p, procfd);
+  close(procfd);
+  /* validate the working directory as the container user now, so that a bad
+   * cwd fails create; it is entered for real after the fds are closed */
+  static char exe[4096];
+  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
+  const char *path = lookup_exec(p, exe, sizeof exe);
+  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
+  wait_fifo_and_exec(p, selffd, fifofd, path);
+}
+
+int main(int argc, char **argv) {
+  /* G3: nothing in a container namespace can ptrace or /proc-open us */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  int base = argc > 1 ? parse_fd(argv[1]) : -1;
+  if (base < 3) return 2;
+  sync_fd = OCIRUN_FD_SYNC(base);
+  int fifofd = argc > 2 ? OCIRUN_FD_FIFO(base) : -1;
+  size_t len;
+  unsigned char *buf = read_plan(OCIRUN_FD_PLAN(base), &len);
+  close(OCIRUN_FD_PLAN(base));
+  plan_parse(&plan, buf, len);
+  struct plan *p = &plan;
+  if ((unsigned int)base != 3 + p->npreserve) fail(S_PLAN, EINVAL, 0, "fd layout");
+  /* G1: any fd the caller leaked beyond ours is closed now */
+  syscall(SYS_close_range, (unsigned int)(base + 3), ~0U, 0);
+  fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
+  if (fifofd >= 0) fcntl(fifofd, F_SETFD, FD_CLOEXEC);
+  /* the host procfs, checked, for writes to our own /proc entries (G8) */
+  int procfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct statfs sf;
+  if (procfd < 0 || fstatfs(procfd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(S_PLAN, EPERM, 0, "/proc is not procfs");
+  if (p->has_oom) {
+    char v[16];
+    itoa_signed(p->oom, v);
+    write_proc_self(procfd, "self/oom_score_adj", v, S_OOM);
+  }
+  if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
+      errno != EPERM)
+    fail(S_KEYRING, errno, 0, NULL);
+  /* join existing namespaces: open every path first, user namespace first */
+  for (unsigned int i = 0; i < p->njoins; i++) {
+    p->joins[i].fd = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (p->joins[i].fd < 0) fail(S_SETNS, errno, p->joins[i].index, p->joins[i].path);
+  }
+  for (int pass = 0; pass < 2; pass++)
+    for (unsigned int i = 0; i < p->njoins; i++) {
+      int is_user = p->joins[i].nstype == CLONE_NEWUSER;
+      if (is_user != (pass == 0)) continue;
+      if (setns(p->joins[i].fd, (int)p->joins[i].nstype) < 0) fail(S_SETNS, errno, p->joins[i].index, p->joins[i].path);
+      close(p->joins[i].fd);
+    }
+  int userns = (p->ns_new & CLONE_NEWUSER) != 0;
+  if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (p->setup_sync) {
+    if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
+    recv_msg(M_SETUP_ACK);
+  }
+  int joined_user = 0;
+  for (unsigned int i = 0; i < p->njoins; i++)
+    if (p->joins[i].nstype == CLONE_NEWUSER) joined_user = 1;
+  if (userns || joined_user) {
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresgid(0) in the user namespace");
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresuid(0) in the user namespace");
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  }
+  unsigned long rest = (unsigned long)(p->ns_new & ~(unsigned long long)CLONE_NEWUSER);
+  if (rest && unshare((int)rest) < 0) fail(S_UNSHARE, errno, 0, NULL);
+  if (p->timens) write_proc_self(procfd, "self/timens_offsets", p->timens, S_TIMENS);
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+  if (pid < 0) fail(S_CLONE, errno, 0, NULL);
+  if (pid == 0) {
+    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    container_init(p, procfd, fifofd);
+    _exit(1);
+  }
+  if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
+    kill((pid_t)pid, SIGKILL);
+    _exit(1);
+  }
+  _exit(0);
+}

@@ -1,0 +1,188 @@
+/* Plan parsing: every length and string is checked before use (CVE-2021-43784
+ * was an overflow in exactly this kind of hand-off). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include "init.h"
+
+struct cursor {
+  const unsigned char *p;
+  size_t left;
+  unsigned int type;
+};
+
+static void bad(const char *what) { fail(S_PLAN, EINVAL, 0, what); }
+
+static const void *take(struct cursor *c, size_t n) {
+  if (n > c->left) bad("plan record too short");
+  const void *r = c->p;
+  c->p += n;
+  c->left -= n;
+  return r;
+}
+
+static unsigned int u32(struct cursor *c) {
+  unsigned int v;
+  memcpy(&v, take(c, 4), 4);
+  return v;
+}
+
+static unsigned long long u64(struct cursor *c) {
+  unsigned long long v;
+  memcpy(&v, take(c, 8), 8);
+  return v;
+}
+
+static const char *str(struct cursor *c) {
+  const char *s = (const char *)c->p;
+  const void *nul = memchr(c->p, 0, c->left);
+  if (!nul) bad("unterminated string in plan");
+  take(c, (size_t)((const unsigned char *)nul - c->p) + 1);
+  return s;
+}
+
+static void need_empty(struct cursor *c) {
+  if (c->left) bad("trailing bytes in plan record");
+}
+
+void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
+  memset(p, 0, sizeof *p);
+  p->umask = -1;
+  if (len < 16) bad("plan too short");
+  unsigned int hdr[4];
+  memcpy(hdr, buf, 16);
+  if (hdr[0] != OCIRUN_PLAN_MAGIC || hdr[1] != OCIRUN_PLAN_VERSION || hdr[2] != len)
+    bad("plan header mismatch (runtime and init from different builds?)");
+  size_t off = 16;
+  unsigned int n = 0;
+  while (off < len) {
+    if (len - off < 8) bad("truncated plan record header");
+    unsigned short type, zero;
+    unsigned int rlen;
+    memcpy(&type, buf + off, 2);
+    memcpy(&zero, buf + off + 2, 2);
+    memcpy(&rlen, buf + off + 4, 4);
+    off += 8;
+    if (zero != 0 || rlen > len - off) bad("bad plan record length");
+    struct cursor c = {buf + off, rlen, type};
+    off += (rlen + 7U) & ~7U;
+    if (off > len) off = len;
+    n++;
+    switch (type) {
+    case R_NS_NEW: p->ns_new = u64(&c); break;
+    case R_NS_JOIN:
+      if (p->njoins >= 16) bad("too many namespaces");
+      p->joins[p->njoins].nstype = u32(&c);
+      p->joins[p->njoins].index = u32(&c);
+      p->joins[p->njoins].path = str(&c);
+      p->joins[p->njoins].fd = -1;
+      p->njoins++;
+      break;
+    case R_OOM: p->has_oom = 1; p->oom = (int)u32(&c); break;
+    case R_TIMENS: p->timens = str(&c); break;
+    case R_ROOTFS: p->rootfs = str(&c); break;
+    case R_ROOTPROP: p->rootprop = u64(&c); break;
+    case R_ROOT_RO: p->root_ro = 1; break;
+    case R_NO_PIVOT: p->no_pivot = 1; break;
+    case R_DEV_SYMLINKS: p->dev_symlinks = 1; break;
+    case R_NNP: p->nnp = 1; break;
+    case R_LOOPBACK: p->loopback = 1; break;
+    case R_SETUP_SYNC: p->setup_sync = 1; break;
+    case R_HOOK_SYNC: p->hook_sync = 1; break;
+    case R_NO_NEW_KEYRING: p->no_new_keyring = 1; break;
+    case R_MOUNT: {
+      if (p->nmounts >= MAX_MOUNTS) bad("too many mounts");
+      struct mount_op *m = &p->mounts[p->nmounts++];
+      m->m = take(&c, sizeof(struct rec_mount));
+      m->source = str(&c);
+      m->dest = str(&c);
+      m->fstype = str(&c);
+      m->data = str(&c);
+      if (m->m->kind < MK_BIND || m->m->kind > MK_SETATTR || m->dest[0] != '/') bad("bad mount record");
+      break;
+    }
+    case R_DEVICE: {
+      if (p->ndevices >= MAX_ITEMS) bad("too many devices");
+      struct device_op *d = &p->devices[p->ndevices++];
+      d->d = take(&c, sizeof(struct rec_device));
+      d->path = str(&c);
+      if (d->path[0] != '/') bad("bad device record");
+      break;
+    }
+    case R_MASK:
+      if (p->nmasks >= MAX_ITEMS) bad("too many masked paths");
+      p->masks[p->nmasks++] = str(&c);
+      break;
+    case R_RO_PATH:
+      if (p->nro_paths >= MAX_ITEMS) bad("too many readonly paths");
+      p->ro_paths[p->nro_paths++] = str(&c);
+      break;
+    case R_SYSCTL: {
+      if (p->nsysctls >= MAX_ITEMS) bad("too many sysctls");
+      struct kv *s = &p->sysctls[p->nsysctls++];
+      s->index = u32(&c);
+      u32(&c);
+      s->key = str(&c);
+      s->value = str(&c);
+      break;
+    }
+    case R_HOSTNAME: p->hostname = str(&c); break;
+    case R_DOMAINNAME: p->domainname = str(&c); break;
+    case R_RLIMIT: {
+      if (p->nrlimits >= 64) bad("too many rlimits");
+      struct rlim_op *r = &p->rlimits[p->nrlimits++];
+      r->resource = u32(&c);
+      r->index = u32(&c);
+      r->soft = u64(&c);
+      r->hard = u64(&c);
+      break;
+    }
+    case R_USER: {
+      p->has_user = 1;
+      p->uid = u32(&c);
+      p->gid = u32(&c);
+      p->umask = (int)u32(&c);
+      p->ngids = u32(&c);
+      if (p->ngids > 65536) bad("too many additional gids");
+      p->gids = take(&c, (size_t)p->ngids * 4);
+      break;
+    }
+    case R_CAPS:
+      p->has_caps = 1;
+      p->cap_bnd = u64(&c);
+      p->cap_eff = u64(&c);
+      p->cap_prm = u64(&c);
+      p->cap_inh = u64(&c);
+      p->cap_amb = u64(&c);
+      break;
+    case R_SECCOMP:
+      p->seccomp_flags = u32(&c);
+      u32(&c);
+      if (c.left == 0 || c.left % 8 || c.left / 8 > 65535) bad("bad seccomp program");
+      p->seccomp_len = (unsigned int)c.left;
+      p->seccomp = take(&c, c.left);
+      break;
+    case R_CWD: p->cwd = str(&c); break;
+    case R_ARG:
+      if (p->argc >= MAX_ITEMS) bad("too many args");
+      p->argv[p->argc++] = (char *)str(&c);
+      break;
+    case R_ENV:
+      if (p->envc >= MAX_ITEMS) bad("too many env entries");
+      p->envp[p->envc++] = (char *)str(&c);
+      break;
+    case R_TERMINAL:
+      p->terminal = 1;
+      p->rows = u32(&c);
+      p->cols = u32(&c);
+      break;
+    case R_PRESERVE: p->npreserve = u32(&c); break;
+    default: bad("unknown plan record");
+    }
+    need_empty(&c);
+  }
+  if (n != hdr[3]) bad("plan record count mismatch");
+  if (!p->rootfs || !p->cwd || p->argc == 0) bad("plan lacks rootfs, cwd or args");
+  p->argv[p->argc] = NULL;
+  p->envp[p->envc] = NULL;
+}

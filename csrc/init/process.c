@@ -1,0 +1,240 @@
+/* The process half of the init: sysctls, rlimits, credentials and
+ * capabilities, the PATH lookup of args[0], the exec fifo, fd hygiene and the
+ * final execve. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "init.h"
+
+/* G8: sysctls are written through the runtime's own procfs handle, one exact
+ * file, no symlinks, no mount crossing, fstatfs-checked. */
+void do_sysctls(struct plan *p, int procfd) {
+  for (unsigned int i = 0; i < p->nsysctls; i++) {
+    char path[512];
+    str_copy(path, sizeof path, "sys/");
+    size_t n = strlen(path);
+    str_copy(path + n, sizeof path - n, p->sysctls[i].key);
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_WRONLY | O_CLOEXEC | O_TRUNC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, procfd, path, &how, sizeof how);
+    if (fd < 0) fail(S_SYSCTL, errno, p->sysctls[i].index, p->sysctls[i].key);
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(S_SYSCTL, EPERM, p->sysctls[i].index, p->sysctls[i].key);
+    size_t len = strlen(p->sysctls[i].value);
+    if (write(fd, p->sysctls[i].value, len) != (ssize_t)len) fail(S_SYSCTL, errno, p->sysctls[i].index, p->sysctls[i].key);
+    close(fd);
+  }
+}
+
+void do_rlimits(struct plan *p) {
+  for (unsigned int i = 0; i < p->nrlimits; i++) {
+    struct rlimit r = {.rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard};
+    if (setrlimit((int)p->rlimits[i].resource, &r) < 0) fail(S_RLIMIT, errno, p->rlimits[i].index, NULL);
+  }
+}
+
+static int cap_last(int procfd) {
+  int fd = openat(procfd, "sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 40;
+  char buf[16] = {0};
+  ssize_t r = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  int v = 0;
+  for (ssize_t i = 0; i < r && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (buf[i] - '0');
+  return v > 0 ? v : 40;
+}
+
+static int last_cap = 40;
+
+void do_user(struct plan *p, int procfd) {
+  last_cap = cap_last(procfd);
+  if (p->has_caps) {
+    /* bounding set first, while CAP_SETPCAP is still effective */
+    for (int c = 0; c <= last_cap; c++)
+      if (!(p->cap_bnd & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+        fail(S_CAPS, errno, (unsigned int)c, "dropping from the bounding set");
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(S_CAPS, errno, 0, "PR_SET_KEEPCAPS");
+  }
+  if (p->has_user) {
+    if (syscall(SYS_setgroups, (size_t)p->ngids, p->gids) < 0 && !(errno == EPERM && p->ngids == 0))
+      fail(S_SETGROUPS, errno, 0, NULL);
+    if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0) fail(S_SETGID, errno, p->gid, NULL);
+    if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0) fail(S_SETUID, errno, p->uid, NULL);
+    if (p->umask >= 0) umask((mode_t)p->umask);
+  }
+  /* changing credentials may reset the dumpable flag: keep it off (G3) */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (p->has_caps) {
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof d);
+    d[0].effective = (unsigned int)p->cap_eff;
+    d[1].effective = (unsigned int)(p->cap_eff >> 32);
+    d[0].permitted = (unsigned int)p->cap_prm;
+    d[1].permitted = (unsigned int)(p->cap_prm >> 32);
+    d[0].inheritable = (unsigned int)p->cap_inh;
+    d[1].inheritable = (unsigned int)(p->cap_inh >> 32);
+    if (syscall(SYS_capset, &h, d) < 0) fail(S_CAPS, errno, 0, "capset");
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail(S_CAPS, errno, 0, "PR_SET_KEEPCAPS");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+      fail(S_CAPS, errno, 0, "clearing ambient capabilities");
+    for (int c = 0; c <= last_cap; c++)
+      if ((p->cap_amb & (1ULL << c)) && (p->cap_inh & (1ULL << c)) && (p->cap_prm & (1ULL << c)))
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) fail(S_CAPS, errno, (unsigned int)c, "raising ambient");
+  }
+}
+
+static const char *env_get(struct plan *p, const char *name) {
+  size_t n = strlen(name);
+  for (unsigned int i = 0; i < p->envc; i++)
+    if (!strncmp(p->envp[i], name, n) && p->envp[i][n] == '=') return p->envp[i] + n + 1;
+  return NULL;
+}
+
+static int is_exec_file(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0) return -errno;
+  if (S_ISDIR(st.st_mode)) return -EACCES;
+  if (!(st.st_mode & 0111)) return -EACCES;
+  return 0;
+}
+
+/* Look args[0] up on the container's PATH (after pivot_root, so every lookup
+ * is inside the container).  Returns the path to execve, or fails with a
+ * message engines classify (127 for not found). */
+const char *lookup_exec(struct plan *p, char *buf, size_t size) {
+  const char *name = p->argv[0];
+  if (strchr(name, '/')) {
+    int r = is_exec_file(name);
+    if (r < 0) fail(S_EXEC_LOOKUP, -r, 1, name);
+    return name;
+  }
+  const char *path = env_get(p, "PATH");
+  if (!path) fail(S_EXEC_LOOKUP, ENOENT, 0, name);
+  int saw_eacces = 0;
+  while (1) {
+    const char *colon = strchr(path, ':');
+    size_t dl = colon ? (size_t)(colon - path) : strlen(path);
+    if (dl + strlen(name) + 2 < size) {
+      if (dl == 0) {
+        str_copy(buf, size, name);
+      } else {
+        memcpy(buf, path, dl);
+        buf[dl] = '/';
+        str_copy(buf + dl + 1, size - dl - 1, name);
+      }
+      int r = is_exec_file(buf);
+      if (r == 0) return buf;
+      if (r == -EACCES) saw_eacces = 1;
+    }
+    if (!colon) break;
+    path = colon + 1;
+  }
+  (void)saw_eacces;
+  fail(S_EXEC_LOOKUP, ENOENT, 0, name);
+}
+
+static void set_home(struct plan *p) {
+  if (env_get(p, "HOME")) return;
+  static char home[4200];
+  str_copy(home, sizeof home, "HOME=/");
+  unsigned int uid = p->has_user ? p->uid : 0;
+  int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd >= 0) {
+    static char pw[65536];
+    ssize_t n = read(fd, pw, sizeof pw - 1);
+    close(fd);
+    if (n > 0) {
+      pw[n] = 0;
+      char *line = pw;
+      while (line && *line) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        /* name:pw:uid:gid:gecos:home:shell */
+        char *f[7] = {0};
+        int k = 0;
+        char *s = line;
+        f[k++] = s;
+        while (k < 7 && (s = strchr(s, ':'))) {
+          *s++ = 0;
+          f[k++] = s;
+        }
+        if (k >= 6 && f[2][0]) {
+          unsigned int v = 0;
+          char *d = f[2];
+          while (*d >= '0' && *d <= '9') v = v * 10 + (unsigned int)(*d++ - '0');
+          if (!*d && v == uid && f[5][0]) {
+            str_copy(home + 5, sizeof home - 5, f[5]);
+            break;
+          }
+        }
+        line = nl ? nl + 1 : NULL;
+      }
+    }
+  }
+  p->envp[p->envc++] = home;
+  p->envp[p->envc] = NULL;
+}
+
+static void load_seccomp(struct plan *p) {
+  if (!p->seccomp) return;
+  struct sock_fprog prog = {.len = (unsigned short)(p->seccomp_len / 8), .filter = (struct sock_filter *)p->seccomp};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) < 0) fail(S_SECCOMP, errno, 0, NULL);
+}
+
+/* Block until `ocirun start` opens the fifo for reading, then exec.  Everything
+ * but stdio, the preserved fds and the (close-on-exec) sync socket is closed
+ * first, the working directory is entered only now and checked to be inside
+ * the container (G1, G2). */
+void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path) {
+  set_home(p);
+  if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(S_NNP, errno, 0, NULL);
+  if (p->seccomp && !p->nnp) load_seccomp(p);
+  if (send_msg(M_READY, 0, -1) < 0) _exit(1);
+  if (fifofd >= 0) {
+    char name[16];
+    int n = 0, v = fifofd;
+    char tmp[16];
+    do tmp[n++] = (char)('0' + v % 10); while ((v /= 10) && n < 15);
+    for (int i = 0; i < n; i++) name[i] = tmp[n - 1 - i];
+    name[n] = 0;
+    int w;
+    do w = openat(procfd_self_fd, name, O_WRONLY | O_CLOEXEC);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) fail(S_FIFO, errno, 0, "exec.fifo");
+    if (write(w, "0", 1) != 1) fail(S_FIFO, errno, 0, "exec.fifo");
+    close(w);
+    close(fifofd);
+  }
+  close(procfd_self_fd);
+  /* G1: nothing but stdio, preserved fds and the close-on-exec sync socket */
+  unsigned int first = 3 + p->npreserve;
+  if ((unsigned int)sync_fd > first) syscall(SYS_close_range, first, (unsigned int)sync_fd - 1, 0);
+  syscall(SYS_close_range, (unsigned int)sync_fd + 1, ~0U, 0);
+  for (unsigned int fd = 3; fd < first; fd++) {
+    int fl = fcntl((int)fd, F_GETFD);
+    if (fl >= 0) fcntl((int)fd, F_SETFD, fl & ~FD_CLOEXEC);
+  }
+  /* G2: enter the working directory only now, and verify it */
+  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
+  if (p->seccomp && p->nnp) load_seccomp(p);
+  execve(path, p->argv, p->envp);
+  fail(S_EXEC, errno, 0, path);
+}

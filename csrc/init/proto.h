@@ -1,0 +1,113 @@
+/* Wire protocol between the Python runtime and the C init (ocirun-init).
+ *
+ * ocirun/proto.py mirrors every constant here; tests/unit/test_proto.py checks
+ * that the two agree.  The C side never sees JSON: Python compiles config.json
+ * into a flat, length-prefixed plan (TLV records) and the init only executes it.
+ *
+ * Plan layout (native endianness):
+ *   header  u32 magic, u32 version, u32 total_len, u32 nrecords
+ *   record  u16 type, u16 zero, u32 len, payload[len], zero padding to 8 bytes
+ * Strings inside payloads are NUL-terminated and must end inside the payload.
+ */
+#ifndef OCIRUN_PROTO_H
+#define OCIRUN_PROTO_H
+
+#define OCIRUN_PLAN_MAGIC   0x5049434fU /* "OCIP" */
+#define OCIRUN_PLAN_VERSION 1U
+#define OCIRUN_PLAN_MAX     (16U << 20)
+
+/* fds handed to the init: base = 3 + preserved fds; argv[1] is base. */
+#define OCIRUN_FD_PLAN(base) (base)
+#define OCIRUN_FD_SYNC(base) ((base) + 1)
+#define OCIRUN_FD_FIFO(base) ((base) + 2)
+
+enum ocirun_rec {
+  R_NS_NEW = 1,        /* u64 CLONE_NEW* flags to create */
+  R_NS_JOIN = 2,       /* u32 nstype, u32 index, str path */
+  R_OOM = 3,           /* s32 oom_score_adj */
+  R_TIMENS = 4,        /* str: content for /proc/self/timens_offsets */
+  R_ROOTFS = 5,        /* str: absolute host path of the rootfs */
+  R_ROOTPROP = 6,      /* u64 propagation flags for "/" (0: default) */
+  R_ROOT_RO = 7,       /* flag */
+  R_NO_PIVOT = 8,      /* flag */
+  R_MOUNT = 9,         /* struct rec_mount + str source, dest, fstype, data */
+  R_DEVICE = 10,       /* struct rec_device + str path */
+  R_DEV_SYMLINKS = 11, /* flag: /dev/fd, std*, ptmx links */
+  R_MASK = 12,         /* str path */
+  R_RO_PATH = 13,      /* str path */
+  R_SYSCTL = 14,       /* u32 index, u32 zero, str key (a/b/c), str value */
+  R_HOSTNAME = 15,     /* str */
+  R_DOMAINNAME = 16,   /* str */
+  R_RLIMIT = 17,       /* u32 resource, u32 index, u64 soft, u64 hard */
+  R_USER = 18,         /* u32 uid, u32 gid, s32 umask (-1 none), u32 n, u32 gids[n] */
+  R_CAPS = 19,         /* u64 bounding, effective, permitted, inheritable, ambient */
+  R_NNP = 20,          /* flag */
+  R_SECCOMP = 21,      /* u32 flags, u32 zero, struct sock_filter[] */
+  R_CWD = 22,          /* str */
+  R_ARG = 23,          /* str, repeated */
+  R_ENV = 24,          /* str, repeated */
+  R_TERMINAL = 25,     /* u32 rows, u32 cols */
+  R_PRESERVE = 26,     /* u32 number of preserved fds (3 .. 3+n-1) */
+  R_LOOPBACK = 27,     /* flag: bring lo up */
+  R_SETUP_SYNC = 28,   /* flag: stop after the user namespace for the parent */
+  R_HOOK_SYNC = 29,    /* flag: stop before pivot_root for createRuntime hooks */
+  R_NO_NEW_KEYRING = 30, /* flag */
+  R_MAX = 31
+};
+
+enum ocirun_mount_kind { MK_BIND = 1, MK_FS = 2, MK_SYMLINK = 3, MK_SETATTR = 4 };
+
+/* mount flags understood by the init, beyond MS_* (kept out of MS_ bits used) */
+#define OCIRUN_MNT_REC_BIND   (1ULL << 40) /* rbind */
+#define OCIRUN_MNT_NOFOLLOW   (1ULL << 41) /* destination may not contain symlinks (proc, sysfs) */
+#define OCIRUN_MNT_SRC_PROC   (1ULL << 42) /* bind source must be procfs */
+#define OCIRUN_MNT_TMPCOPYUP  (1ULL << 43)
+#define OCIRUN_MNT_REC_PROP   (1ULL << 44) /* propagation is recursive */
+
+struct rec_mount {
+  unsigned int kind;
+  unsigned int index;             /* position in config mounts[], for errors */
+  unsigned long long flags;       /* MS_RDONLY.. (applied as mount attributes) + OCIRUN_MNT_* */
+  unsigned long long propagation; /* MS_PRIVATE / MS_SHARED / MS_SLAVE / MS_UNBINDABLE or 0 */
+  unsigned long long attr_set;    /* recursive MOUNT_ATTR_* to set (rro, rnosuid ...) */
+  unsigned long long attr_clr;    /* recursive MOUNT_ATTR_* to clear */
+};
+
+struct rec_device {
+  unsigned int type; /* 'c', 'b', 'p' */
+  unsigned int major, minor, mode, uid, gid;
+  unsigned int bind;  /* bind-mount the host node instead of mknod (user namespace) */
+  unsigned int index; /* position in linux.devices (or 1000+ for defaults) */
+};
+
+/* sync messages, SOCK_SEQPACKET */
+enum ocirun_msg_type {
+  M_SETUP_REQ = 1, /* P -> parent: write id maps / place in cgroup; value = pid */
+  M_SETUP_ACK = 2, /* parent -> P */
+  M_PID = 3,       /* P -> parent: value = pid of the container init */
+  M_PTY = 4,       /* init -> parent: pty master attached (SCM_RIGHTS) */
+  M_READY = 5,     /* init -> parent: set up, waiting on the exec fifo */
+  M_ERROR = 6,     /* any -> parent: step, errno, value (index), detail */
+  M_WARN = 7,      /* any -> parent: detail */
+  M_HOOK_REQ = 8,  /* init -> parent: run createRuntime hooks now */
+  M_HOOK_ACK = 9   /* parent -> init */
+};
+
+struct ocirun_msg {
+  unsigned int type;
+  int err;
+  unsigned int step;
+  unsigned int value;
+  char detail[1024];
+};
+#define OCIRUN_MSG_HDR 16
+
+enum ocirun_step {
+  S_PLAN = 1, S_SETNS, S_USERNS, S_UNSHARE, S_CLONE, S_OOM, S_TIMENS,
+  S_ROOTPROP, S_ROOTFS, S_MOUNT, S_DEVICE, S_DEVSYMLINK, S_CONSOLE, S_MASK,
+  S_READONLY, S_SYSCTL, S_HOSTNAME, S_DOMAINNAME, S_PIVOT, S_ROOT_RO, S_CWD,
+  S_EXEC_LOOKUP, S_RLIMIT, S_USER, S_CAPS, S_NNP, S_SECCOMP, S_FIFO, S_EXEC,
+  S_LOOPBACK, S_SYNC, S_KEYRING, S_SETGROUPS, S_SETGID, S_SETUID
+};
+
+#endif

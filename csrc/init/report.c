@@ -1,0 +1,89 @@
+/* Failure and message reporting to the parent over the SEQPACKET sync socket. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "init.h"
+
+int sync_fd = -1;
+
+void str_copy(char *dst, size_t size, const char *src) {
+  size_t n = 0;
+  if (!src) src = "";
+  while (n + 1 < size && src[n]) {
+    dst[n] = src[n];
+    n++;
+  }
+  dst[n] = 0;
+}
+
+static int send_raw(struct ocirun_msg *m, int fd) {
+  size_t len = OCIRUN_MSG_HDR + strlen(m->detail) + 1;
+  struct iovec iov = {.iov_base = m, .iov_len = len};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    memset(cbuf, 0, sizeof cbuf);
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  ssize_t r;
+  while ((r = sendmsg(sync_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  return r < 0 ? -1 : 0;
+}
+
+int send_msg(unsigned int type, unsigned int value, int fd) {
+  struct ocirun_msg m;
+  memset(&m, 0, OCIRUN_MSG_HDR + 1);
+  m.type = type;
+  m.value = value;
+  return send_raw(&m, fd);
+}
+
+/* Wait for one message of type `want` from the parent.  EOF or anything else
+ * means the parent gave up: exit quietly, it already knows. */
+int recv_msg(unsigned int want) {
+  struct ocirun_msg m;
+  ssize_t r;
+  while ((r = recv(sync_fd, &m, sizeof m, 0)) < 0 && errno == EINTR)
+    ;
+  if (r < (ssize_t)OCIRUN_MSG_HDR || m.type != want) _exit(1);
+  return (int)m.value;
+}
+
+void fail2(int step, int err, unsigned int index, const char *a, const char *b) {
+  struct ocirun_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = M_ERROR;
+  m.err = err;
+  m.step = (unsigned int)step;
+  m.value = index;
+  str_copy(m.detail, sizeof m.detail, a);
+  if (b) {
+    size_t n = strlen(m.detail);
+    str_copy(m.detail + n, sizeof m.detail - n, "\n");
+    n = strlen(m.detail);
+    str_copy(m.detail + n, sizeof m.detail - n, b);
+  }
+  send_raw(&m, -1);
+  _exit(1);
+}
+
+void fail(int step, int err, unsigned int index, const char *detail) {
+  fail2(step, err, index, detail, NULL);
+}
+
+void warn_parent(const char *detail) {
+  struct ocirun_msg m;
+  memset(&m, 0, OCIRUN_MSG_HDR);
+  m.type = M_WARN;
+  str_copy(m.detail, sizeof m.detail, detail);
+  send_raw(&m, -1);
+}

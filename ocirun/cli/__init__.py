@@ -1,0 +1,150 @@
+"""The `ocirun` command line: global options, then one command (runc's grammar,
+see ../shared/reference/runc-cli-contract.md).  Commands import only what
+they need; `state` and `kill` never load the plan builder."""
+
+import os
+import sys
+
+from ocirun.cli.args import BOOL, INT, LIST, STR, Flag, help_text, parse
+from ocirun.errors import OcirunError, UsageError
+
+GLOBAL_FLAGS = [
+    Flag("root", STR, "/run/ocirun", "root directory for storage of container state"),
+    Flag("log", STR, "", "set the log file to write ocirun logs to (default is '/dev/stderr')"),
+    Flag("log-format", STR, "text", "set the log format ('text' (default), or 'json')"),
+    Flag("debug", BOOL, False, "enable debug logging"),
+    Flag("systemd-cgroup", BOOL, False, "enable systemd cgroup support"),
+    Flag("rootless", STR, "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    Flag("criu", STR, "criu", "accepted for compatibility; checkpoint/restore is not supported", hidden=True),
+    Flag(("help", "h"), BOOL, False, "show help"),
+    Flag(("version", "v"), BOOL, False, "print the version"),
+]
+
+CREATE_FLAGS = [
+    Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory, defaults to the current directory"),
+    Flag("console-socket", STR, "", "path to an AF_UNIX socket which will receive the pty master"),
+    Flag("pidfd-socket", STR, "", "accepted for compatibility", hidden=True),
+    Flag("pid-file", STR, "", "specify the file to write the process id to"),
+    Flag("no-pivot", BOOL, False, "do not use pivot root to jail process inside rootfs"),
+    Flag("no-new-keyring", BOOL, False, "do not create a new session keyring for the container"),
+    Flag("preserve-fds", INT, 0, "pass N additional file descriptors to the container"),
+    Flag(("help", "h"), BOOL, False, "show help"),
+]
+RUN_FLAGS = CREATE_FLAGS + [
+    Flag(("detach", "d"), BOOL, False, "detach from the container's process"),
+    Flag("keep", BOOL, False, "do not delete the container after it exits"),
+    Flag("no-subreaper", BOOL, False, "disable the use of the subreaper used to reap reparented processes"),
+]
+HELP = [Flag(("help", "h"), BOOL, False, "show help")]
+
+COMMANDS = {
+    "create": (CREATE_FLAGS, "create a container", "ocirun create [command options] <container-id>"),
+    "start": (HELP, "executes the user defined process in a created container", "ocirun start <container-id>"),
+    "run": (RUN_FLAGS, "create and run a container", "ocirun run [command options] <container-id>"),
+    "state": (HELP, "output the state of a container", "ocirun state <container-id>"),
+    "kill": ([Flag(("all", "a"), BOOL, False, "send the specified signal to all processes inside the container")]
+             + HELP, "kill sends the specified signal (default: SIGTERM) to the container's init process",
+             "ocirun kill [command options] <container-id> [signal]"),
+    "delete": ([Flag(("force", "f"), BOOL, False, "forcibly delete the container if it is still running")] + HELP,
+               "delete any resources held by the container", "ocirun delete [command options] <container-id>"),
+    "list": ([Flag(("format", "f"), STR, "table", "select one of: table or json"),
+              Flag(("quiet", "q"), BOOL, False, "display only container IDs")] + HELP,
+             "lists containers started by ocirun with the given root", "ocirun list [command options]"),
+    "spec": ([Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory"),
+              Flag("rootless", BOOL, False, "generate a configuration for a rootless container")] + HELP,
+             "create a new specification file", "ocirun spec [command options]"),
+}
+
+VERSION = None
+
+
+def _version():
+    from ocirun import OCI_VERSION, __version__
+
+    return f"ocirun version {__version__}\nspec: {OCI_VERSION}\n"
+
+
+def _usage():
+    lines = ["NAME:\n   ocirun - Open Container Initiative runtime\n", "USAGE:\n   ocirun [global options] command [command options] [arguments...]\n",
+             "COMMANDS:"]
+    for name, (_f, desc, _u) in COMMANDS.items():
+        lines.append(f"   {name:<10}{desc}")
+    lines.append("\nGLOBAL OPTIONS:")
+    for f in GLOBAL_FLAGS:
+        if not f.hidden:
+            lines.append(f"   --{f.names[0]:<18}{f.help}")
+    return "\n".join(lines) + "\n"
+
+
+def _split_global(argv):
+    """Global options come before the command name."""
+    gflags = GLOBAL_FLAGS
+    table = {n: f for f in gflags for n in f.names}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("-") or a == "-":
+            break
+        name = a.lstrip("-").split("=", 1)[0]
+        f = table.get(name)
+        if f is None:
+            raise UsageError(f"flag provided but not defined: -{name}")
+        i += 1
+        if f.kind != BOOL and "=" not in a:
+            i += 1
+    g, _ = parse(argv[:i], gflags)
+    return g, argv[i:]
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    from ocirun import log
+
+    try:
+        g, rest = _split_global(argv)
+    except UsageError as e:
+        log.error(str(e))
+        return 1
+    if g["log_format"] not in ("text", "json"):
+        log.error(f"invalid log-format: {g['log_format']}")
+        return 1
+    log.configure(g["log"] or None, g["log_format"], g["debug"])
+    if g["version"]:
+        sys.stdout.write(_version())
+        return 0
+    if not rest or g["help"]:
+        sys.stdout.write(_usage())
+        return 0
+    cmd, cargs = rest[0], rest[1:]
+    if cmd == "help":
+        sys.stdout.write(_usage())
+        return 0
+    spec = COMMANDS.get(cmd)
+    if spec is None:
+        sys.stdout.write(f"No help topic for '{cmd}'\n")
+        return 3
+    flags, desc, usage = spec
+    try:
+        opts, pos = parse(cargs, flags)
+    except UsageError as e:
+        log.error(str(e))
+        return 1
+    if opts.get("help"):
+        sys.stdout.write(help_text(f"ocirun {cmd} - {desc}", usage, flags))
+        return 0
+    from ocirun.cli import commands
+
+    try:
+        return getattr(commands, "cmd_" + cmd)(g, opts, pos) or 0
+    except commands.IncorrectUsage as e:
+        sys.stdout.write("Incorrect Usage.\n\n" + help_text(f"ocirun {cmd} - {desc}", usage, flags))
+        log.error(f'ocirun: "{cmd}" {e}')
+        return 1
+    except OcirunError as e:
+        msg = str(e)
+        if cmd in ("create", "run") and not isinstance(e, UsageError):
+            msg = f"ocirun {cmd} failed: {msg}"
+        log.error(msg)
+        return e.status
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,138 @@
+"""One function per command: parse positionals, call the lifecycle."""
+
+import os
+import sys
+
+from ocirun.errors import OcirunError
+
+
+class IncorrectUsage(Exception):
+    pass
+
+
+def _one_id(pos, n=1, maximum=None):
+    maximum = n if maximum is None else maximum
+    if not (n <= len(pos) <= maximum):
+        if n == maximum:
+            raise IncorrectUsage(f"requires exactly {n} argument(s)")
+        raise IncorrectUsage(f"requires a minimum of {n} and a maximum of {maximum} argument(s)")
+    return pos[0]
+
+
+def _store(g):
+    from ocirun.state import Store
+
+    return Store(os.path.abspath(g["root"]))
+
+
+def _create_opts(opts, detach):
+    from ocirun.container import CreateOptions
+
+    pid_file = os.path.abspath(opts["pid_file"]) if opts.get("pid_file") else None
+    if opts["preserve_fds"] < 0:
+        raise OcirunError("--preserve-fds must not be negative")
+    return CreateOptions(bundle=opts["bundle"] or ".", console_socket=opts["console_socket"] or None,
+                         pid_file=pid_file, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
+                         preserve_fds=opts["preserve_fds"], detach=detach)
+
+
+def _harden_fds(preserve):
+    """G1: inherited fds beyond stdio and the preserved ones never reach the
+    container (the init closes them too)."""
+    from ocirun import _native
+
+    listen = os.environ.get("LISTEN_FDS", "0")
+    n = int(listen) if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()) else 0
+    _native.cloexec_from(3 + n + preserve)
+
+
+def cmd_create(g, opts, pos):
+    cid = _one_id(pos)
+    from ocirun import container
+
+    _harden_fds(opts["preserve_fds"])
+    container.create(_store(g), cid, _create_opts(opts, True))
+
+
+def cmd_run(g, opts, pos):
+    cid = _one_id(pos)
+    from ocirun import container
+
+    _harden_fds(opts["preserve_fds"])
+    return container.run(_store(g), cid, _create_opts(opts, opts["detach"]), keep=opts["keep"],
+                         subreaper=not opts["no_subreaper"])
+
+
+def cmd_start(g, opts, pos):
+    from ocirun import container
+
+    container.start(_store(g), _one_id(pos))
+
+
+def cmd_state(g, opts, pos):
+    from ocirun import container
+    from ocirun.jsonutil import dumps_indent
+
+    st = container.get_state(_store(g), _one_id(pos))
+    sys.stdout.write(dumps_indent(st))
+    sys.stdout.flush()
+
+
+def cmd_kill(g, opts, pos):
+    cid = _one_id(pos, 1, 2)
+    from ocirun import container
+    from ocirun.tables import parse_signal
+
+    sig = parse_signal(pos[1]) if len(pos) > 1 else 15
+    container.signal_container(_store(g), cid, sig, opts["all"])
+
+
+def cmd_delete(g, opts, pos):
+    from ocirun import container
+
+    container.delete(_store(g), _one_id(pos), opts["force"])
+
+
+def cmd_list(g, opts, pos):
+    from ocirun import container
+
+    if opts["format"] not in ("table", "json"):
+        raise OcirunError(f"invalid format option {opts['format']!r}")
+    states = container.list_states(_store(g))
+    if opts["quiet"]:
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
+        return
+    if opts["format"] == "json":
+        from ocirun.jsonutil import dumps
+
+        sys.stdout.write((dumps(states) if states else "null") + "\n")
+        return
+    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    for s in states:
+        rows.append((s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    for r in rows:
+        sys.stdout.write("   ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() + "\n")
+
+
+def cmd_spec(g, opts, pos):
+    if pos:
+        raise IncorrectUsage("requires exactly 0 argument(s)")
+    from ocirun.jsonutil import dumps_indent
+    from ocirun.spec.template import default_spec
+
+    bundle = opts["bundle"] or "."
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise OcirunError("File config.json exists. Remove it first")
+    data = dumps_indent(default_spec(opts["rootless"]), 2)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        from ocirun.errors import strerror
+
+        raise OcirunError(f"{path}: {strerror(e.errno)}") from None
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)

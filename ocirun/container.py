@@ -1,0 +1,480 @@
+"""The container lifecycle of runtime-spec runtime.md: create, start, run,
+state, kill, delete.  Each verb takes a Store (the --root) and the id; errors
+are OcirunError with runc's wording, which engines match on."""
+
+import os
+import time
+
+from ocirun import log
+from ocirun.errors import ContainerNotFound, OcirunError, StateError, strerror
+from ocirun.state import FIFO, Store, pid_start_time, public_state, status, validate_id
+
+
+def _rfc3339_now():
+    ns = time.time_ns()
+    sec, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    f = f"{frac:09d}".rstrip("0")
+    return f"{base}.{f}Z" if f else f"{base}Z"
+
+
+def write_pid_file(path, pid):
+    """Atomic, digits only, no newline (containerd parses it with Atoi)."""
+    d, name = os.path.split(path)
+    tmp = os.path.join(d, "." + name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+class CreateOptions:
+    def __init__(self, bundle=".", console_socket=None, pid_file=None, no_pivot=False,
+                 no_new_keyring=False, preserve_fds=0, detach=True):
+        self.bundle = bundle
+        self.console_socket = console_socket
+        self.pid_file = pid_file
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.detach = detach
+
+
+def _listen_fds():
+    """Socket activation passed through as runc does (create/run only)."""
+    n = os.environ.get("LISTEN_FDS")
+    if n and n.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()):
+        return int(n)
+    return 0
+
+
+def create(store, cid, opts, *, keep_sync=False, on_pty=None):
+    """Build the container and leave its init blocked before user code.
+    Returns (state dict, Spawn); the Spawn's socket stays open with keep_sync
+    (run uses it to learn whether the final execve succeeded)."""
+    from ocirun import cgroups, launch
+    from ocirun.plan import build
+    from ocirun.spec.load import load_config
+
+    validate_id(cid)
+    bundle = os.path.abspath(opts.bundle)
+    cfg = load_config(bundle)
+    nlisten = _listen_fds()
+    extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
+    preserve = nlisten + opts.preserve_fds
+    for i in range(3, 3 + preserve):
+        try:
+            os.fstat(i)
+        except OSError:
+            raise OcirunError(f"unable to stat preserved-fd {i - 2} (of {preserve})") from None
+    plan = build(cfg, bundle, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                 preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket))
+    if opts.detach:
+        if plan.terminal and not opts.console_socket:
+            raise OcirunError("cannot allocate tty if ocirun will detach without setting console socket")
+        if not plan.terminal and opts.console_socket:
+            raise OcirunError("cannot use console socket if ocirun will not detach or allocate tty")
+    elif opts.console_socket:
+        raise OcirunError("cannot use console socket if ocirun will not detach or allocate tty")
+    for w in plan.warnings:
+        log.warning(w)
+    linux = cfg.get("linux") or {}
+    cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
+    if cg:
+        plan.setup_sync = True
+        from ocirun import proto
+
+        plan.w.flag(proto.R_SETUP_SYNC)
+    blob = plan.blob()
+
+    lockfd = store.create_dir(cid)
+    sp = None
+    fifo_fd = None
+    made_cg = False
+    try:
+        fifo = os.path.join(store.dir(cid), FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        if plan.host_root != (0, 0):
+            os.chown(fifo, *plan.host_root)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        if cg:
+            cgroups.create(cg)
+            made_cg = True
+        console = opts.console_socket
+
+        def pty(fd):
+            if on_pty:
+                on_pty(fd)
+            else:
+                launch.send_console(console, fd)
+
+        def hooks(pid):
+            from ocirun import hooks as H
+
+            H.run_create_runtime(plan.hooks, _public(cid, pid, "creating", bundle, plan))
+
+        sp = launch.spawn(plan, blob, fifo_fd=fifo_fd, preserve_fds=preserve)
+        os.close(fifo_fd)
+        fifo_fd = None
+        pid = launch.converse(sp, plan, cgroup=cg, on_pty=pty, on_hooks=hooks, warn=log.warning)
+        st = {
+            "id": cid, "pid": pid, "start_time": pid_start_time(pid), "bundle": bundle,
+            "rootfs": plan.rootfs, "created": _rfc3339_now(), "ociVersion": plan.oci_version,
+            "annotations": plan.annotations, "cgroup": cg, "hooks": plan.hooks,
+            "ns": sorted(plan.ns_new), "config": os.path.join(bundle, "config.json"),
+        }
+        store.write(cid, st)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+        if not keep_sync:
+            sp.sock.close()
+            sp.sock = None
+        return st, sp
+    except BaseException:
+        if fifo_fd is not None:
+            os.close(fifo_fd)
+        if sp is not None:
+            sp.kill()
+        if made_cg:
+            try:
+                cgroups.remove(cg)
+            except OcirunError as e:
+                log.warning(str(e))
+        store.remove(cid)
+        raise
+    finally:
+        os.close(lockfd)
+
+
+def _public(cid, pid, status_, bundle, plan):
+    out = {"ociVersion": plan.oci_version, "id": cid, "status": status_, "pid": pid, "bundle": bundle}
+    if plan.annotations:
+        out["annotations"] = plan.annotations
+    return out
+
+
+def _poll_fd(fd, timeout_ms):
+    import select
+
+    p = select.poll()
+    p.register(fd, select.POLLIN | select.POLLHUP)
+    return p.poll(timeout_ms)
+
+
+def start(store, cid):
+    validate_id(cid)
+    lockfd = store.lock(cid)
+    try:
+        st = store.read(cid)
+        s = status(store, st)
+        if s == "stopped":
+            raise StateError("cannot start a container that has stopped")
+        if s == "running":
+            raise StateError("cannot start an already running container")
+        if s == "paused":
+            raise StateError("cannot start a container in the paused state")
+        fifo = os.path.join(store.dir(cid), FIFO)
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise StateError("cannot start an already running container") from None
+        try:
+            while True:
+                if _poll_fd(fd, 100):
+                    data = os.read(fd, 1)
+                    if data == b"0":
+                        break
+                    if not data and pid_start_time(st["pid"]) == st.get("start_time"):
+                        continue
+                    raise StateError("cannot start an already running container")
+                if pid_start_time(st["pid"]) != st.get("start_time"):
+                    raise StateError("container process is already dead")
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        if st.get("hooks", {}).get("poststart"):
+            from ocirun import hooks as H
+
+            H.run_poststart(st["hooks"], public_state(store, st))
+        return st
+    finally:
+        os.close(lockfd)
+
+
+def get_state(store, cid):
+    validate_id(cid)
+    st = store.read(cid)
+    return public_state(store, st)
+
+
+def signal_container(store, cid, sig, all_=False):
+    validate_id(cid)
+    st = store.read(cid)
+    s = status(store, st)
+    if all_:
+        from ocirun import cgroups
+
+        pids = cgroups.pids(st.get("cgroup"))
+        if s == "stopped" and not pids:
+            return
+        if sig == 9 and s == "paused":
+            _thaw(st)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if s != "stopped" and not pids:
+            _signal_init(st, sig)
+        return
+    if s == "stopped":
+        raise StateError("container not running")
+    _signal_init(st, sig)
+    if sig == 9 and s == "paused":
+        _thaw(st)
+
+
+def _thaw(st):
+    from ocirun import cgroups
+
+    cg = st.get("cgroup")
+    p = cgroups._freezer_path(cg)
+    if p:
+        try:
+            cgroups._write(p, "0" if cg["version"] == 2 else "THAWED")
+        except OSError:
+            pass
+
+
+def _signal_init(st, sig):
+    """Signal through a pidfd taken after checking the start time, so a
+    recycled pid is never signalled."""
+    import _signal
+
+    pid = st["pid"]
+    try:
+        pfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    try:
+        if pid_start_time(pid) != st.get("start_time"):
+            raise StateError("container not running")
+        try:
+            _signal.pidfd_send_signal(pfd, sig)
+        except ProcessLookupError:
+            raise StateError("container not running") from None
+    finally:
+        os.close(pfd)
+
+
+def _wait_dead(pid, start_time, timeout=10.0):
+    try:
+        pfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        if pid_start_time(pid) != start_time:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _poll_fd(pfd, 100):
+                return True
+        return False
+    finally:
+        os.close(pfd)
+
+
+def delete(store, cid, force=False):
+    validate_id(cid)
+    lockfd = store.lock(cid, missing_ok=True)
+    if lockfd is None:
+        if force:
+            return
+        raise ContainerNotFound("container does not exist")
+    try:
+        try:
+            st = store.read(cid)
+        except ContainerNotFound:
+            store.remove(cid)  # a stray directory left by a crash
+            if force:
+                return
+            raise
+        s = status(store, st)
+        if s in ("running", "paused") and not force:
+            raise StateError(f"cannot delete container {cid} that is not stopped: {s}")
+        if s != "stopped":
+            if s == "paused":
+                _thaw(st)
+            try:
+                _signal_init(st, 9)
+            except StateError:
+                pass
+            if not _wait_dead(st["pid"], st.get("start_time")):
+                raise OcirunError("container init still running")
+        destroy(store, st)
+    finally:
+        os.close(lockfd)
+
+
+def destroy(store, st):
+    """Remove everything a stopped container still holds: leftover processes
+    of a container without its own pid namespace, the cgroup, the state
+    directory; then poststop hooks."""
+    from ocirun import cgroups
+
+    cg = st.get("cgroup")
+    if cg:
+        leftovers = cgroups.pids(cg)
+        for pid in leftovers:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        try:
+            cgroups.remove(cg)
+        except OcirunError as e:
+            log.warning(str(e))
+    store.remove(st["id"])
+    if st.get("hooks", {}).get("poststop"):
+        from ocirun import hooks as H
+
+        H.run_poststop(st["hooks"], {"ociVersion": st.get("ociVersion", ""), "id": st["id"], "status": "stopped",
+                                     "bundle": st.get("bundle", "")})
+
+
+def list_states(store):
+    import pwd
+
+    res = []
+    for cid in store.ids():
+        try:
+            st = store.read(cid)
+            uid = os.stat(store.dir(cid)).st_uid
+        except (OcirunError, OSError) as e:
+            log.stderr(f"{cid}: {e}")
+            continue
+        try:
+            owner = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            owner = f"#{uid}"
+        res.append(public_state(store, st, owner))
+    return res
+
+
+# --- run ---------------------------------------------------------------------
+
+_NO_FORWARD = {17, 28, 23, 9, 19}  # CHLD, WINCH, URG, KILL, STOP
+
+
+def run(store, cid, opts, keep=False, subreaper=True):
+    """create + start + wait, forwarding signals; returns the exit status
+    (128+N when killed by signal N).  Cleans up unless detached or keep."""
+    import _signal
+
+    if opts.detach:
+        create(store, cid, opts)
+        try:
+            start(store, cid)
+        except BaseException:
+            _force_delete(store, cid)
+            raise
+        return 0
+    relay = None
+    if subreaper:
+        from ocirun import _native
+
+        _native.set_child_subreaper()
+    pending = []
+
+    def forward(sig, _frame):
+        if pid:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        else:
+            pending.append(sig)
+
+    pid = 0
+    old = {}
+    for s in range(1, 32):
+        if s in _NO_FORWARD:
+            continue
+        try:
+            old[s] = _signal.signal(s, forward)
+        except (OSError, ValueError):
+            pass
+    try:
+        on_pty = None
+        cfg_terminal = [None]
+
+        def take_pty(fd):
+            cfg_terminal[0] = os.dup(fd)
+
+        on_pty = take_pty
+        st, sp = create(store, cid, opts, keep_sync=True, on_pty=on_pty)
+        pid = st["pid"]
+        try:
+            start(store, cid)
+        except BaseException:
+            sp.sock.close()
+            _force_delete(store, cid)
+            raise
+        for s in pending:
+            forward(s, None)
+        # EOF on the sync socket means the execve succeeded
+        data = b""
+        try:
+            data = sp.sock.recv(2048)
+        except OSError:
+            pass
+        finally:
+            sp.sock.close()
+        if len(data) >= 16:
+            from ocirun import proto as P
+            from ocirun.launch import format_error
+
+            typ, err, step, value = P.MSG_HDR.unpack_from(data)
+            if typ == P.M_ERROR:
+                detail = data[16:].split(b"\0", 1)[0].decode(errors="replace")
+                log.error(format_error(None, step, err, value, detail))
+        if cfg_terminal[0] is not None:
+            from ocirun.tty import Relay
+
+            relay = Relay(cfg_terminal[0])
+            relay.run_until_exit(pid)
+        code = _wait(pid)
+        return code
+    finally:
+        for s, h in old.items():
+            try:
+                _signal.signal(s, h)
+            except (OSError, ValueError, TypeError):
+                pass
+        if not keep:
+            try:
+                _force_delete(store, cid)
+            except OcirunError as e:
+                log.warning(str(e))
+
+
+def _wait(pid):
+    while True:
+        try:
+            _, status_ = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 0
+        if os.WIFEXITED(status_):
+            return os.WEXITSTATUS(status_)
+        if os.WIFSIGNALED(status_):
+            return 128 + os.WTERMSIG(status_)
+
+
+def _force_delete(store, cid):
+    try:
+        delete(store, cid, force=True)
+    except ContainerNotFound:
+        pass

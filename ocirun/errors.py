@@ -1,0 +1,42 @@
+"""Error types.  Every user-facing failure is an OcirunError whose str() is the
+one line printed (and logged) for it; the CLI exits with .status."""
+
+
+class OcirunError(Exception):
+    status = 1
+
+
+class UsageError(OcirunError):
+    pass
+
+
+class ConfigError(OcirunError):
+    """config.json is malformed or asks for something unsupported; names the field."""
+
+
+class ContainerExists(OcirunError):
+    pass
+
+
+class ContainerNotFound(OcirunError):
+    pass
+
+
+class StateError(OcirunError):
+    """An invalid lifecycle transition."""
+
+
+class InitError(OcirunError):
+    """The container init failed during set-up (reported as step, errno, detail)."""
+
+    def __init__(self, msg, errno=0):
+        super().__init__(msg)
+        self.errno = errno
+
+
+def strerror(errno):
+    """Go-style (lower-case) strerror: engines match these words."""
+    import os
+
+    s = os.strerror(errno)
+    return s[:1].lower() + s[1:]

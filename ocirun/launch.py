@@ -1,0 +1,282 @@
+"""Parent side of one container spawn.
+
+Copies the C init into a sealed memfd (SECURITY G4: the container can never
+reach a writable runtime image), hands it the plan, the sync socket and the
+exec fifo at fixed fd numbers, and answers its requests until it reports READY
+or an error.  Sync protocol (csrc/init/proto.h, docs/sync-protocol.md):
+
+    bootstrap -> SETUP_REQ(pid)   parent writes id maps, joins the cgroup -> SETUP_ACK
+    bootstrap -> PID(init pid)    and exits; the init is our child (CLONE_PARENT)
+    init      -> PTY + fd         parent forwards the master to --console-socket
+    init      -> HOOK_REQ         parent runs prestart/createRuntime hooks -> HOOK_ACK
+    init      -> READY            set up; blocked on the exec fifo
+    any       -> ERROR(step, errno, index, detail)
+"""
+
+import os
+import struct
+
+import _socket
+
+from ocirun import proto as P
+from ocirun.errors import InitError, OcirunError, strerror
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+INIT_PATH = os.environ.get("OCIRUN_INIT") if os.environ.get("OCIRUN_TESTING") else None
+INIT_PATH = INIT_PATH or os.path.join(_HERE, "libexec", "ocirun-init")
+_SEALS = 0x0001 | 0x0002 | 0x0004 | 0x0008  # F_SEAL_SEAL|SHRINK|GROW|WRITE
+_F_ADD_SEALS = 1033
+
+
+def init_memfd():
+    """A sealed, close-on-exec memfd holding the C init."""
+    import fcntl
+
+    try:
+        src = os.open(INIT_PATH, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise OcirunError(f"ocirun-init: {INIT_PATH}: {strerror(e.errno)} (is ocirun installed?)") from None
+    try:
+        size = os.fstat(src).st_size
+        fd = os.memfd_create("ocirun-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        off = 0
+        while off < size:
+            n = os.sendfile(fd, src, off, size - off)
+            if n <= 0:
+                raise OcirunError("ocirun-init: short copy into memfd")
+            off += n
+    finally:
+        os.close(src)
+    fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
+    return fd
+
+
+def _plan_memfd(blob):
+    fd = os.memfd_create("ocirun-plan", os.MFD_CLOEXEC)
+    view = memoryview(blob)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+    return fd
+
+
+_SIGS = [s for s in range(1, 65) if s not in (9, 19, 32, 33)]
+
+
+class Spawn:
+    """One init being set up.  kill() undoes everything process-related."""
+
+    def __init__(self):
+        self.bootstrap_pid = 0
+        self.init_pid = 0
+        self.sock = None
+
+    def kill(self):
+        for pid in (self.init_pid, self.bootstrap_pid):
+            if pid:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+        self.init_pid = self.bootstrap_pid = 0
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0):
+    """Start the bootstrap process.  Returns a Spawn whose .sock is the
+    parent's end of the sync socket."""
+    sp = Spawn()
+    base = 3 + preserve_fds
+    parent_end, child_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    sp.sock = parent_end
+    opened = [child_end.detach()]
+    try:
+        exe = init_memfd()
+        opened.append(exe)
+        plan_fd = _plan_memfd(blob)
+        opened.append(plan_fd)
+        import fcntl
+
+        # move our fds above the target slots so no dup2 clobbers another
+        srcs = [fcntl.fcntl(plan_fd, fcntl.F_DUPFD_CLOEXEC, base + 3),
+                fcntl.fcntl(opened[0], fcntl.F_DUPFD_CLOEXEC, base + 3)]
+        opened.extend(srcs)
+        if fifo_fd is not None:
+            srcs.append(fcntl.fcntl(fifo_fd, fcntl.F_DUPFD_CLOEXEC, base + 3))
+            opened.append(srcs[-1])
+        actions = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in range(3, base)]
+        actions += [(os.POSIX_SPAWN_DUP2, src, base + i) for i, src in enumerate(srcs)]
+        argv = ["ocirun-init", str(base)] + (["fifo"] if fifo_fd is not None else [])
+        sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe}", argv, {}, file_actions=actions,
+                                          setsigmask=(), setsigdef=_SIGS)
+    except OSError as e:
+        sp.kill()
+        raise OcirunError(f"starting ocirun-init: {strerror(e.errno)}") from None
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return sp
+
+
+def _recv(sock):
+    data, anc, _flags, _addr = sock.recvmsg(P.MSG_HDR.size + 1024, _socket.CMSG_SPACE(4))
+    fds = []
+    for level, typ, payload in anc:
+        if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
+            fds.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
+    return data, fds
+
+
+def _write_proc(pid, name, data):
+    fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+
+
+def send_console(path, master_fd):
+    """runc's console-socket protocol: connect, one sendmsg carrying the 9
+    bytes '/dev/ptmx' and exactly one fd, close."""
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        try:
+            s.connect(path)
+        except OSError as e:
+            raise OcirunError(f"--console-socket {path}: connect: {strerror(e.errno)}") from None
+        s.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master_fd))])
+    finally:
+        s.close()
+
+
+def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, warn=None):
+    """Serve the init until READY; returns the init's pid.  Raises InitError."""
+    from ocirun import cgroups
+
+    sock = sp.sock
+    while True:
+        try:
+            data, fds = _recv(sock)
+        except InterruptedError:
+            continue
+        if len(data) < P.MSG_HDR.size:
+            raise InitError(_died(sp))
+        typ, err, step, value = P.MSG_HDR.unpack_from(data)
+        detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
+        if typ == P.M_SETUP_REQ:
+            pid = sp.bootstrap_pid
+            try:
+                if plan.uid_map is not None:
+                    _write_proc(pid, "setgroups", "allow")
+                    _write_proc(pid, "uid_map", plan.uid_map)
+                    _write_proc(pid, "gid_map", plan.gid_map)
+            except OSError as e:
+                raise InitError(f"linux.uidMappings: writing id maps of pid {pid}: {strerror(e.errno)}") from None
+            if cgroup:
+                cgroups.add_pid(cgroup, pid)
+            sock.send(P.MSG_HDR.pack(P.M_SETUP_ACK, 0, 0, 0) + b"\0")
+        elif typ == P.M_PID:
+            sp.init_pid = value
+            try:
+                os.waitpid(sp.bootstrap_pid, 0)
+            except ChildProcessError:
+                pass
+            sp.bootstrap_pid = 0
+            if cgroup and not plan.setup_sync:
+                cgroups.add_pid(cgroup, value)
+        elif typ == P.M_PTY:
+            try:
+                if on_pty is None:
+                    raise OcirunError("the init sent a terminal nobody asked for")
+                on_pty(fds[0])
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        elif typ == P.M_HOOK_REQ:
+            if on_hooks:
+                on_hooks(sp.init_pid)
+            sock.send(P.MSG_HDR.pack(P.M_HOOK_ACK, 0, 0, 0) + b"\0")
+        elif typ == P.M_WARN:
+            if warn:
+                warn(detail)
+        elif typ == P.M_ERROR:
+            raise InitError(format_error(plan, step, err, value, detail), err)
+        elif typ == P.M_READY:
+            return sp.init_pid
+        else:
+            raise InitError(f"unexpected message {typ} from the container init")
+
+
+def _died(sp):
+    for pid in (sp.bootstrap_pid, sp.init_pid):
+        if not pid:
+            continue
+        try:
+            wpid, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            continue
+        if pid == sp.init_pid:
+            sp.init_pid = 0
+        else:
+            sp.bootstrap_pid = 0
+        if os.WIFSIGNALED(status):
+            return f"container init was killed by signal {os.WTERMSIG(status)}"
+        return f"container init exited unexpectedly (status {os.WEXITSTATUS(status)})"
+    return "container init exited unexpectedly"
+
+
+def format_error(plan, step, err, index, detail):
+    """One line naming the config field or path and the cause."""
+    name = P.STEPS[step] if 0 < step < len(P.STEPS) else f"step {step}"
+    es = strerror(err) if err else ""
+    what, _, extra = detail.partition("\n")
+    if name == "exec_lookup":
+        if index == 0 and err == 2:
+            return f'unable to start container process: exec: "{what}": executable file not found in $PATH'
+        if err == 2:
+            return f'unable to start container process: exec: "{what}": stat {what}: no such file or directory'
+        return f'unable to start container process: exec: "{what}": {es}'
+    if name == "exec":
+        return f"unable to start container process: exec {what}: {es}"
+    if name == "mount":
+        ext = f"{extra}: " if extra else ""
+        return f'error mounting mounts[{index}] to rootfs at "{what}": {ext}{es}'
+    if name == "rlimit":
+        t = plan.rlimit_name(index) if plan else str(index)
+        hint = " (raising a hard limit needs CAP_SYS_RESOURCE)" if err == 1 else ""
+        return f"process.rlimits[{index}] {t}: setrlimit: {es}{hint}"
+    if name == "oom":
+        hint = " (lowering it needs CAP_SYS_RESOURCE)" if err in (1, 13) else ""
+        return f"process.oomScoreAdj: writing /proc/self/oom_score_adj: {es}{hint}"
+    if name == "cwd":
+        return f"process.cwd {what}: chdir: {es}"
+    if name == "sysctl":
+        return f"linux.sysctl.{what.replace('/', '.')}: writing /proc/sys/{what}: {es}"
+    if name == "device":
+        field = f"linux.devices[{index}]" if index < 1000 else "default device"
+        return f"{field} {what}: {extra + ': ' if extra else ''}{es}"
+    if name in ("mask", "readonly"):
+        field = "linux.maskedPaths" if name == "mask" else "linux.readonlyPaths"
+        return f"{field}[{index}] {what}: {es}"
+    if name == "setns":
+        return f"linux.namespaces[{index}].path {what}: setns: {es}"
+    if name in ("hostname", "domainname"):
+        return f"{name} {what!r}: set{name}: {es}"
+    if name == "setuid":
+        return f"process.user.uid {index}: setresuid: {es}"
+    if name == "setgid":
+        return f"process.user.gid {index}: setresgid: {es}"
+    if name == "setgroups":
+        return f"process.user.additionalGids: setgroups: {es}"
+    if name == "caps":
+        return f"process.capabilities: {what}: {es}"
+    if name == "plan":
+        return f"internal error: the init rejected the plan: {what}"
+    parts = [name] + [x for x in (what, extra) if x] + ([es] if es else [])
+    return ": ".join(parts)

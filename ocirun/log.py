@@ -1,0 +1,89 @@
+"""runc-compatible logging: --log FILE, --log-format text|json, --debug.
+
+Text lines are logrus's:   time="..." level=error msg="..."
+JSON lines are one object with sorted keys: {"level","msg","time"}.
+On an error, when --log names a file, the bare message also goes to stderr
+(containerd reads the file, conmon reads stderr)."""
+
+import os
+import sys
+import time
+
+_opts = {"path": None, "format": "text", "debug": False}
+
+
+def configure(path=None, fmt="text", debug=False):
+    _opts["path"] = path
+    _opts["format"] = fmt
+    _opts["debug"] = debug
+
+
+def _now():
+    t = time.time()
+    lt = time.localtime(t)
+    off = lt.tm_gmtoff
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", lt)
+    if off == 0:
+        return base + "Z"
+    sign = "+" if off > 0 else "-"
+    off = abs(off)
+    return f"{base}{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
+
+
+def _quote(s):
+    # logrus quotes values that need it with Go's %q
+    from ocirun.jsonutil import dumps
+
+    return dumps(s)
+
+
+def format_line(level, msg):
+    if _opts["format"] == "json":
+        from ocirun.jsonutil import dumps
+
+        return dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
+    return f'time="{_now()}" level={level} msg={_quote(msg)}\n'
+
+
+def _write(line):
+    path = _opts["path"]
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    else:
+        try:
+            os.write(2, line.encode())
+        except OSError:
+            pass
+
+
+def log(level, msg):
+    if level == "debug" and not _opts["debug"]:
+        return
+    _write(format_line(level, msg))
+
+
+def warning(msg):
+    log("warning", msg)
+
+
+def debug(msg):
+    log("debug", msg)
+
+
+def error(msg):
+    """The final error of a command: one record, plus the bare text on stderr
+    when the record went to a file."""
+    _write(format_line("error", msg))
+    if _opts["path"]:
+        try:
+            os.write(2, (msg + "\n").encode())
+        except OSError:
+            pass
+
+
+def stderr(msg):
+    sys.stderr.write(msg + "\n")

@@ -1,0 +1,595 @@
+"""config.json -> plan: the one place the OCI spec is interpreted.
+
+All validation happens here, before any process exists, and every error names
+the config field.  The result is a flat binary plan (proto.PlanWriter) that
+the C init executes without parsing, plus the few facts the Python side needs
+(id maps, terminal, hooks, annotations).  Pure apart from reading host facts
+(mountinfo, cap_last_cap) when the config needs them.
+"""
+
+import os
+import struct
+
+from ocirun import proto as P
+from ocirun import tables as T
+from ocirun.errors import ConfigError
+
+DEFAULT_DEVICES = [
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+    ("/dev/tty", 5, 0), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9),
+]
+# G7: the only mounts allowed below /proc (lxcfs and friends)
+PROC_ALLOWED = {
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+}
+IPC_SYSCTLS = {
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+    "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+}
+U64_MAX = (1 << 64) - 1
+
+
+class Plan:
+    def __init__(self):
+        self.w = P.PlanWriter()
+        self.oci_version = ""
+        self.rootfs = ""
+        self.annotations = {}
+        self.terminal = False
+        self.uid_map = None
+        self.gid_map = None
+        self.host_root = (0, 0)
+        self.ns_new = set()
+        self.ns_paths = {}
+        self.hooks = {}
+        self.warnings = []
+        self.setup_sync = False
+        self.hook_sync = False
+        self.env = []
+        self.rlimits = []
+
+    def rlimit_name(self, index):
+        return self.rlimits[index] if 0 <= index < len(self.rlimits) else f"rlimit {index}"
+
+    def blob(self):
+        return self.w.finish()
+
+
+# --- small typed accessors that name the field on error -------------------
+
+def _obj(v, field, default=None):
+    if v is None:
+        return {} if default is None else default
+    if not isinstance(v, dict):
+        raise ConfigError(f"{field}: must be an object")
+    return v
+
+
+def _list(v, field):
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise ConfigError(f"{field}: must be an array")
+    return v
+
+
+def _str(v, field, required=False):
+    if v is None:
+        if required:
+            raise ConfigError(f"{field}: is required")
+        return None
+    if not isinstance(v, str):
+        raise ConfigError(f"{field}: must be a string")
+    if "\0" in v:
+        raise ConfigError(f"{field}: contains a NUL byte")
+    return v
+
+
+def _int(v, field, lo=None, hi=None, required=False):
+    if v is None:
+        if required:
+            raise ConfigError(f"{field}: is required")
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{field}: must be an integer")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(f"{field}: {v} is out of range")
+    return v
+
+
+def _bool(v, field):
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise ConfigError(f"{field}: must be a boolean")
+    return v
+
+
+def clean_path(p):
+    """Lexically clean an absolute container path; '..' cannot climb above '/'."""
+    out = []
+    for part in p.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(part)
+    return "/" + "/".join(out)
+
+
+def _abs_path(v, field):
+    v = _str(v, field, required=True)
+    if not v:
+        raise ConfigError(f"{field}: must not be empty")
+    return clean_path(v if v.startswith("/") else "/" + v)
+
+
+# --- host facts ------------------------------------------------------------
+
+def _cap_last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return len(T.CAPABILITIES) - 1
+
+
+def _unescape(s):
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def cgroup_hierarchies():
+    """[(fstype, mountpoint, options)] of the host's cgroup mounts."""
+    res = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f.read().decode().splitlines():
+            pre, _, post = line.partition(" - ")
+            fields = pre.split(" ")
+            fstype, _src, sopts = (post.split(" ") + ["", "", ""])[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                res.append((fstype, _unescape(fields[4]), sopts))
+    return res
+
+
+def own_cgroup_paths():
+    """{controller-set: path} from /proc/self/cgroup."""
+    res = {}
+    with open("/proc/self/cgroup", "rb") as f:
+        for line in f.read().decode().splitlines():
+            _hid, ctrls, path = line.split(":", 2)
+            res[ctrls] = path
+    return res
+
+
+# --- the builder -----------------------------------------------------------
+
+def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
+          extra_env=(), console_socket=False):
+    """Validate config.json (a dict) and compile it.  Raises ConfigError."""
+    plan = Plan()
+    w = plan.w
+    plan.oci_version = _str(cfg.get("ociVersion"), "ociVersion", required=True)
+    ann = _obj(cfg.get("annotations"), "annotations")
+    for k, v in ann.items():
+        _str(v, f"annotations.{k}")
+    plan.annotations = ann
+
+    root = _obj(cfg.get("root"), "root")
+    rpath = _str(root.get("path"), "root.path", required=True)
+    rootfs = os.path.realpath(os.path.join(bundle, rpath))
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"root.path: rootfs ({rootfs}) does not exist or is not a directory")
+    plan.rootfs = rootfs
+
+    linux = _obj(cfg.get("linux"), "linux")
+    _namespaces(plan, linux)
+    if "mount" not in plan.ns_new:
+        raise ConfigError("linux.namespaces: a new mount namespace is required")
+    _id_maps(plan, linux)
+
+    proc = cfg.get("process")
+    if proc is None:
+        raise ConfigError("process: is required to create a container")
+    proc = _obj(proc, "process")
+
+    # order matters only within a record type; the C side keeps its own order
+    ns_flags = 0
+    for t in plan.ns_new:
+        ns_flags |= T.NAMESPACES[t]
+    w.u64(P.R_NS_NEW, ns_flags)
+    for i, (t, path) in enumerate(plan.ns_paths.items()):
+        w.rec(P.R_NS_JOIN, struct.pack("=II", T.NAMESPACES[t], i) + P.cstr(path))
+    plan.setup_sync = "user" in plan.ns_new
+    if plan.setup_sync:
+        w.flag(P.R_SETUP_SYNC)
+    if no_new_keyring:
+        w.flag(P.R_NO_NEW_KEYRING)
+    if "network" in plan.ns_new:
+        w.flag(P.R_LOOPBACK)
+
+    oom = _int(proc.get("oomScoreAdj"), "process.oomScoreAdj", -1000, 1000)
+    if oom is not None:
+        w.rec(P.R_OOM, struct.pack("=i", oom))
+
+    offs = _obj(linux.get("timeOffsets"), "linux.timeOffsets")
+    if offs:
+        if "time" not in plan.ns_new:
+            raise ConfigError("linux.timeOffsets: requires a new time namespace")
+        lines = []
+        for clock, v in offs.items():
+            if clock not in ("monotonic", "boottime"):
+                raise ConfigError(f"linux.timeOffsets.{clock}: unknown clock")
+            v = _obj(v, f"linux.timeOffsets.{clock}")
+            secs = _int(v.get("secs", 0), f"linux.timeOffsets.{clock}.secs")
+            ns = _int(v.get("nanosecs", 0), f"linux.timeOffsets.{clock}.nanosecs", 0, 999999999)
+            lines.append(f"{clock} {secs} {ns}\n")
+        w.str(P.R_TIMENS, "".join(lines))
+
+    w.str(P.R_ROOTFS, rootfs)
+    if _bool(root.get("readonly"), "root.readonly"):
+        w.flag(P.R_ROOT_RO)
+    prop = _str(linux.get("rootfsPropagation"), "linux.rootfsPropagation")
+    if prop:
+        if prop not in T.PROPAGATION:
+            raise ConfigError(f"linux.rootfsPropagation: unknown propagation {prop!r}")
+        w.u64(P.R_ROOTPROP, T.PROPAGATION[prop])
+    if no_pivot:
+        w.flag(P.R_NO_PIVOT)
+
+    dev_bound = _mounts(plan, cfg, bundle)
+    _devices(plan, linux, dev_bound)
+    for i, p in enumerate(_list(linux.get("readonlyPaths"), "linux.readonlyPaths")):
+        w.str(P.R_RO_PATH, _abs_path(p, f"linux.readonlyPaths[{i}]"))
+    for i, p in enumerate(_list(linux.get("maskedPaths"), "linux.maskedPaths")):
+        w.str(P.R_MASK, _abs_path(p, f"linux.maskedPaths[{i}]"))
+    _sysctls(plan, linux)
+
+    for key in ("hostname", "domainname"):
+        v = _str(cfg.get(key), key)
+        if v:
+            if "uts" not in plan.ns_new:
+                raise ConfigError(f"{key}: unable to set {key} without a private UTS namespace")
+            w.str(P.R_HOSTNAME if key == "hostname" else P.R_DOMAINNAME, v)
+
+    _process(plan, proc, extra_env, console_socket)
+    if preserve_fds:
+        w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
+
+    hooks = _obj(cfg.get("hooks"), "hooks")
+    plan.hooks = hooks
+    if hooks.get("prestart") or hooks.get("createRuntime"):
+        plan.hook_sync = True
+        w.flag(P.R_HOOK_SYNC)
+    return plan
+
+
+def _namespaces(plan, linux):
+    for i, ns in enumerate(_list(linux.get("namespaces"), "linux.namespaces")):
+        ns = _obj(ns, f"linux.namespaces[{i}]")
+        t = _str(ns.get("type"), f"linux.namespaces[{i}].type", required=True)
+        if t not in T.NAMESPACES:
+            raise ConfigError(f"linux.namespaces[{i}].type: unknown namespace type {t!r}")
+        if t in plan.ns_new or t in plan.ns_paths:
+            raise ConfigError(f"linux.namespaces[{i}]: duplicate namespace type {t!r}")
+        path = _str(ns.get("path"), f"linux.namespaces[{i}].path")
+        if path:
+            if not os.path.exists(path):
+                raise ConfigError(f"linux.namespaces[{i}].path: {path}: no such file or directory")
+            if t == "mount":
+                raise ConfigError(f"linux.namespaces[{i}]: joining an existing mount namespace is not supported")
+            plan.ns_paths[t] = path
+        else:
+            plan.ns_new.add(t)
+
+
+def _id_maps(plan, linux):
+    maps = {}
+    for key in ("uidMappings", "gidMappings"):
+        lines = []
+        for i, m in enumerate(_list(linux.get(key), f"linux.{key}")):
+            f = f"linux.{key}[{i}]"
+            m = _obj(m, f)
+            c = _int(m.get("containerID"), f + ".containerID", 0, 2**32 - 1, required=True)
+            h = _int(m.get("hostID"), f + ".hostID", 0, 2**32 - 1, required=True)
+            s = _int(m.get("size"), f + ".size", 1, 2**32 - 1, required=True)
+            lines.append((c, h, s))
+        maps[key] = lines
+    user = "user" in plan.ns_new
+    if (maps["uidMappings"] or maps["gidMappings"]) and not user:
+        if "user" not in plan.ns_paths:
+            raise ConfigError("linux.uidMappings: user namespace mappings require a new user namespace")
+    if user:
+        if not maps["uidMappings"] or not maps["gidMappings"]:
+            raise ConfigError("linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+        plan.uid_map = "".join(f"{c} {h} {s}\n" for c, h, s in maps["uidMappings"])
+        plan.gid_map = "".join(f"{c} {h} {s}\n" for c, h, s in maps["gidMappings"])
+
+        def host(lines, cid):
+            for c, h, s in lines:
+                if c <= cid < c + s:
+                    return h + cid - c
+            return None
+
+        ru, rg = host(maps["uidMappings"], 0), host(maps["gidMappings"], 0)
+        plan.host_root = (ru if ru is not None else 65534, rg if rg is not None else 65534)
+
+
+def _parse_options(opts, field):
+    flags = clear = 0
+    prop = 0
+    aset = aclr = 0
+    data = []
+    ext = set()
+    for j, o in enumerate(_list(opts, field)):
+        o = _str(o, f"{field}[{j}]")
+        if o in T.MOUNT_FLAGS:
+            c, f = T.MOUNT_FLAGS[o]
+            if c:
+                flags &= ~f
+                clear |= f
+            else:
+                flags |= f
+                clear &= ~f
+        elif o in T.PROPAGATION:
+            prop = T.PROPAGATION[o]
+        elif o in T.RECURSIVE_ATTRS:
+            c, a = T.RECURSIVE_ATTRS[o]
+            if o in T.RECURSIVE_ATIME:
+                aclr |= T.MOUNT_ATTR__ATIME
+            if c:
+                aclr |= a
+                aset &= ~a
+            else:
+                aset |= a
+        elif o in T.EXTENSION_OPTIONS:
+            ext.add(o)
+        elif o in ("idmap", "ridmap"):
+            raise ConfigError(f"{field}[{j}]: {o} mounts are not supported by this version of ocirun")
+        else:
+            data.append(o)
+    return flags, prop, aset, aclr, data, ext
+
+
+def _mount_rec(w, kind, index, flags, prop, aset, aclr, source, dest, fstype, data):
+    rec_prop = prop & T.MS_REC
+    pflags = flags & ~(T.MS_BIND | T.MS_REC | T.MS_REMOUNT)
+    if kind == P.MK_BIND and flags & T.MS_REC:
+        pflags |= P.MNT_REC_BIND
+    if rec_prop:
+        pflags |= P.MNT_REC_PROP
+    payload = P.REC_MOUNT.pack(kind, index, pflags, prop & ~T.MS_REC, aset, aclr)
+    w.rec(P.R_MOUNT, payload + P.cstr(source) + P.cstr(dest) + P.cstr(fstype) + P.cstr(data))
+
+
+def _mounts(plan, cfg, bundle):
+    """Returns True when /dev is bind-mounted (then no device nodes are made)."""
+    w = plan.w
+    dev_bound = False
+    for i, m in enumerate(_list(cfg.get("mounts"), "mounts")):
+        f = f"mounts[{i}]"
+        m = _obj(m, f)
+        dest = _abs_path(m.get("destination"), f + ".destination")
+        mtype = _str(m.get("type"), f + ".type") or ""
+        source = _str(m.get("source"), f + ".source") or ""
+        if m.get("uidMappings") or m.get("gidMappings"):
+            raise ConfigError(f"{f}: idmapped mounts are not supported by this version of ocirun")
+        flags, prop, aset, aclr, data, ext = _parse_options(m.get("options"), f + ".options")
+        if dest.startswith("/proc/") and dest not in PROC_ALLOWED:
+            raise ConfigError(f"{f}.destination: {dest} cannot be mounted under /proc")
+        is_bind = mtype == "bind" or flags & T.MS_BIND
+        if flags & T.MS_REMOUNT:
+            raise ConfigError(f"{f}.options: remount is not supported")
+        if is_bind:
+            if not source:
+                raise ConfigError(f"{f}.source: a bind mount needs a source")
+            if not source.startswith("/"):
+                source = os.path.join(bundle, source)
+            if not os.path.exists(source):
+                raise ConfigError(f"{f}.source: {source}: no such file or directory")
+            if dest == "/dev":
+                dev_bound = True
+            xflags = flags | (P.MNT_SRC_PROC if dest == "/proc" else 0)
+            _mount_rec(w, P.MK_BIND, i, xflags, prop, aset, aclr, source, dest, "", "")
+            continue
+        if not mtype:
+            raise ConfigError(f"{f}.type: is required for a non-bind mount")
+        if mtype == "cgroup":
+            _cgroup_mount(plan, i, dest, flags, prop, aset, aclr)
+            continue
+        sb = [o for o in data if o in T.SB_OPTIONS]
+        for o, fl in T.SB_OPTIONS.items():
+            if flags & fl:
+                sb.append(o)
+        xflags = flags
+        if mtype in ("proc", "sysfs") or dest in ("/proc", "/sys"):
+            xflags |= P.MNT_NOFOLLOW
+        if "tmpcopyup" in ext:
+            raise ConfigError(f"{f}.options: tmpcopyup is not supported by this version of ocirun")
+        _mount_rec(w, P.MK_FS, i, xflags, prop, aset, aclr, source, dest, mtype,
+                   ",".join([o for o in data if o not in T.SB_OPTIONS] + sb))
+    return dev_bound
+
+
+def _cgroup_mount(plan, i, dest, flags, prop, aset, aclr):
+    """Expand a `cgroup` mount the way runc does: cgroup2 directly on a unified
+    host; on v1, a tmpfs with one mount per hierarchy (bind-mounted from the
+    host inside a user namespace or without a cgroup namespace)."""
+    w = plan.w
+    hier = cgroup_hierarchies()
+    unified = [h for h in hier if h[0] == "cgroup2" and h[1] == "/sys/fs/cgroup"]
+    own = own_cgroup_paths()
+    use_ns = "cgroup" in plan.ns_new and "user" not in plan.ns_new
+    if unified:
+        if "cgroup" in plan.ns_new:
+            _mount_rec(w, P.MK_FS, i, flags, prop, aset, aclr, "cgroup2", dest, "cgroup2", "")
+        else:
+            src = "/sys/fs/cgroup" + own.get("", "/")
+            _mount_rec(w, P.MK_BIND, i, flags | T.MS_BIND | T.MS_REC, prop, aset, aclr, src, dest, "", "")
+        return
+    tmp_flags = (flags & ~T.MS_RDONLY) | T.MS_NOSUID | T.MS_NODEV | T.MS_NOEXEC
+    _mount_rec(w, P.MK_FS, i, tmp_flags, prop, 0, 0, "tmpfs", dest, "tmpfs", "mode=755")
+    for fstype, mp, sopts in hier:
+        if fstype != "cgroup" or not mp.startswith("/sys/fs/cgroup/"):
+            continue
+        name = mp.rsplit("/", 1)[1]
+        ctrls = [o for o in sopts.split(",") if o not in ("rw", "ro")]
+        key = ",".join(c for c in ctrls)
+        sub = dest + "/" + name
+        if use_ns:
+            _mount_rec(w, P.MK_FS, i, flags, 0, aset, aclr, "cgroup", sub, "cgroup", key)
+        else:
+            path = own.get(key) or own.get(",".join(c for c in ctrls if not c.startswith("name="))) or "/"
+            _mount_rec(w, P.MK_BIND, i, flags | T.MS_BIND | T.MS_REC, 0, aset, aclr, mp + path, sub, "", "")
+        if "," in name:
+            for c in name.split(","):
+                _mount_rec(w, P.MK_SYMLINK, i, 0, 0, 0, 0, name, dest + "/" + c, "", "")
+    if flags & T.MS_RDONLY:
+        _mount_rec(w, P.MK_SETATTR, i, T.MS_RDONLY, 0, 0, 0, "", dest, "", "")
+
+
+def _devices(plan, linux, dev_bound):
+    w = plan.w
+    user = "user" in plan.ns_new or "user" in plan.ns_paths
+    seen = {}
+    for i, d in enumerate(_list(linux.get("devices"), "linux.devices")):
+        f = f"linux.devices[{i}]"
+        d = _obj(d, f)
+        path = _abs_path(d.get("path"), f + ".path")
+        t = _str(d.get("type"), f + ".type", required=True)
+        if t not in ("c", "b", "u", "p"):
+            raise ConfigError(f"{f}.type: unknown device type {t!r}")
+        t = "c" if t == "u" else t
+        major = _int(d.get("major"), f + ".major", 0, 2**32 - 1, required=t != "p") or 0
+        minor = _int(d.get("minor"), f + ".minor", 0, 2**32 - 1, required=t != "p") or 0
+        mode = _int(d.get("fileMode"), f + ".fileMode", 0, 0o7777)
+        uid = _int(d.get("uid"), f + ".uid", 0, 2**32 - 1) or 0
+        gid = _int(d.get("gid"), f + ".gid", 0, 2**32 - 1) or 0
+        seen[path] = (t, major, minor, 0o666 if mode is None else mode, uid, gid, i)
+    if dev_bound:
+        if seen:
+            pass  # runc creates configured nodes even on a bound /dev
+    else:
+        for k, (path, ma, mi) in enumerate(DEFAULT_DEVICES):
+            seen.setdefault(path, ("c", ma, mi, 0o666, 0, 0, 1000 + k))
+    for path, (t, ma, mi, mode, uid, gid, idx) in seen.items():
+        bind = 1 if user and t != "p" else 0
+        w.rec(P.R_DEVICE, P.REC_DEVICE.pack(ord(t), ma, mi, mode, uid, gid, bind, idx) + P.cstr(path))
+    if not dev_bound:
+        w.flag(P.R_DEV_SYMLINKS)
+
+
+def _sysctls(plan, linux):
+    w = plan.w
+    ipc = "ipc" in plan.ns_new or "ipc" in plan.ns_paths
+    net = "network" in plan.ns_new or "network" in plan.ns_paths
+    uts = "uts" in plan.ns_new or "uts" in plan.ns_paths
+    for i, (k, v) in enumerate(_obj(linux.get("sysctl"), "linux.sysctl").items()):
+        f = f"linux.sysctl.{k}"
+        _str(v, f)
+        parts = k.split(".")
+        if not k or any(not p for p in parts) or any(
+                not all(c.isalnum() or c in "_-" for c in p) for p in parts):
+            raise ConfigError(f"{f}: invalid sysctl name")
+        if k in IPC_SYSCTLS or k.startswith("fs.mqueue."):
+            ok = ipc
+        elif k.startswith("net."):
+            ok = net
+        elif k in ("kernel.hostname", "kernel.domainname"):
+            ok = uts
+        else:
+            raise ConfigError(f"{f}: sysctl is not in a separate kernel namespace")
+        if not ok:
+            raise ConfigError(f"{f}: sysctl is not allowed without its own namespace")
+        w.rec(P.R_SYSCTL, struct.pack("=II", i, 0) + P.cstr("/".join(parts)) + P.cstr(v))
+
+
+def _caps(plan, caps):
+    last = _cap_last_cap()
+    masks = {}
+    unknown = []
+    for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        m = 0
+        for j, name in enumerate(_list(caps.get(key), f"process.capabilities.{key}")):
+            name = _str(name, f"process.capabilities.{key}[{j}]")
+            n = T.CAP_NUMBER.get(name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper())
+            if n is None or n > last:
+                if name not in unknown:
+                    unknown.append(name)
+                continue
+            m |= 1 << n
+        masks[key] = m
+    if unknown:
+        plan.warnings.append("ignoring unknown or unavailable capabilities: [" + " ".join(unknown) + "]")
+    plan.w.rec(P.R_CAPS, struct.pack("=QQQQQ", masks["bounding"], masks["effective"], masks["permitted"],
+                                     masks["inheritable"], masks["ambient"]))
+
+
+def _process(plan, proc, extra_env, console_socket):
+    w = plan.w
+    plan.terminal = _bool(proc.get("terminal"), "process.terminal")
+    if plan.terminal:
+        cs = _obj(proc.get("consoleSize"), "process.consoleSize")
+        rows = _int(cs.get("height"), "process.consoleSize.height", 0, 65535) or 0
+        cols = _int(cs.get("width"), "process.consoleSize.width", 0, 65535) or 0
+        w.rec(P.R_TERMINAL, struct.pack("=II", rows, cols))
+    for j, rl in enumerate(_list(proc.get("rlimits"), "process.rlimits")):
+        f = f"process.rlimits[{j}]"
+        rl = _obj(rl, f)
+        t = _str(rl.get("type"), f + ".type", required=True)
+        if t not in T.RLIMITS:
+            raise ConfigError(f"{f}.type: unknown rlimit {t!r}")
+        hard = _int(rl.get("hard"), f + ".hard", 0, U64_MAX, required=True)
+        soft = _int(rl.get("soft"), f + ".soft", 0, U64_MAX, required=True)
+        plan.rlimits.append(t)
+        w.rec(P.R_RLIMIT, struct.pack("=IIQQ", T.RLIMITS[t], j, soft, hard))
+    user = _obj(proc.get("user"), "process.user")
+    uid = _int(user.get("uid", 0), "process.user.uid", 0, 2**32 - 2)
+    gid = _int(user.get("gid", 0), "process.user.gid", 0, 2**32 - 2)
+    umask = _int(user.get("umask"), "process.user.umask", 0, 0o777)
+    gids = [_int(g, f"process.user.additionalGids[{k}]", 0, 2**32 - 2)
+            for k, g in enumerate(_list(user.get("additionalGids"), "process.user.additionalGids"))]
+    if _str(user.get("username"), "process.user.username"):
+        raise ConfigError("process.user.username: is only meaningful on Windows")
+    w.rec(P.R_USER, struct.pack("=IIiI", uid, gid, -1 if umask is None else umask, len(gids))
+          + struct.pack(f"={len(gids)}I", *gids))
+    caps = proc.get("capabilities")
+    if caps is not None:
+        _caps(plan, _obj(caps, "process.capabilities"))
+    if _bool(proc.get("noNewPrivileges"), "process.noNewPrivileges"):
+        w.flag(P.R_NNP)
+    cwd = _str(proc.get("cwd"), "process.cwd", required=True)
+    if not cwd.startswith("/"):
+        raise ConfigError("process.cwd: must be an absolute path")
+    w.str(P.R_CWD, clean_path(cwd))
+    args = _list(proc.get("args"), "process.args")
+    if not args:
+        raise ConfigError("process.args: must not be empty")
+    for j, a in enumerate(args):
+        w.str(P.R_ARG, _str(a, f"process.args[{j}]"))
+    env = []
+    for j, e in enumerate(_list(proc.get("env"), "process.env")):
+        e = _str(e, f"process.env[{j}]")
+        if "=" not in e:
+            raise ConfigError(f"process.env[{j}]: invalid environment variable {e!r}")
+        env.append(e)
+    env.extend(extra_env)
+    plan.env = env
+    for e in env:
+        w.str(P.R_ENV, e)
+    for key in ("apparmorProfile", "selinuxLabel"):
+        if _str(proc.get(key), f"process.{key}"):
+            plan.warnings.append(f"process.{key}: no LSM of that kind is enabled on this host; ignored")

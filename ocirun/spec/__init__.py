@@ -1,0 +1,1 @@
+"""Reading config.json (load), and the `ocirun spec` template (template)."""

@@ -1,0 +1,162 @@
+"""Container state on disk: <root>/<id>/state.json (+ exec.fifo while created).
+
+state.json is written atomically (temp file + rename) under an flock of the
+container directory.  Status is derived on every call, as runc does: no pid or
+a pid whose start time differs (pid reuse) -> stopped; exec.fifo present ->
+created; frozen -> paused; else running.
+"""
+
+import os
+
+from ocirun.errors import ContainerExists, ContainerNotFound, OcirunError
+
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+
+def validate_id(cid):
+    """runc's rule: [A-Za-z0-9_+.-]+, not '.' or '..' (G15)."""
+    if not cid or cid in (".", "..") or len(cid) > 1024:
+        raise OcirunError("invalid container ID format")
+    for c in cid:
+        if not (c.isascii() and (c.isalnum() or c in "_+.-")):
+            raise OcirunError("invalid container ID format")
+    return cid
+
+
+def pid_start_time(pid):
+    """Field 22 of /proc/<pid>/stat, or None if gone or a zombie."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    rest = data[data.rfind(b")") + 2:].split()
+    if not rest or rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+class Store:
+    def __init__(self, root):
+        self.root = root
+
+    def dir(self, cid):
+        return os.path.join(self.root, cid)
+
+    def ensure_root(self):
+        try:
+            os.mkdir(self.root, 0o700)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(self.root, 0o700, exist_ok=True)
+
+    def create_dir(self, cid):
+        """Make <root>/<id> (O_EXCL semantics) and return a locked fd of it."""
+        self.ensure_root()
+        path = self.dir(cid)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists("container with given ID already exists") from None
+        return self.lock(cid)
+
+    def lock(self, cid, missing_ok=False):
+        import fcntl
+
+        try:
+            fd = os.open(self.dir(cid), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise ContainerNotFound("container does not exist") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def write(self, cid, state):
+        from ocirun.jsonutil import dumps
+
+        d = self.dir(cid)
+        tmp = os.path.join(d, ".state.json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, dumps(state).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(d, STATE_FILE))
+
+    def read(self, cid):
+        from ocirun.jsonutil import JSONError, loads
+
+        try:
+            fd = os.open(os.path.join(self.dir(cid), STATE_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound("container does not exist") from None
+        try:
+            data = os.read(fd, 1 << 22)
+        finally:
+            os.close(fd)
+        try:
+            return loads(data)
+        except JSONError as e:
+            raise OcirunError(f"state of container {cid} is corrupt: {e}") from None
+
+    def remove(self, cid):
+        d = self.dir(cid)
+        for name in (STATE_FILE, ".state.json.tmp", FIFO):
+            try:
+                os.unlink(os.path.join(d, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            import shutil
+
+            shutil.rmtree(d, ignore_errors=True)
+
+    def ids(self):
+        try:
+            return sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+
+
+def status(store, st):
+    """Derive created/running/paused/stopped for a state dict."""
+    pid = st.get("pid") or 0
+    if pid <= 0 or pid_start_time(pid) != st.get("start_time"):
+        return "stopped"
+    if os.path.exists(os.path.join(store.dir(st["id"]), FIFO)):
+        return "created"
+    from ocirun import cgroups
+
+    if cgroups.is_frozen(st.get("cgroup")):
+        return "paused"
+    return "running"
+
+
+def public_state(store, st, owner=""):
+    """The OCI state object as runc prints it (key order included)."""
+    s = status(store, st)
+    out = {
+        "ociVersion": st.get("ociVersion", ""),
+        "id": st["id"],
+        "pid": 0 if s == "stopped" else st.get("pid", 0),
+        "status": s,
+        "bundle": st.get("bundle", ""),
+        "rootfs": st.get("rootfs", ""),
+        "created": st.get("created", ""),
+    }
+    if st.get("annotations"):
+        out["annotations"] = st["annotations"]
+    out["owner"] = owner
+    return out
