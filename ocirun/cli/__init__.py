@@ -96,6 +96,17 @@ def _split_global(argv):
     return g, argv[i:]
 
 
+def run_main():
+    """Console-script entry: exit without interpreter teardown (it costs
+    milliseconds per command and there is nothing left to clean up)."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code if isinstance(code, int) else 1)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     from ocirun import log
