@@ -1,0 +1,193 @@
+"""Shared fixtures.  Integration tests run real containers as root through the
+installed `ocirun` binary (OCIRUN=path overrides) and assert on what the
+container itself observed; every one of them is checked for leftovers
+(state, mounts, processes, cgroups) afterwards."""
+
+import copy
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+SHARED = os.path.normpath(os.path.join(os.path.dirname(REPO), "shared", "runtime-spec-v1.3.0"))
+
+
+def schema_validator(name):
+    """A Draft-4 validator for one of the runtime-spec v1.3.0 schemas in
+    ../shared (data the tests cross-check against; not part of ocirun)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    path = os.path.join(SHARED, name)
+    if not os.path.exists(path):
+        pytest.skip("runtime-spec schemas not available")
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    base = "file://" + SHARED + "/"
+    reg = Registry()
+    for f in os.listdir(SHARED):
+        if f.endswith(".json"):
+            with open(os.path.join(SHARED, f)) as fh:
+                reg = reg.with_resource(base + f, Resource.from_contents(json.load(fh), default_specification=DRAFT4))
+    with open(path) as fh:
+        schema = dict(json.load(fh), id=base + name)
+    return jsonschema.Draft4Validator(schema, registry=reg)
+
+
+def ocirun_cmd():
+    env = os.environ.get("OCIRUN")
+    if env:
+        return [env]
+    if os.path.exists("/usr/local/bin/ocirun"):
+        return ["/usr/local/bin/ocirun"]
+    return [sys.executable, "-m", "ocirun"]
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+@pytest.fixture(scope="session")
+def rootfs_template(tmp_path_factory):
+    if not is_root():
+        pytest.skip("integration tests need root")
+    dest = tmp_path_factory.mktemp("rootfs-template") / "rootfs"
+    subprocess.run([os.path.join(REPO, "bundles", "busybox", "build-rootfs.sh"), str(dest)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return str(dest)
+
+
+def base_config():
+    from ocirun.spec.template import default_spec
+
+    cfg = default_spec()
+    cfg["process"]["terminal"] = False
+    return cfg
+
+
+class Env:
+    """One test's bundle, state root and container ids."""
+
+    def __init__(self, tmp_path, template):
+        self.tmp = str(tmp_path)
+        self.root = os.path.join(self.tmp, "state")
+        self.bundle = os.path.join(self.tmp, "bundle")
+        self.rootfs = os.path.join(self.bundle, "rootfs")
+        shutil.copytree(template, self.rootfs, symlinks=True)
+        self.cfg = base_config()
+        self.ids = []
+        self.cmd = ocirun_cmd()
+
+    def new_id(self, prefix="t"):
+        cid = f"ocirun-test-{prefix}-{secrets.token_hex(4)}"
+        self.ids.append(cid)
+        return cid
+
+    def write(self, cfg=None):
+        with open(os.path.join(self.bundle, "config.json"), "w") as f:
+            json.dump(self.cfg if cfg is None else cfg, f)
+
+    def cli(self, *args, input=None, timeout=30, root=True, **kw):
+        """Run ocirun; stdout/stderr go through files, not pipes: a created
+        container's init keeps the caller's stdio (as runc's does), so
+        waiting for EOF on a pipe would wait for the container."""
+        import tempfile
+
+        cmd = list(self.cmd) + (["--root", self.root] if root else []) + [str(a) for a in args]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(cmd, input=input.encode() if input is not None else None, stdout=out, stderr=err,
+                               timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(cmd, p.returncode, out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
+
+    def run(self, args, cid=None, extra=(), **kw):
+        """Run the container in the foreground with process.args = args."""
+        self.cfg["process"]["args"] = args
+        self.write()
+        cid = cid or self.new_id()
+        return self.cli("run", *extra, "-b", self.bundle, cid, **kw)
+
+    def sh(self, script, **kw):
+        return self.run(["sh", "-c", script], **kw)
+
+    def create(self, args=("sleep", "100"), cid=None, extra=()):
+        self.cfg["process"]["args"] = list(args)
+        self.write()
+        cid = cid or self.new_id()
+        r = self.cli("create", *extra, "-b", self.bundle, cid)
+        assert r.returncode == 0, r.stderr
+        return cid
+
+    def state(self, cid):
+        r = self.cli("state", cid)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+
+def leftovers(env):
+    """Everything a test's containers may have left on the host."""
+    problems = []
+    if os.path.isdir(env.root):
+        left = os.listdir(env.root)
+        if left:
+            problems.append(f"state entries: {left}")
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f]
+    bad = [m for m in mounts if m.startswith(env.tmp)]
+    if bad:
+        problems.append(f"host mounts: {bad}")
+    for cid in env.ids:
+        for base, dirs, _files in os.walk("/sys/fs/cgroup"):
+            if cid in dirs:
+                problems.append(f"cgroup {base}/{cid}")
+            if base.count("/") > 6:
+                dirs[:] = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            root = os.readlink(f"/proc/{pid}/root")
+        except OSError:
+            continue
+        if root.startswith(env.tmp):
+            problems.append(f"process {pid} rooted in {root}")
+    return problems
+
+
+def force_clean(env):
+    r = env.cli("list", "-q")
+    for cid in r.stdout.split():
+        env.cli("delete", "--force", cid)
+    with open("/proc/self/mountinfo") as f:
+        for m in reversed([line.split()[4] for line in f]):
+            if m.startswith(env.tmp):
+                subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+@pytest.fixture
+def env(tmp_path, rootfs_template):
+    e = Env(tmp_path, rootfs_template)
+    yield e
+    # a test may leave a container on purpose only if it deletes it itself
+    deadline = time.monotonic() + 5
+    problems = leftovers(e)
+    while problems and time.monotonic() < deadline:
+        time.sleep(0.1)
+        problems = leftovers(e)
+    if problems:
+        force_clean(e)
+        pytest.fail("left behind: " + "; ".join(problems))
+
+
+@pytest.fixture
+def cfg_copy():
+    return copy.deepcopy(base_config())
