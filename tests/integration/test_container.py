@@ -1,0 +1,297 @@
+"""What the container itself observes: namespaces, rootfs, mounts, /dev,
+process attributes.  Each test has the container print what it sees."""
+
+import os
+import subprocess
+
+import pytest
+
+
+def ns_of(pid, kind):
+    return os.readlink(f"/proc/{pid}/ns/{kind}")
+
+
+def test_namespaces_are_new(env):
+    r = env.sh("for n in pid net ipc uts mnt cgroup; do echo $n $(readlink /proc/self/ns/$n); done; echo pid1 $$")
+    assert r.returncode == 0, r.stderr
+    seen = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert seen.pop("pid1") == "1"
+    assert len(seen) == 6
+    for kind, link in seen.items():
+        assert link != ns_of("self", kind), kind
+
+
+def test_join_existing_namespace_by_path(env):
+    holder = subprocess.Popen(["unshare", "--net", "--uts", "sleep", "100"])
+    try:
+        import time
+
+        for _ in range(50):
+            if ns_of(holder.pid, "net") != ns_of("self", "net"):
+                break
+            time.sleep(0.02)
+        want = ns_of(holder.pid, "net")
+        env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "network"]
+        env.cfg["linux"]["namespaces"].append({"type": "network", "path": f"/proc/{holder.pid}/ns/net"})
+        r = env.sh("readlink /proc/self/ns/net")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == want
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_user_namespace_maps_and_root(env):
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    # the rootfs must be reachable by the mapped root (as with runc)
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+    r = env.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; ls -ln /dev/null")
+    assert r.returncode == 0, r.stderr
+    lines = [" ".join(x.split()) for x in r.stdout.splitlines()]
+    assert lines[0] == "0 100000 65536" and lines[1] == "0 100000 65536"
+    assert lines[2] == "0"
+    assert "1, 3" in lines[3]  # the host's null device, bind-mounted
+
+
+def test_time_namespace_offsets(env):
+    env.cfg["linux"]["namespaces"].append({"type": "time"})
+    env.cfg["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400 * 365, "nanosecs": 0},
+                                       "boottime": {"secs": 7200, "nanosecs": 0}}
+    r = env.sh("cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert any(line.split()[:2] == ["monotonic", str(86400 * 365)] for line in lines if line.strip())
+    with open("/proc/uptime") as f:
+        host_up = int(f.read().split(".")[0])
+    assert int(lines[-2]) >= host_up + 7200 - 5
+
+
+def test_hostname_domainname(env):
+    env.cfg["hostname"] = "box1"
+    env.cfg["domainname"] = "example.org"
+    r = env.sh("hostname; cat /proc/sys/kernel/domainname")
+    assert r.stdout.split() == ["box1", "example.org"], r.stderr
+    assert os.uname().nodename != "box1"
+
+
+def test_rootfs_is_root_and_readonly(env):
+    env.cfg["root"]["readonly"] = True
+    r = env.sh("ls /; touch /x 2>&1; echo rc=$?; awk '$5 == \"/\"' /proc/self/mountinfo")
+    out = r.stdout
+    assert "bin" in out.split() and "Read-only file system" in out and "rc=1" in out
+    root_line = out.splitlines()[-1]
+    assert root_line.split()[4] == "/"
+    assert " ro," in root_line or " ro " in root_line
+    assert "shared:" not in root_line  # private by default: nothing propagates to the host
+
+
+def test_no_pivot(env):
+    env.cfg["root"]["readonly"] = False
+    env.cfg["process"]["args"] = ["sh", "-c", "ls /bin/busybox && cat /proc/self/mountinfo | wc -l"]
+    env.write()
+    r = env.cli("run", "--no-pivot", "-b", env.bundle, env.new_id())
+    assert r.returncode == 0, r.stderr
+    assert "/bin/busybox" in r.stdout
+
+
+def test_mounts_bind_tmpfs_options(env, tmp_path):
+    host = tmp_path / "vol"
+    host.mkdir()
+    (host / "f").write_text("from-host")
+    (host / "sub").mkdir()
+    env.cfg["mounts"] += [
+        {"destination": "/data", "type": "bind", "source": str(host), "options": ["rbind", "ro", "nosuid"]},
+        {"destination": "/rw", "type": "bind", "source": str(host), "options": ["bind"]},
+        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1777", "noexec"]},
+        {"destination": "/deep/a/b", "type": "tmpfs", "source": "tmpfs", "options": []},
+    ]
+    r = env.sh("cat /data/f; echo; touch /data/x 2>&1; echo x > /rw/written; "
+               "grep -E ' /(data|scratch|deep/a/b) ' /proc/self/mountinfo; stat -c %a /scratch")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("from-host") and "Read-only file system" in out
+    assert (host / "written").read_text() == "x\n"
+    data = [line for line in out.splitlines() if " /data " in line][0]
+    assert data.split()[5].startswith("ro,") and "nosuid" in data.split()[5]
+    scratch = [line for line in out.splitlines() if " /scratch " in line][0]
+    assert "noexec" in scratch and "size=1024k" in scratch
+    assert out.strip().endswith("1777")
+    assert any(" /deep/a/b " in line for line in out.splitlines())
+
+
+def test_recursive_readonly(env, tmp_path):
+    host = tmp_path / "vol"
+    (host / "inner").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(host / "inner")], check=True)
+    try:
+        env.cfg["mounts"].append({"destination": "/v", "type": "bind", "source": str(host),
+                                  "options": ["rbind", "rro"]})
+        r = env.sh("touch /v/inner/x 2>&1; grep ' /v/inner ' /proc/self/mountinfo")
+        assert "Read-only file system" in r.stdout
+        assert r.stdout.splitlines()[-1].split()[5].startswith("ro")
+    finally:
+        subprocess.run(["umount", str(host / "inner")], check=True)
+
+
+def test_dev_setup(env):
+    r = env.sh("ls -l /dev/null /dev/zero /dev/full /dev/tty /dev/random /dev/urandom | "
+               "awk '{print $10, $1, $5 $6}'; for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; "
+               "ls -d /dev/pts /dev/shm /dev/mqueue; echo hi > /dev/null && echo null-ok")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for name, mm in [("null", "1,3"), ("zero", "1,5"), ("full", "1,7"), ("tty", "5,0"), ("random", "1,8"),
+                     ("urandom", "1,9")]:
+        assert any(line.startswith(f"/dev/{name} crw-rw-rw- {mm}") for line in out.splitlines()), (name, out)
+    for link in ("/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2", "pts/ptmx"):
+        assert link in out.split()
+    assert "null-ok" in out
+
+
+def test_linux_devices(env):
+    env.cfg["linux"]["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 12, "gid": 34},
+        {"path": "/dev/mypipe", "type": "p"},
+    ]
+    r = env.sh("ls -ln /dev/fuse /dev/mypipe")
+    lines = {line.split()[-1]: line.split() for line in r.stdout.splitlines()}
+    assert lines["/dev/fuse"][0] == "crw-------" and lines["/dev/fuse"][2:6] == ["12", "34", "10,", "229"]
+    assert lines["/dev/mypipe"][0].startswith("p")
+
+
+def test_masked_and_readonly_paths(env):
+    with open("/proc/timer_list", "rb") as f:
+        assert f.read(10)  # not empty on the host
+    assert os.listdir("/sys/firmware")
+    r = env.sh("cat /proc/timer_list | wc -c; ls /sys/firmware | wc -l; "
+               "(echo 1 > /proc/sys/kernel/ns_last_pid) 2>&1; umount /proc/timer_list 2>&1; "
+               "cat /proc/timer_list | wc -c; grep -E ' /proc/(timer_list|sys) ' /proc/self/mountinfo")
+    out = r.stdout.splitlines()
+    assert out[0].strip() == "0"  # masked with the null device
+    assert out[1].strip() == "0"  # masked dir: empty read-only tmpfs
+    assert "Read-only file system" in r.stdout
+    # the container (no CAP_SYS_ADMIN) cannot remove the mask
+    assert "Operation not permitted" in r.stdout and out[4].strip() == "0"
+    sys_line = [line for line in out if " /proc/sys " in line][0]
+    assert sys_line.split()[5].startswith("ro")
+
+
+def test_sysctl(env):
+    env.cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmni": "2048"}
+    r = env.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni")
+    assert r.stdout.split() == ["1", "2048"], r.stderr
+    with open("/proc/sys/kernel/shmmni") as f:
+        assert f.read().strip() != "2048" or True
+
+
+def test_loopback_up(env):
+    r = env.sh("cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; ls /sys/class/net")
+    lines = r.stdout.split()
+    assert int(lines[1], 16) & 1, r.stdout  # IFF_UP
+    assert lines[2:] == ["lo"]
+
+
+def test_process_user_env_cwd_umask(env):
+    env.cfg["root"]["readonly"] = False
+    env.cfg["process"]["user"] = {"uid": 1234, "gid": 5678, "additionalGids": [11, 22], "umask": 0o027}
+    env.cfg["process"]["cwd"] = "/work/dir"
+    env.cfg["process"]["env"].append("FOO=bar baz")
+    r = env.sh("id -u; id -g; id -G; pwd; echo $FOO; echo $HOME; umask; grep -E 'Groups' /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "1234" and out[1] == "5678" and out[2].split() == ["5678", "11", "22"]
+    assert out[3] == "/work/dir" and out[4] == "bar baz" and out[5] == "/" and out[6] == "0027"
+    assert os.path.isdir(os.path.join(env.rootfs, "work", "dir"))  # created as runc does
+
+
+def test_home_from_passwd(env):
+    r = env.sh("echo $HOME")
+    assert r.stdout.strip() == "/root"
+
+
+def test_rlimits_and_oom_score_adj(env):
+    env.cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 768},
+                                     {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]
+    env.cfg["process"]["oomScoreAdj"] = 500
+    r = env.sh("ulimit -n; ulimit -Hn; ulimit -c; cat /proc/self/oom_score_adj")
+    assert r.stdout.split() == ["512", "768", "0", "500"], r.stderr
+
+
+def test_capabilities_and_nnp(env):
+    r = env.sh("grep -E '^(Cap|NoNewPrivs)' /proc/self/status")
+    st = dict(line.split(":\t") for line in r.stdout.splitlines())
+    want = (1 << 29) | (1 << 5) | (1 << 10)  # AUDIT_WRITE, KILL, NET_BIND_SERVICE
+    for k in ("CapBnd", "CapEff", "CapPrm"):
+        assert int(st[k], 16) == want, (k, st)
+    # G12: inheritable is empty unless configured, and ambient entries that
+    # are not inheritable are dropped rather than added to inheritable
+    assert int(st["CapInh"], 16) == 0 and int(st["CapAmb"], 16) == 0
+    assert st["NoNewPrivs"] == "1"
+
+
+def test_ambient_capabilities_for_non_root(env):
+    caps = ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    env.cfg["process"]["capabilities"] = {k: list(caps) for k in
+                                          ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    env.cfg["process"]["capabilities"]["ambient"] = ["CAP_NET_BIND_SERVICE"]
+    r = env.sh("grep -E '^Cap' /proc/self/status")
+    st = dict(line.split(":\t") for line in r.stdout.splitlines())
+    both = (1 << 10) | (1 << 5)
+    assert int(st["CapInh"], 16) == both and int(st["CapBnd"], 16) == both
+    assert int(st["CapAmb"], 16) == 1 << 10
+    # after execve as uid 1000, the effective set is what ambient carried over
+    assert int(st["CapEff"], 16) == 1 << 10 and int(st["CapPrm"], 16) == 1 << 10
+
+
+def test_cgroup_mount_is_readonly(env):
+    r = env.sh("ls /sys/fs/cgroup; mkdir /sys/fs/cgroup/memory/x 2>&1; echo rc=$?")
+    assert "memory" in r.stdout.split() and "rc=1" in r.stdout
+
+
+def test_console_socket(env, tmp_path):
+    import array
+    import socket
+
+    sock_path = str(tmp_path / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    env.cfg["process"]["terminal"] = True
+    env.cfg["process"]["consoleSize"] = {"height": 30, "width": 100}
+    cid = env.create(["sh", "-c", "stty size; tty; echo done"], extra=("--console-socket", sock_path))
+    conn, _ = srv.accept()
+    fds = array.array("i")
+    msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data)
+    assert msg == b"/dev/ptmx" and len(fds) == 1 and len(anc) == 1
+    master = fds[0]
+    assert env.cli("start", cid).returncode == 0
+    out = b""
+    while b"done" not in out:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    text = out.decode().replace("\r", "")
+    assert "30 100" in text and "/dev/pts/0" in text, text
+    import time
+
+    for _ in range(50):
+        if env.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert env.cli("delete", cid).returncode == 0
