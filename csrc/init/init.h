@@ -97,6 +97,8 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len);
 
 /* inroot.c */
 int in_root_open(int rootfd, const char *path, int flags, unsigned long long resolve);
+#define WALK_FILE 1
+int in_root_walk(int rootfd, const char *path, int flags, unsigned int mode);
 int in_root_mkdir_all(int rootfd, const char *path, unsigned int mode);
 int in_root_parent(int rootfd, const char *path, const char **base);
 

@@ -173,14 +173,8 @@ static void mount_bind(int rootfd, const struct mount_op *op) {
   if (S_ISDIR(st.st_mode)) {
     tfd = open_target_dir(rootfd, op, S_MOUNT);
   } else {
-    const char *base;
-    int parent = in_root_parent(rootfd, op->dest, &base);
-    if (parent < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "creating mount destination");
-    int f = openat(parent, base, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
-    if (f >= 0) close(f);
-    close(parent);
-    tfd = in_root_open(rootfd, op->dest, O_PATH, 0);
-    if (tfd < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "opening mount destination");
+    tfd = in_root_walk(rootfd, op->dest, WALK_FILE, 0644);
+    if (tfd < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "creating mount destination");
   }
   if (fstat(tfd, &tst) < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "stat of mount destination");
   if (S_ISDIR(st.st_mode) != S_ISDIR(tst.st_mode))

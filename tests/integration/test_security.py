@@ -1,0 +1,205 @@
+"""SECURITY.md G1-G15, each with a malicious bundle or container process.
+What the host and the container observe is asserted, never just exit codes."""
+
+import fcntl
+import os
+import struct
+import subprocess
+
+import pytest
+
+
+@pytest.fixture
+def hostdir(tmp_path):
+    d = tmp_path / "host-target"
+    d.mkdir()
+    return d
+
+
+def test_g2_cwd_through_leaked_fds_never_reaches_the_host(env):
+    """CVE-2024-21626: cwd /proc/self/fd/N must not land on a runtime fd."""
+    for n in range(3, 9):
+        env.cfg["process"]["cwd"] = f"/proc/self/fd/{n}"
+        r = env.sh("pwd; ls .. 2>&1 | head -3")
+        if r.returncode == 0:
+            assert not r.stdout.startswith("(unreachable)"), (n, r.stdout)
+            assert r.stdout.startswith("/"), (n, r.stdout)
+        else:
+            assert "process.cwd" in r.stderr, r.stderr
+
+
+def test_g3_parked_init_is_not_dumpable(env):
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    cid = env.create(["sleep", "100"])
+    pid = env.state(cid)["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        uid_line = [line for line in f if line.startswith("Uid:")][0]
+    assert uid_line.split()[1] == "1000"  # already the container user
+    # a dumpable process's /proc entries belong to its uid; ours stay root's
+    assert os.stat(f"/proc/{pid}/environ").st_uid == 0
+    assert env.cli("delete", cid).returncode == 0
+
+
+def test_g4_runtime_image_is_a_sealed_memfd(env):
+    cid = env.create(["sleep", "100"])
+    pid = env.state(cid)["pid"]
+    exe = os.readlink(f"/proc/{pid}/exe")
+    assert exe.startswith("/memfd:ocirun-init"), exe
+    fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY)
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        for s in (fcntl.F_SEAL_SEAL, fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW, fcntl.F_SEAL_WRITE):
+            assert seals & s
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError):
+        os.open(f"/proc/{pid}/exe", os.O_WRONLY)
+    assert env.cli("delete", cid).returncode == 0
+
+
+def test_g5_absolute_symlink_mount_destination_stays_in_root(env, hostdir):
+    os.symlink(str(hostdir), os.path.join(env.rootfs, "evil"))
+    env.cfg["mounts"].append({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"})
+    r = env.sh("stat -f -c %T /evil/sub")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "tmpfs"
+    assert list(hostdir.iterdir()) == []  # nothing created on the host
+    assert os.path.isdir(os.path.join(env.rootfs, str(hostdir).lstrip("/"), "sub"))
+
+
+def test_g5_relative_escape_in_dev_stays_in_root(env, hostdir):
+    dev = os.path.join(env.rootfs, "dev")
+    os.rmdir(dev)
+    os.symlink("../../../../../../../../" + str(hostdir).lstrip("/"), dev)
+    # no /dev mount: devices and links are made through the image's /dev
+    env.cfg["mounts"] = [m for m in env.cfg["mounts"] if not m["destination"].startswith("/dev")]
+    r = env.sh("ls -l /dev/null")
+    assert r.returncode == 0, r.stderr
+    assert list(hostdir.iterdir()) == []
+    assert os.path.exists(os.path.join(env.rootfs, str(hostdir).lstrip("/"), "null"))
+
+
+def test_g5_file_bind_target_symlink_and_cwd_stay_in_root(env, hostdir, tmp_path):
+    src = tmp_path / "payload"
+    src.write_text("payload")
+    os.symlink(str(hostdir / "file"), os.path.join(env.rootfs, "etc", "evil"))
+    os.symlink(str(hostdir / "cwd"), os.path.join(env.rootfs, "work"))
+    env.cfg["mounts"].append({"destination": "/etc/evil", "type": "bind", "source": str(src), "options": ["bind"]})
+    env.cfg["process"]["cwd"] = "/work"
+    r = env.sh("cat /etc/evil; pwd")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("payload")
+    assert list(hostdir.iterdir()) == []
+
+
+def test_g6_type_mismatch_is_refused(env, tmp_path):
+    src = tmp_path / "afile"
+    src.write_text("x")
+    env.cfg["mounts"].append({"destination": "/bin", "type": "bind", "source": str(src), "options": ["bind"]})
+    r = env.sh("true")
+    assert r.returncode == 1
+    assert "mounts[7] to rootfs at" in r.stderr and "not both directories or both files" in r.stderr
+
+
+def test_g7_proc_must_be_a_real_directory(env, hostdir):
+    proc = os.path.join(env.rootfs, "proc")
+    os.rmdir(proc)
+    os.symlink(str(hostdir), proc)
+    r = env.sh("true")
+    assert r.returncode == 1 and "destination must be a directory, not a symlink" in r.stderr, r.stderr
+    assert list(hostdir.iterdir()) == []
+
+
+def test_g7_bind_onto_proc_must_be_procfs(env, tmp_path):
+    fake = tmp_path / "fakeproc"
+    fake.mkdir()
+    env.cfg["mounts"][0] = {"destination": "/proc", "type": "bind", "source": str(fake), "options": ["rbind"]}
+    r = env.sh("true")
+    assert r.returncode == 1 and "not procfs" in r.stderr, r.stderr
+
+
+def test_g9_image_dev_null_is_never_trusted(env):
+    # the image ships a regular file as /dev/null and no /dev mount
+    env.cfg["mounts"] = [m for m in env.cfg["mounts"] if m["destination"] != "/dev"]
+    with open(os.path.join(env.rootfs, "dev", "null"), "w") as f:
+        f.write("SECRET")
+    r = env.sh("cat /proc/timer_list | wc -c; ls -l /dev/null | cut -c1")
+    assert r.stdout.split() == ["0", "c"], r.stdout
+
+
+def test_g14_container_mounts_do_not_propagate_to_host(env, hostdir):
+    env.cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(hostdir),
+                              "options": ["rbind", "rslave"]})
+    env.cfg["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+    env.cfg["process"]["noNewPrivileges"] = False
+    r = env.sh("mkdir -p /vol/m && mount -t tmpfs none /vol/m && grep -c ' /vol/m ' /proc/self/mountinfo")
+    assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr
+    with open("/proc/self/mountinfo") as f:
+        assert str(hostdir) not in f.read()
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", ".", "..", "with space", "x" * 2000])
+def test_g15_container_ids_are_validated(env, bad):
+    r = env.cli("create", "-b", env.bundle, bad)
+    assert r.returncode == 1 and "invalid container ID format" in r.stderr
+    assert not os.path.exists(os.path.join(env.tmp, "x"))
+
+
+def test_g15_state_is_unreachable_from_the_container(env):
+    cid = env.new_id()
+    r = env.run(["sh", "-c", "ls /proc/1/fd; find / -name exec.fifo -o -name state.json 2>/dev/null | head"], cid=cid)
+    assert r.returncode == 0
+    assert "exec.fifo" not in r.stdout and "state.json" not in r.stdout
+
+
+def _init_with_plan(blob):
+    """Feed the C init a plan directly; returns the error record it sends."""
+    import socket
+
+    from ocirun import launch, proto
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    exe = launch.init_memfd()
+    plan = os.memfd_create("plan")
+    os.write(plan, blob)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(plan, 3)
+            os.dup2(b.fileno(), 4)
+            os.execve(f"/proc/self/fd/{exe}", ["ocirun-init", "3"], {})
+        finally:
+            os._exit(99)
+    b.close()
+    os.close(plan)
+    os.close(exe)
+    data = a.recv(2048)
+    a.close()
+    _, status = os.waitpid(pid, 0)
+    typ, err, step, _value = proto.MSG_HDR.unpack_from(data)
+    return typ, step, data[16:].split(b"\0")[0].decode(), os.WEXITSTATUS(status)
+
+
+@pytest.mark.parametrize("mangle", ["truncate", "length", "unterminated", "count", "unknown"])
+def test_g13_malformed_plans_are_rejected_by_the_init(mangle):
+    from ocirun import proto
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    w = proto.PlanWriter()
+    w.str(proto.R_ROOTFS, "/nonexistent")
+    w.str(proto.R_CWD, "/")
+    w.str(proto.R_ARG, "true")
+    blob = bytearray(w.finish())
+    if mangle == "truncate":
+        blob = blob[:-8]
+    elif mangle == "length":
+        struct.pack_into("=I", blob, 16 + 4, 1 << 30)
+    elif mangle == "unterminated":
+        blob[16 + 8 + len("/nonexistent")] = ord("x")
+    elif mangle == "count":
+        struct.pack_into("=I", blob, 12, 99)
+    elif mangle == "unknown":
+        struct.pack_into("=H", blob, 16, 999)
+    typ, step, detail, status = _init_with_plan(bytes(blob))
+    assert typ == proto.M_ERROR and proto.STEPS[step] == "plan" and status == 1, detail
