@@ -1,0 +1,137 @@
+"""Every failure: one clear line naming the field or path and the cause,
+exit status 1, and nothing left behind (the env fixture checks state,
+mounts, processes and cgroups after each test)."""
+
+import json
+import os
+import resource
+
+import pytest
+
+
+def fails(r, *words):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = [line for line in r.stderr.splitlines() if "level=error" in line]
+    assert len(lines) == 1, r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def test_malformed_json(env):
+    with open(os.path.join(env.bundle, "config.json"), "w") as f:
+        f.write('{"ociVersion": "1.2.1", "process": ')
+    fails(env.cli("run", "-b", env.bundle, env.new_id()), "config.json: invalid JSON")
+
+
+def test_missing_config(env):
+    os.makedirs(os.path.join(env.tmp, "empty"))
+    fails(env.cli("create", "-b", os.path.join(env.tmp, "empty"), env.new_id()),
+          "JSON specification file config.json not found")
+
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda c: c["process"].__setitem__("args", "sh"), ["process.args: must be an array"]),
+    (lambda c: c["linux"]["namespaces"].append({"type": "nope"}), ["linux.namespaces[6].type", "nope"]),
+    (lambda c: c["root"].__setitem__("path", "missing-rootfs"), ["root.path", "does not exist"]),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "nosuchfs", "source": "none"}),
+     ["mounts[7]", "/x", "unknown filesystem type"]),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["bogusopt"]}),
+     ["mounts[7]", "bogusopt", "invalid argument"]),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/nonexistent", "options": ["bind"]}),
+     ["mounts[7].source", "no such file or directory"]),
+    (lambda c: c["linux"].__setitem__("sysctl", {"vm.swappiness": "10"}), ["linux.sysctl.vm.swappiness"]),
+    (lambda c: c["process"].__setitem__("cwd", "/bin/busybox"), ["process.cwd /bin/busybox", "not a directory"]),
+])
+def test_config_errors_name_the_field(env, mutate, words):
+    mutate(env.cfg)
+    env.cfg["process"]["args"] = env.cfg["process"]["args"] if isinstance(env.cfg["process"]["args"], str) else ["true"]
+    env.write()
+    fails(env.cli("run", "-b", env.bundle, env.new_id()), *words)
+
+
+def test_exec_of_missing_binary(env):
+    line = fails(env.run(["nosuchcmd"]), "ocirun run failed: unable to start container process",
+                 "executable file not found in $PATH")
+    assert 'nosuchcmd' in line
+    fails(env.run(["/no/such/path"]), "stat /no/such/path: no such file or directory")
+    # create reports it too, before the container is left blocked
+    env.cfg["process"]["args"] = ["nosuchcmd"]
+    env.write()
+    fails(env.cli("create", "-b", env.bundle, env.new_id()), "ocirun create failed", "executable file not found")
+
+
+def test_eperm_raising_hard_rlimit(env):
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("hard limit already infinite")
+    env.cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard * 4}]
+    fails(env.run(["true"]), "process.rlimits[0] RLIMIT_NOFILE", "operation not permitted", "CAP_SYS_RESOURCE")
+
+
+def test_eperm_lowering_oom_score_adj(env):
+    with open("/proc/self/oom_score_adj") as f:
+        cur = int(f.read())
+    if cur <= -1000:
+        pytest.skip("already minimal")
+    env.cfg["process"]["oomScoreAdj"] = -1000
+    r = env.run(["true"])
+    if r.returncode == 0:
+        pytest.skip("this host allows lowering oom_score_adj (CAP_SYS_RESOURCE present)")
+    fails(r, "process.oomScoreAdj", "CAP_SYS_RESOURCE")
+
+
+def test_terminal_and_console_socket_rules(env):
+    env.cfg["process"]["terminal"] = True
+    env.write()
+    fails(env.cli("create", "-b", env.bundle, env.new_id()),
+          "cannot allocate tty if ocirun will detach without setting console socket")
+    env.cfg["process"]["terminal"] = False
+    env.write()
+    fails(env.cli("create", "--console-socket", "/tmp/x.sock", "-b", env.bundle, env.new_id()),
+          "cannot use console socket if ocirun will not detach or allocate tty")
+    env.cfg["process"]["terminal"] = True
+    env.write()
+    fails(env.cli("create", "--console-socket", os.path.join(env.tmp, "missing.sock"), "-b", env.bundle, env.new_id()),
+          "--console-socket", "no such file or directory")
+
+
+def test_json_log_format_and_log_file(env):
+    env.cfg["process"]["args"] = ["nosuchcmd"]
+    env.write()
+    r = env.cli("--log-format", "json", "run", "-b", env.bundle, env.new_id())
+    assert r.returncode == 1
+    rec = json.loads(r.stderr.strip())
+    assert sorted(rec) == ["level", "msg", "time"] and rec["level"] == "error"
+    assert "executable file not found in $PATH" in rec["msg"]
+    log = os.path.join(env.tmp, "log.json")
+    r = env.cli("--log", log, "--log-format=json", "run", "-b", env.bundle, env.new_id())
+    assert r.returncode == 1
+    recs = [json.loads(line) for line in open(log)]
+    assert len(recs) == 1 and recs[0]["level"] == "error"
+    assert r.stderr.strip() == recs[0]["msg"]  # the bare message on stderr too
+
+
+def test_cli_usage_errors(env):
+    r = env.cli("--log-format", "xml", "list")
+    assert r.returncode == 1 and "invalid log-format: xml" in r.stderr
+    r = env.cli("frobnicate")
+    assert r.returncode == 3 and "No help topic for 'frobnicate'" in r.stdout
+    r = env.cli("state")
+    assert r.returncode == 1 and r.stdout.startswith("Incorrect Usage.") and "requires exactly 1 argument" in r.stderr
+    r = env.cli("delete", "--nope", "x")
+    assert r.returncode == 1 and "flag provided but not defined: -nope" in r.stderr
+    r = env.cli("--version", root=False)
+    assert r.returncode == 0 and r.stdout.startswith("ocirun version ") and "spec: " in r.stdout
+    r = env.cli("create", "--help")
+    assert r.returncode == 0 and "--bundle" in r.stdout
+
+
+def test_failed_create_leaves_the_id_free(env):
+    env.cfg["process"]["args"] = ["nosuchcmd"]
+    env.write()
+    cid = env.new_id()
+    fails(env.cli("create", "-b", env.bundle, cid), "executable file not found")
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    assert env.cli("run", "-b", env.bundle, cid).returncode == 0
