@@ -50,6 +50,17 @@ def ocirun_cmd():
     return [sys.executable, "-m", "ocirun"]
 
 
+def installed_init():
+    """Path of the ocirun-init the installed ocirun uses (tests import the
+    Python modules from the tree, but exercise the installed binaries)."""
+    out = subprocess.run([sys.executable, "-I", "-c", "import ocirun.launch as l; print(l.INIT_PATH)"],
+                         capture_output=True, text=True, cwd="/")
+    path = out.stdout.strip()
+    if out.returncode != 0 or not os.path.exists(path):
+        pytest.skip("ocirun is not installed (scripts/install.sh)")
+    return path
+
+
 def is_root():
     return os.geteuid() == 0
 

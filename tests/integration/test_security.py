@@ -158,6 +158,9 @@ def _init_with_plan(blob):
 
     from ocirun import launch, proto
 
+    from tests.conftest import installed_init
+
+    launch.INIT_PATH = installed_init()
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     exe = launch.init_memfd()
     plan = os.memfd_create("plan")
