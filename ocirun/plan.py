@@ -49,6 +49,7 @@ class Plan:
         self.hook_sync = False
         self.env = []
         self.rlimits = []
+        self.seccomp = None
 
     def rlimit_name(self, index):
         return self.rlimits[index] if 0 <= index < len(self.rlimits) else f"rlimit {index}"
@@ -269,12 +270,59 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     if preserve_fds:
         w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
 
-    hooks = _obj(cfg.get("hooks"), "hooks")
-    plan.hooks = hooks
-    if hooks.get("prestart") or hooks.get("createRuntime"):
-        plan.hook_sync = True
-        w.flag(P.R_HOOK_SYNC)
+    plan.hooks = _hooks(plan, _obj(cfg.get("hooks"), "hooks"))
+    sc = linux.get("seccomp")
+    if sc is not None:
+        from ocirun.seccomp import compile_profile
+
+        plan.seccomp = compile_profile(sc)
+        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+    pers = linux.get("personality")
+    if pers is not None:
+        pers = _obj(pers, "linux.personality")
+        dom = _str(pers.get("domain"), "linux.personality.domain", required=True)
+        if dom not in PERSONALITY:
+            raise ConfigError(f"linux.personality.domain: unknown domain {dom!r}")
+        if pers.get("flags"):
+            raise ConfigError("linux.personality.flags: no flags are supported (as in runc)")
+        w.rec(P.R_PERSONALITY, struct.pack("=I", PERSONALITY[dom]))
     return plan
+
+
+PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def _hooks(plan, hooks):
+    """Validate every hook; compile the in-container ones into the plan."""
+    out = {}
+    for phase, entries in hooks.items():
+        if phase not in HOOK_PHASES:
+            raise ConfigError(f"hooks.{phase}: unknown hook phase")
+        lst = []
+        for i, h in enumerate(_list(entries, f"hooks.{phase}")):
+            f = f"hooks.{phase}[{i}]"
+            h = _obj(h, f)
+            path = _str(h.get("path"), f + ".path", required=True)
+            if not path.startswith("/"):
+                raise ConfigError(f"{f}.path: must be an absolute path")
+            args = [_str(a, f"{f}.args[{j}]") for j, a in enumerate(_list(h.get("args"), f + ".args"))]
+            env = [_str(e, f"{f}.env[{j}]") for j, e in enumerate(_list(h.get("env"), f + ".env"))]
+            timeout = _int(h.get("timeout"), f + ".timeout", 1, 2**31 - 1)
+            if phase in ("prestart", "createRuntime", "poststart", "poststop") and not os.path.exists(path):
+                raise ConfigError(f"{f}.path: {path}: no such file or directory")
+            lst.append({"path": path, "args": args, "env": env, "timeout": timeout})
+            if phase in ("createContainer", "startContainer"):
+                ph = P.HOOK_CREATE_CONTAINER if phase == "createContainer" else P.HOOK_START_CONTAINER
+                payload = P.REC_HOOK.pack(ph, i, timeout or 0, len(args), len(env), 0) + P.cstr(path)
+                payload += b"".join(P.cstr(a) for a in args) + b"".join(P.cstr(e) for e in env)
+                plan.w.rec(P.R_HOOK, payload)
+        if lst:
+            out[phase] = lst
+    if any(out.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
+        plan.hook_sync = True
+        plan.w.flag(P.R_HOOK_SYNC)
+    return out
 
 
 def _namespaces(plan, linux):

@@ -41,6 +41,13 @@ struct join_op {
   int fd;
 };
 
+struct hook_op {
+  const struct rec_hook *h;
+  const char *path;
+  char *argv[258];
+  char *envp[258];
+};
+
 struct plan {
   unsigned long long ns_new;
   struct join_op joins[16];
@@ -81,15 +88,22 @@ struct plan {
   int terminal;
   unsigned int rows, cols;
   unsigned int npreserve;
+  struct hook_op hooks[64];
+  unsigned int nhooks;
+  int has_personality;
+  unsigned int personality;
+  char *hook_state; /* the state JSON from the parent, for in-container hooks */
 };
 
 /* report.c */
 extern int sync_fd;
+extern int fifo_write_fd;
 void fail(int step, int err, unsigned int index, const char *detail) __attribute__((noreturn));
 void fail2(int step, int err, unsigned int index, const char *a, const char *b) __attribute__((noreturn));
 void warn_parent(const char *detail);
 int send_msg(unsigned int type, unsigned int value, int fd);
 int recv_msg(unsigned int want);
+int recv_msg_detail(unsigned int want, char *buf, size_t size);
 void str_copy(char *dst, size_t size, const char *src);
 
 /* plan.c */
@@ -119,5 +133,7 @@ void do_rlimits(struct plan *p);
 void do_user(struct plan *p, int procfd);
 const char *lookup_exec(struct plan *p, char *buf, size_t size);
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path);
+void load_seccomp(struct plan *p);
+void run_hooks(struct plan *p, unsigned int phase);
 
 #endif

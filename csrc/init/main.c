@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
+#include <linux/seccomp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -126,8 +128,13 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   if (cwdfd < 0) fail(S_CWD, errno, 0, p->cwd);
   close(cwdfd);
   if (p->hook_sync) {
+    /* prestart/createRuntime run in the parent; it answers with the state
+     * our own createContainer/startContainer hooks get on stdin */
+    static char hookbuf[OCIRUN_MSG_HDR + OCIRUN_HOOK_STATE_MAX];
     if (send_msg(M_HOOK_REQ, 0, -1) < 0) _exit(1);
-    recv_msg(M_HOOK_ACK);
+    recv_msg_detail(M_HOOK_ACK, hookbuf, sizeof hookbuf);
+    p->hook_state = hookbuf + OCIRUN_MSG_HDR;
+    run_hooks(p, HOOK_CREATE_CONTAINER);
   }
   /* a handle on our own fd table for the exec fifo, taken from the host procfs */
   int selffd = openat(procfd, "self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -136,6 +143,10 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   close(rootfd);
   do_root_finish(p);
   do_rlimits(p);
+  if (p->has_personality && personality(p->personality) < 0) fail(S_PERSONALITY, errno, 0, NULL);
+  /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while
+   * we still have it; with it, as late as possible (right before execve) */
+  if (!p->nnp) load_seccomp(p);
   do_user(p, procfd);
   close(procfd);
   /* validate the working directory as the container user now, so that a bad

@@ -177,6 +177,20 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
       p->cols = u32(&c);
       break;
     case R_PRESERVE: p->npreserve = u32(&c); break;
+    case R_PERSONALITY: p->has_personality = 1; p->personality = u32(&c); break;
+    case R_HOOK: {
+      if (p->nhooks >= 64) bad("too many hooks");
+      struct hook_op *h = &p->hooks[p->nhooks++];
+      h->h = take(&c, sizeof(struct rec_hook));
+      if (h->h->nargs > 256 || h->h->nenv > 256) bad("too many hook args");
+      h->path = str(&c);
+      for (unsigned int i = 0; i < h->h->nargs; i++) h->argv[i] = (char *)str(&c);
+      h->argv[h->h->nargs] = NULL;
+      for (unsigned int i = 0; i < h->h->nenv; i++) h->envp[i] = (char *)str(&c);
+      h->envp[h->h->nenv] = NULL;
+      if (h->path[0] != '/') bad("hook path must be absolute");
+      break;
+    }
     default: bad("unknown plan record");
     }
     need_empty(&c);

@@ -191,11 +191,21 @@ static void set_home(struct plan *p) {
   p->envp[p->envc] = NULL;
 }
 
-static void load_seccomp(struct plan *p) {
+/* Load the compiled filter.  With a notify listener the kernel returns its
+ * fd, which goes to the parent (it forwards it to listenerPath). */
+void load_seccomp(struct plan *p) {
   if (!p->seccomp) return;
   struct sock_fprog prog = {.len = (unsigned short)(p->seccomp_len / 8), .filter = (struct sock_filter *)p->seccomp};
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) < 0) fail(S_SECCOMP, errno, 0, NULL);
+  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+  if (r < 0) fail(S_SECCOMP, errno, 0, NULL);
+  if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+    if (send_msg(M_SECCOMP, 0, (int)r) < 0) fail(S_SECCOMP, errno, 0, "sending the listener fd");
+    close((int)r);
+  }
+  p->seccomp = NULL;
 }
+
+int fifo_write_fd = -1;
 
 /* Block until `ocirun start` opens the fifo for reading, then exec.  Everything
  * but stdio, the preserved fds and the (close-on-exec) sync socket is closed
@@ -204,7 +214,8 @@ static void load_seccomp(struct plan *p) {
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path) {
   set_home(p);
   if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(S_NNP, errno, 0, NULL);
-  if (p->seccomp && !p->nnp) load_seccomp(p);
+  /* a notify listener must reach its agent during create */
+  if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) load_seccomp(p);
   if (send_msg(M_READY, 0, -1) < 0) _exit(1);
   if (fifofd >= 0) {
     char name[16];
@@ -217,9 +228,15 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
     do w = openat(procfd_self_fd, name, O_WRONLY | O_CLOEXEC);
     while (w < 0 && errno == EINTR);
     if (w < 0) fail(S_FIFO, errno, 0, "exec.fifo");
+    /* startContainer hooks run now; `start` reads "0" only if they passed */
+    fifo_write_fd = w;
+    run_hooks(p, HOOK_START_CONTAINER);
+    fifo_write_fd = -1;
     if (write(w, "0", 1) != 1) fail(S_FIFO, errno, 0, "exec.fifo");
     close(w);
     close(fifofd);
+  } else {
+    run_hooks(p, HOOK_START_CONTAINER);
   }
   close(procfd_self_fd);
   /* G1: nothing but stdio, preserved fds and the close-on-exec sync socket */
@@ -234,7 +251,8 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
   if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
-  if (p->seccomp && p->nnp) load_seccomp(p);
+  /* with no_new_privs the filter needs no privilege: load it last */
+  load_seccomp(p);
   execve(path, p->argv, p->envp);
   fail(S_EXEC, errno, 0, path);
 }
