@@ -60,7 +60,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
 
     validate_id(cid)
     bundle = os.path.abspath(opts.bundle)
-    cfg = load_config(bundle)
+    cfg, raw_cfg = load_config(bundle, raw=True)
     nlisten = _listen_fds()
     extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
     preserve = nlisten + opts.preserve_fds
@@ -134,6 +134,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             "annotations": plan.annotations, "cgroup": cg, "hooks": plan.hooks,
             "ns": sorted(plan.ns_new), "config": os.path.join(bundle, "config.json"),
         }
+        store.write_file(cid, "config.json", raw_cfg)
         store.write(cid, st)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)

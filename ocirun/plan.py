@@ -197,6 +197,11 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     plan.rootfs = rootfs
 
     linux = _obj(cfg.get("linux"), "linux")
+    if _str(linux.get("mountLabel"), "linux.mountLabel") and not selinux_enabled():
+        raise ConfigError("linux.mountLabel: selinux mount label is specified, but selinux is disabled or "
+                          "not supported on this host")
+    if linux.get("intelRdt") is not None and not os.path.isdir("/sys/fs/resctrl/info"):
+        raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (no resctrl filesystem)")
     _namespaces(plan, linux)
     if "mount" not in plan.ns_new:
         raise ConfigError("linux.namespaces: a new mount namespace is required")
@@ -638,6 +643,58 @@ def _process(plan, proc, extra_env, console_socket):
     plan.env = env
     for e in env:
         w.str(P.R_ENV, e)
-    for key in ("apparmorProfile", "selinuxLabel"):
-        if _str(proc.get(key), f"process.{key}"):
-            plan.warnings.append(f"process.{key}: no LSM of that kind is enabled on this host; ignored")
+    _lsm(plan, proc)
+
+
+def apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def selinux_enabled():
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def _lsm(plan, proc):
+    """Labels are applied when the host has the LSM; asking for one the host
+    lacks is an error (a silently unconfined container is worse)."""
+    aa = _str(proc.get("apparmorProfile"), "process.apparmorProfile")
+    se = _str(proc.get("selinuxLabel"), "process.selinuxLabel")
+    if aa:
+        if not apparmor_enabled():
+            raise ConfigError("process.apparmorProfile: apparmor profile is specified, but apparmor is not "
+                              "enabled on this host")
+        plan.w.rec(P.R_LSM, struct.pack("=II", 1, 0) + P.cstr(aa))
+    if se:
+        if not selinux_enabled():
+            raise ConfigError("process.selinuxLabel: selinux label is specified, but selinux is disabled or "
+                              "not supported on this host")
+        plan.w.rec(P.R_LSM, struct.pack("=II", 2, 0) + P.cstr(se))
+
+
+def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
+    """A plan for `exec`: join the running container (namespaces given as
+    CLONE_NEW* flags, joined through a pidfd), apply the process fields and
+    the container's seccomp profile."""
+    plan = Plan()
+    w = plan.w
+    plan.oci_version = cfg.get("ociVersion", "")
+    w.u64(P.R_EXEC, ns_flags)
+    if join_cgroup:
+        plan.setup_sync = True
+        w.flag(P.R_SETUP_SYNC)
+    _process(plan, _obj(proc, "process"), (), False)
+    if preserve_fds:
+        w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
+    sc = (cfg.get("linux") or {}).get("seccomp")
+    if sc is not None:
+        from ocirun.seccomp import compile_profile
+
+        plan.seccomp = compile_profile(sc)
+        if plan.seccomp.notify:
+            raise ConfigError("linux.seccomp: exec into a container with a notify profile is not supported")
+        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+    return plan

@@ -93,6 +93,9 @@ struct plan {
   int has_personality;
   unsigned int personality;
   char *hook_state; /* the state JSON from the parent, for in-container hooks */
+  int exec_mode;
+  unsigned long long exec_ns;
+  const char *apparmor, *selinux;
 };
 
 /* report.c */
@@ -126,6 +129,7 @@ void do_root_finish(struct plan *p);
 /* dev.c */
 void do_devices(struct plan *p, int rootfd);
 void do_console(struct plan *p, int rootfd);
+void alloc_console(struct plan *p, int rootfd, int bind_console);
 
 /* process.c */
 void do_sysctls(struct plan *p, int procfd);
@@ -135,5 +139,6 @@ const char *lookup_exec(struct plan *p, char *buf, size_t size);
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path);
 void load_seccomp(struct plan *p);
 void run_hooks(struct plan *p, unsigned int phase);
+void apply_lsm(struct plan *p, int procfd);
 
 #endif

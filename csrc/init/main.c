@@ -147,6 +147,7 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while
    * we still have it; with it, as late as possible (right before execve) */
   if (!p->nnp) load_seccomp(p);
+  apply_lsm(p, procfd);
   do_user(p, procfd);
   close(procfd);
   /* validate the working directory as the container user now, so that a bad
@@ -156,6 +157,28 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   const char *path = lookup_exec(p, exe, sizeof exe);
   if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
   wait_fifo_and_exec(p, selffd, fifofd, path);
+}
+
+/* exec: the new process, already in every namespace and the cgroup of the
+ * container, a child of `ocirun exec` (CLONE_PARENT). */
+static void exec_child(struct plan *p, int procfd) {
+  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) fail(S_ROOTFS, errno, 0, "/");
+  if (p->terminal) {
+    if (setsid() < 0) fail(S_CONSOLE, errno, 0, "setsid");
+    alloc_console(p, rootfd, 0);
+  }
+  close(rootfd);
+  do_rlimits(p);
+  if (!p->nnp) load_seccomp(p);
+  apply_lsm(p, procfd);
+  do_user(p, procfd);
+  close(procfd);
+  static char exe[4096];
+  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
+  const char *path = lookup_exec(p, exe, sizeof exe);
+  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
+  wait_fifo_and_exec(p, -1, -1, path);
 }
 
 int main(int argc, char **argv) {
@@ -183,6 +206,39 @@ int main(int argc, char **argv) {
     char v[16];
     itoa_signed(p->oom, v);
     write_proc_self(procfd, "self/oom_score_adj", v, S_OOM);
+  }
+  if (p->exec_mode) {
+    int pidfd = fifofd; /* the slot carries a pidfd of the container's init */
+    if (p->setup_sync) {
+      if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
+      recv_msg(M_SETUP_ACK);
+    }
+    if (pidfd < 0) fail(S_SETNS, EBADF, 0, "pidfd");
+    if (p->exec_ns && setns(pidfd, (int)p->exec_ns) < 0) fail(S_SETNS, errno, 0, "the container's namespaces");
+    close(pidfd);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (p->exec_ns & CLONE_NEWUSER) {
+      if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresgid(0) in the user namespace");
+      if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresuid(0) in the user namespace");
+      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid < 0) fail(S_CLONE, errno, 0, NULL);
+    if (pid == 0) {
+      for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+      exec_child(p, procfd);
+      _exit(1);
+    }
+    if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
+      kill((pid_t)pid, SIGKILL);
+      _exit(1);
+    }
+    _exit(0);
   }
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
       errno != EPERM)

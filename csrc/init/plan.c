@@ -177,6 +177,16 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
       p->cols = u32(&c);
       break;
     case R_PRESERVE: p->npreserve = u32(&c); break;
+    case R_EXEC: p->exec_mode = 1; p->exec_ns = u64(&c); break;
+    case R_LSM: {
+      unsigned int kind = u32(&c);
+      u32(&c);
+      const char *label = str(&c);
+      if (kind == 1) p->apparmor = label;
+      else if (kind == 2) p->selinux = label;
+      else bad("unknown LSM");
+      break;
+    }
     case R_PERSONALITY: p->has_personality = 1; p->personality = u32(&c); break;
     case R_HOOK: {
       if (p->nhooks >= 64) bad("too many hooks");
@@ -196,7 +206,7 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
     need_empty(&c);
   }
   if (n != hdr[3]) bad("plan record count mismatch");
-  if (!p->rootfs || !p->cwd || p->argc == 0) bad("plan lacks rootfs, cwd or args");
+  if ((!p->rootfs && !p->exec_mode) || !p->cwd || p->argc == 0) bad("plan lacks rootfs, cwd or args");
   p->argv[p->argc] = NULL;
   p->envp[p->envc] = NULL;
 }

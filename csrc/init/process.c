@@ -207,6 +207,31 @@ void load_seccomp(struct plan *p) {
 
 int fifo_write_fd = -1;
 
+/* AppArmor / SELinux: the label the kernel applies at our execve, written
+ * through the runtime's procfs handle (G8).  Only reached when the host has
+ * the LSM: the parent refuses a label for an LSM the host lacks. */
+void apply_lsm(struct plan *p, int procfd) {
+  const char *file = NULL, *label = NULL;
+  char buf[4200];
+  if (p->apparmor) {
+    file = "thread-self/attr/apparmor/exec";
+    str_copy(buf, sizeof buf, "exec ");
+    str_copy(buf + 5, sizeof buf - 5, p->apparmor);
+    label = buf;
+  } else if (p->selinux) {
+    file = "thread-self/attr/exec";
+    label = p->selinux;
+  }
+  if (!file) return;
+  int fd = openat(procfd, file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) fail(S_USER, errno, 0, file);
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(S_USER, EPERM, 0, file);
+  size_t len = strlen(label);
+  if (write(fd, label, len) != (ssize_t)len) fail(S_USER, errno, 0, file);
+  close(fd);
+}
+
 /* Block until `ocirun start` opens the fifo for reading, then exec.  Everything
  * but stdio, the preserved fds and the (close-on-exec) sync socket is closed
  * first, the working directory is entered only now and checked to be inside

@@ -54,7 +54,10 @@ enum ocirun_rec {
   R_NO_NEW_KEYRING = 30, /* flag */
   R_HOOK = 31,         /* struct rec_hook + str path, args[nargs], env[nenv] */
   R_PERSONALITY = 32,  /* u32 persona */
-  R_MAX = 33
+  R_EXEC = 33,         /* u64 CLONE_NEW* flags: exec mode, join a running container
+                          with setns(pidfd at base+2, flags); no rootfs set-up */
+  R_LSM = 34,          /* u32 kind (1 apparmor, 2 selinux), u32 zero, str label */
+  R_MAX = 35
 };
 
 enum ocirun_mount_kind { MK_BIND = 1, MK_FS = 2, MK_SYMLINK = 3, MK_SETATTR = 4 };
