@@ -81,7 +81,8 @@ def supported_flags():
     for name, bit in FLAGS.items():
         # seccomp(SECCOMP_GET_ACTION_AVAIL) cannot probe flags; SET_MODE_FILTER
         # with a NULL program fails EFAULT for a known flag and EINVAL otherwise
-        r = libc.syscall(317, 1, bit, None)
+        probe = bit | (FLAG_NEW_LISTENER if bit == FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"] else 0)
+        r = libc.syscall(317, 1, probe, None)
         if r < 0 and ctypes.get_errno() == 14:
             ok.append(name)
     return ok

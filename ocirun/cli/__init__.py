@@ -71,6 +71,7 @@ COMMANDS = {
              "lists containers started by ocirun with the given root", "ocirun list [command options]"),
     "exec": (EXEC_FLAGS, "execute new process inside the container",
              "ocirun exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>"),
+    "features": (HELP, "show the enabled features", "ocirun features"),
     "spec": ([Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory"),
               Flag("rootless", BOOL, False, "generate a configuration for a rootless container")] + HELP,
              "create a new specification file", "ocirun spec [command options]"),

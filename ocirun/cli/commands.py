@@ -168,3 +168,12 @@ def cmd_exec(g, opts, pos):
     return execute.exec_process(store, cid, proc, detach=opts["detach"], pid_file=pid_file,
                                 console_socket=opts["console_socket"] or None, preserve_fds=opts["preserve_fds"],
                                 cgroup_spec=opts["cgroup"] or None, ignore_paused=opts["ignore_paused"])
+
+
+def cmd_features(g, opts, pos):
+    if pos:
+        raise IncorrectUsage("requires exactly 0 argument(s)")
+    from ocirun.features import features
+    from ocirun.jsonutil import dumps_indent
+
+    sys.stdout.write(dumps_indent(features(), 4) + "\n")
