@@ -295,3 +295,43 @@ def test_console_socket(env, tmp_path):
             break
         time.sleep(0.05)
     assert env.cli("delete", cid).returncode == 0
+
+
+def test_run_foreground_terminal_relay(env):
+    """run with process.terminal in the foreground: ocirun relays its own
+    terminal (raw mode, window size) to the container's pty."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    env.cfg["process"]["terminal"] = True
+    env.cfg["process"]["args"] = ["sh", "-c", "tty; stty size; read x; echo got-$x; exit 3"]
+    env.write()
+    cid = env.new_id()
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
+        os.execv(env.cmd[0], env.cmd + ["--root", env.root, "run", "-b", env.bundle, cid])
+    out = b""
+
+    def pump(until, timeout=10):
+        nonlocal out
+        end = time.monotonic() + timeout
+        while until not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    return
+
+    pump(b"33 99")
+    os.write(fd, b"hello\n")
+    pump(b"got-hello")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = out.decode(errors="replace").replace("\r", "")
+    assert "/dev/pts/0" in text and "33 99" in text and "got-hello" in text, text
+    assert os.waitstatus_to_exitcode(status) == 3
