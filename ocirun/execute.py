@@ -62,8 +62,9 @@ def process_from_flags(cfg, opts, args):
         proc["apparmorProfile"] = opts["apparmor"] or base.get("apparmorProfile")
     if opts["process_label"] or base.get("selinuxLabel"):
         proc["selinuxLabel"] = opts["process_label"] or base.get("selinuxLabel")
-    if base.get("consoleSize"):
-        proc["consoleSize"] = base["consoleSize"]
+    for key in ("consoleSize", "scheduler", "ioPriority", "execCPUAffinity"):
+        if base.get(key):
+            proc[key] = base[key]
     return proc
 
 

@@ -571,6 +571,9 @@ def _sysctls(plan, linux):
 
 
 def _caps(plan, caps):
+    for key in caps:
+        if key not in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+            raise ConfigError(f"process.capabilities.{key}: unknown capability set")
     last = _cap_last_cap()
     masks = {}
     unknown = []
@@ -644,6 +647,75 @@ def _process(plan, proc, extra_env, console_socket):
     for e in env:
         w.str(P.R_ENV, e)
     _lsm(plan, proc)
+    _scheduling(plan, proc)
+
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _scheduling(plan, proc):
+    """process.scheduler (sched_setattr) and process.ioPriority (ioprio_set)."""
+    sch = proc.get("scheduler")
+    if sch is not None:
+        f = "process.scheduler"
+        sch = _obj(sch, f)
+        pol = _str(sch.get("policy"), f + ".policy", required=True)
+        if pol not in SCHED_POLICIES:
+            raise ConfigError(f"{f}.policy: unknown policy {pol!r}")
+        flags = 0
+        for i, fl in enumerate(_list(sch.get("flags"), f + ".flags")):
+            if fl not in SCHED_FLAGS:
+                raise ConfigError(f"{f}.flags[{i}]: unknown flag {fl!r}")
+            flags |= SCHED_FLAGS[fl]
+        nice = _int(sch.get("nice"), f + ".nice", -20, 19) or 0
+        prio = _int(sch.get("priority"), f + ".priority", 0, 99) or 0
+        if pol in ("SCHED_FIFO", "SCHED_RR") and prio == 0:
+            raise ConfigError(f"{f}.priority: {pol} needs a priority in 1..99")
+        if pol not in ("SCHED_FIFO", "SCHED_RR") and prio:
+            raise ConfigError(f"{f}.priority: only SCHED_FIFO and SCHED_RR take a priority")
+        rt = _int(sch.get("runtime"), f + ".runtime", 0, U64_MAX) or 0
+        dl = _int(sch.get("deadline"), f + ".deadline", 0, U64_MAX) or 0
+        per = _int(sch.get("period"), f + ".period", 0, U64_MAX) or 0
+        attr = struct.pack("=IIQiIQQQII", 56, SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
+        plan.w.rec(P.R_SCHED, attr)
+    io = proc.get("ioPriority")
+    if io is not None:
+        f = "process.ioPriority"
+        io = _obj(io, f)
+        cls = _str(io.get("class"), f + ".class", required=True)
+        if cls not in IOPRIO_CLASSES:
+            raise ConfigError(f"{f}.class: unknown class {cls!r}")
+        prio = _int(io.get("priority"), f + ".priority", 0, 7) or 0
+        plan.w.rec(P.R_IOPRIO, struct.pack("=I", IOPRIO_CLASSES[cls] << 13 | prio))
+
+
+def cpu_mask(text, field):
+    """'0-3,7' -> a cpu_set_t-style bitmask (multiple of 8 bytes)."""
+    cpus = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                if int(a) > int(b):
+                    raise ValueError
+                cpus.update(range(int(a), int(b) + 1))
+            else:
+                cpus.add(int(part))
+    except ValueError:
+        raise ConfigError(f"{field}: invalid CPU list {text!r}") from None
+    if not cpus or min(cpus) < 0 or max(cpus) >= 8192:
+        raise ConfigError(f"{field}: invalid CPU list {text!r}")
+    nbytes = ((max(cpus) // 64) + 1) * 8
+    mask = bytearray(nbytes)
+    for c in cpus:
+        mask[c // 8] |= 1 << (c % 8)
+    return bytes(mask)
 
 
 def apparmor_enabled():
@@ -687,6 +759,11 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         plan.setup_sync = True
         w.flag(P.R_SETUP_SYNC)
     _process(plan, _obj(proc, "process"), (), False)
+    aff = _obj(proc.get("execCPUAffinity"), "process.execCPUAffinity")
+    for key, rec in (("initial", P.R_CPU_INITIAL), ("final", P.R_CPU_FINAL)):
+        v = _str(aff.get(key), f"process.execCPUAffinity.{key}")
+        if v:
+            w.rec(rec, cpu_mask(v, f"process.execCPUAffinity.{key}"))
     if preserve_fds:
         w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
     sc = (cfg.get("linux") or {}).get("seccomp")

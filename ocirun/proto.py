@@ -41,6 +41,10 @@ R_HOOK = 31
 R_PERSONALITY = 32
 R_EXEC = 33
 R_LSM = 34
+R_SCHED = 35
+R_IOPRIO = 36
+R_CPU_INITIAL = 37
+R_CPU_FINAL = 38
 
 MK_BIND = 1
 MK_FS = 2
@@ -70,7 +74,7 @@ STEPS = [
     "rootprop", "rootfs", "mount", "device", "devsymlink", "console", "mask",
     "readonly", "sysctl", "hostname", "domainname", "pivot", "root_ro", "cwd",
     "exec_lookup", "rlimit", "user", "caps", "nnp", "seccomp", "fifo", "exec",
-    "loopback", "sync", "keyring", "setgroups", "setgid", "setuid", "hook", "personality",
+    "loopback", "sync", "keyring", "setgroups", "setgid", "setuid", "hook", "personality", "sched", "ioprio", "affinity",
 ]
 
 REC_MOUNT = struct.Struct("=IIQQQQ")

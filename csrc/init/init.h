@@ -96,6 +96,11 @@ struct plan {
   int exec_mode;
   unsigned long long exec_ns;
   const char *apparmor, *selinux;
+  const void *sched_attr;
+  int has_ioprio;
+  unsigned int ioprio;
+  const void *cpu_initial, *cpu_final;
+  unsigned int cpu_initial_len, cpu_final_len;
 };
 
 /* report.c */
@@ -140,5 +145,7 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
 void load_seccomp(struct plan *p);
 void run_hooks(struct plan *p, unsigned int phase);
 void apply_lsm(struct plan *p, int procfd);
+void apply_sched(struct plan *p);
+void set_affinity(const void *mask, unsigned int len);
 
 #endif

@@ -144,6 +144,7 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   do_root_finish(p);
   do_rlimits(p);
   if (p->has_personality && personality(p->personality) < 0) fail(S_PERSONALITY, errno, 0, NULL);
+  apply_sched(p);
   /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while
    * we still have it; with it, as late as possible (right before execve) */
   if (!p->nnp) load_seccomp(p);
@@ -170,6 +171,7 @@ static void exec_child(struct plan *p, int procfd) {
   }
   close(rootfd);
   do_rlimits(p);
+  apply_sched(p);
   if (!p->nnp) load_seccomp(p);
   apply_lsm(p, procfd);
   do_user(p, procfd);
@@ -209,6 +211,7 @@ int main(int argc, char **argv) {
   }
   if (p->exec_mode) {
     int pidfd = fifofd; /* the slot carries a pidfd of the container's init */
+    set_affinity(p->cpu_initial, p->cpu_initial_len);
     if (p->setup_sync) {
       if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
       recv_msg(M_SETUP_ACK);

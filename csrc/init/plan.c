@@ -187,6 +187,20 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
       else bad("unknown LSM");
       break;
     }
+    case R_SCHED:
+      if (c.left != 56) bad("bad sched_attr");
+      p->sched_attr = take(&c, 56);
+      break;
+    case R_IOPRIO: p->has_ioprio = 1; p->ioprio = u32(&c); break;
+    case R_CPU_INITIAL:
+    case R_CPU_FINAL: {
+      if (c.left == 0 || c.left > 1024 || c.left % 8) bad("bad cpu mask");
+      unsigned int n = (unsigned int)c.left;
+      const void *m = take(&c, c.left);
+      if (type == R_CPU_INITIAL) { p->cpu_initial = m; p->cpu_initial_len = n; }
+      else { p->cpu_final = m; p->cpu_final_len = n; }
+      break;
+    }
     case R_PERSONALITY: p->has_personality = 1; p->personality = u32(&c); break;
     case R_HOOK: {
       if (p->nhooks >= 64) bad("too many hooks");

@@ -207,6 +207,21 @@ void load_seccomp(struct plan *p) {
 
 int fifo_write_fd = -1;
 
+/* process.scheduler and process.ioPriority, while still privileged */
+void apply_sched(struct plan *p) {
+  if (p->sched_attr) {
+    char attr[56];
+    memcpy(attr, p->sched_attr, 56);
+    if (syscall(SYS_sched_setattr, 0, attr, 0) < 0) fail(S_SCHED, errno, 0, NULL);
+  }
+  if (p->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio) < 0)
+    fail(S_IOPRIO, errno, 0, NULL);
+}
+
+void set_affinity(const void *mask, unsigned int len) {
+  if (mask && syscall(SYS_sched_setaffinity, 0, len, mask) < 0) fail(S_AFFINITY, errno, 0, NULL);
+}
+
 /* AppArmor / SELinux: the label the kernel applies at our execve, written
  * through the runtime's procfs handle (G8).  Only reached when the host has
  * the LSM: the parent refuses a label for an LSM the host lacks. */
@@ -276,6 +291,7 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
   if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
+  set_affinity(p->cpu_final, p->cpu_final_len);
   /* with no_new_privs the filter needs no privilege: load it last */
   load_seccomp(p);
   execve(path, p->argv, p->envp);

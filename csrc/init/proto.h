@@ -57,7 +57,11 @@ enum ocirun_rec {
   R_EXEC = 33,         /* u64 CLONE_NEW* flags: exec mode, join a running container
                           with setns(pidfd at base+2, flags); no rootfs set-up */
   R_LSM = 34,          /* u32 kind (1 apparmor, 2 selinux), u32 zero, str label */
-  R_MAX = 35
+  R_SCHED = 35,        /* struct sched_attr (56 bytes) for sched_setattr */
+  R_IOPRIO = 36,       /* u32 ioprio value for ioprio_set */
+  R_CPU_INITIAL = 37,  /* cpu mask bytes: affinity while joining (exec) */
+  R_CPU_FINAL = 38,    /* cpu mask bytes: affinity right before execve (exec) */
+  R_MAX = 39
 };
 
 enum ocirun_mount_kind { MK_BIND = 1, MK_FS = 2, MK_SYMLINK = 3, MK_SETATTR = 4 };
@@ -124,7 +128,7 @@ enum ocirun_step {
   S_ROOTPROP, S_ROOTFS, S_MOUNT, S_DEVICE, S_DEVSYMLINK, S_CONSOLE, S_MASK,
   S_READONLY, S_SYSCTL, S_HOSTNAME, S_DOMAINNAME, S_PIVOT, S_ROOT_RO, S_CWD,
   S_EXEC_LOOKUP, S_RLIMIT, S_USER, S_CAPS, S_NNP, S_SECCOMP, S_FIFO, S_EXEC,
-  S_LOOPBACK, S_SYNC, S_KEYRING, S_SETGROUPS, S_SETGID, S_SETUID, S_HOOK, S_PERSONALITY
+  S_LOOPBACK, S_SYNC, S_KEYRING, S_SETGROUPS, S_SETGID, S_SETUID, S_HOOK, S_PERSONALITY, S_SCHED, S_IOPRIO, S_AFFINITY
 };
 
 #endif

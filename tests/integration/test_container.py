@@ -335,3 +335,45 @@ def test_run_foreground_terminal_relay(env):
     text = out.decode(errors="replace").replace("\r", "")
     assert "/dev/pts/0" in text and "33 99" in text and "got-hello" in text, text
     assert os.waitstatus_to_exitcode(status) == 3
+
+
+def test_scheduler_iopriority_personality(env):
+    env.cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
+    env.cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 6}
+    env.cfg["linux"]["personality"] = {"domain": "LINUX32"}
+    r = env.sh("cut -d' ' -f19,41 /proc/self/stat; uname -m; ionice -p $$")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["5", "3"]  # nice 5, policy SCHED_BATCH
+    assert lines[1] in ("i686", "i386")
+    assert "best-effort" in lines[2] and "6" in lines[2]
+
+
+def test_exec_cpu_affinity(env):
+    if os.cpu_count() < 2:
+        pytest.skip("needs 2 cpus")
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.cfg["process"]["execCPUAffinity"] = {"final": "1"}
+    env.write()
+    cid = env.new_id()
+    assert env.cli("run", "-d", "-b", env.bundle, cid).returncode == 0
+    try:
+        r = env.cli("exec", cid, "sh", "-c", "grep Cpus_allowed_list /proc/self/status")
+        assert r.stdout.split()[-1] == "1", r.stdout + r.stderr
+        # not applicable to the init itself
+        with open(f"/proc/{env.state(cid)['pid']}/status") as f:
+            assert [line for line in f if line.startswith("Cpus_allowed_list")][0].split()[-1] != "1"
+    finally:
+        env.cli("delete", "-f", cid)
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("scheduler", {"policy": "SCHED_FIFO"}, "process.scheduler.priority"),
+    ("scheduler", {"policy": "SCHED_MAGIC"}, "process.scheduler.policy"),
+    ("ioPriority", {"class": "IOPRIO_CLASS_X"}, "process.ioPriority.class"),
+    ("capabilities", {"bogus": ["CAP_KILL"]}, "process.capabilities.bogus"),
+])
+def test_bad_process_fields(env, field, value, words):
+    env.cfg["process"][field] = value
+    r = env.run(["true"])
+    assert r.returncode == 1 and words in r.stderr, r.stderr
