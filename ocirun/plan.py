@@ -471,7 +471,9 @@ def _mounts(plan, cfg, bundle):
         if mtype in ("proc", "sysfs") or dest in ("/proc", "/sys"):
             xflags |= P.MNT_NOFOLLOW
         if "tmpcopyup" in ext:
-            raise ConfigError(f"{f}.options: tmpcopyup is not supported by this version of ocirun")
+            if mtype != "tmpfs":
+                raise ConfigError(f"{f}.options: tmpcopyup is only valid for tmpfs")
+            xflags |= P.MNT_TMPCOPYUP
         _mount_rec(w, P.MK_FS, i, xflags, prop, aset, aclr, source, dest, mtype,
                    ",".join([o for o in data if o not in T.SB_OPTIONS] + sb))
     return dev_bound

@@ -131,6 +131,9 @@ void do_masks(struct plan *p, int rootfd, int nullfd);
 void do_pivot(struct plan *p, int rootfd);
 void do_root_finish(struct plan *p);
 
+/* copyup.c */
+int copy_tree(int src, int dst, int depth);
+
 /* dev.c */
 void do_devices(struct plan *p, int rootfd);
 void do_console(struct plan *p, int rootfd);

@@ -377,3 +377,19 @@ def test_bad_process_fields(env, field, value, words):
     env.cfg["process"][field] = value
     r = env.run(["true"])
     assert r.returncode == 1 and words in r.stderr, r.stderr
+
+
+def test_tmpcopyup(env):
+    etc = os.path.join(env.rootfs, "etc")
+    os.makedirs(os.path.join(etc, "sub"))
+    with open(os.path.join(etc, "sub", "f"), "w") as f:
+        f.write("kept\n")
+    os.symlink("sub/f", os.path.join(etc, "link"))
+    os.chmod(os.path.join(etc, "sub"), 0o750)
+    env.cfg["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["tmpcopyup", "mode=755"]})
+    r = env.sh("stat -f -c %T /etc; cat /etc/link; stat -c %a /etc/sub; grep -c root /etc/passwd; "
+               "echo new > /etc/new && echo wrote")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["tmpfs", "kept", "750", "1", "wrote"]
+    assert not os.path.exists(os.path.join(etc, "new"))  # written to the tmpfs only
