@@ -55,6 +55,14 @@ COMMANDS = {
              "create a new specification file", "ocirun spec [command options]"),
 }
 
+from ocirun.cli.cgroupcmds import COMMANDS as _CGROUP_COMMANDS  # noqa: E402
+
+COMMANDS.update(_CGROUP_COMMANDS)
+
+# these stop parsing options at the first positional: what follows the id
+# belongs to the command (ps's own arguments)
+STOP_AT_POSITIONAL = ("ps",)
+
 VERSION = None
 
 
@@ -136,7 +144,7 @@ def main(argv=None):
         return 3
     flags, desc, usage = spec
     try:
-        opts, pos = parse(cargs, flags)
+        opts, pos = parse(cargs, flags, stop_at_positional=cmd in STOP_AT_POSITIONAL)
     except UsageError as e:
         log.error(str(e))
         return 1
