@@ -23,8 +23,8 @@ def cgroup_device_attach(prog, cgroup_fd):
     attach it to the cgroup v2 directory fd."""
     from ocirun._native_c import ffi
 
-    log = ffi.new("char[]", 4096)
-    r = lib.ocirun_cgroup_device_attach(prog, len(prog) // 8, cgroup_fd, log, 4096)
+    log = ffi.new("char[]", 65536)
+    r = lib.ocirun_cgroup_device_attach(prog, len(prog) // 8, cgroup_fd, log, 65536)
     if r < 0:
         msg = ffi.string(log).decode(errors="replace").strip().splitlines()
         raise OSError(-r, os.strerror(-r), msg[-1] if msg else None)

@@ -18,14 +18,20 @@ int ocirun_cgroup_device_attach(const void *insns, unsigned int ninsns, int cgro
   a.insn_cnt = ninsns;
   a.insns = (unsigned long)insns;
   a.license = (unsigned long)"Apache";
-  if (log && logsz) {
-    log[0] = 0;
-    a.log_level = 1;
-    a.log_buf = (unsigned long)log;
-    a.log_size = logsz;
-  }
   int prog = bpf(BPF_PROG_LOAD, &a);
-  if (prog < 0) return -errno;
+  if (prog < 0) {
+    /* again with the verifier's log, only to explain the failure (a log
+       that does not fit fails the load with ENOSPC, so not on the first try) */
+    int err = errno;
+    if (log && logsz) {
+      log[0] = 0;
+      a.log_level = 1;
+      a.log_buf = (unsigned long)log;
+      a.log_size = logsz;
+      if (bpf(BPF_PROG_LOAD, &a) >= 0) log[0] = 0;
+    }
+    return -err;
+  }
   memset(&a, 0, sizeof(a));
   a.target_fd = cgroup_fd;
   a.attach_bpf_fd = prog;
