@@ -103,6 +103,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         if cg:
             cgroups.create(cg)
             made_cg = True
+            cgroups.apply(cg, linux.get("resources"))
         console = opts.console_socket
 
         def pty(fd):
@@ -235,13 +236,7 @@ def signal_container(store, cid, sig, all_=False):
         pids = cgroups.pids(st.get("cgroup"))
         if s == "stopped" and not pids:
             return
-        if sig == 9 and s == "paused":
-            _thaw(st)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        cgroups.signal_all(st.get("cgroup"), sig)
         if s != "stopped" and not pids:
             _signal_init(st, sig)
         return
@@ -428,6 +423,10 @@ def run(store, cid, opts, keep=False, subreaper=True):
 
         def take_pty(fd):
             cfg_terminal[0] = os.dup(fd)
+            if os.isatty(0):
+                from ocirun.tty import copy_winsize
+
+                copy_winsize(fd)
 
         on_pty = take_pty
         st, sp = create(store, cid, opts, keep_sync=True, on_pty=on_pty)

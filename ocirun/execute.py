@@ -168,6 +168,10 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
                 launch.send_console(console_socket, fd)
             else:
                 master.append(os.dup(fd))
+                if os.isatty(0):
+                    from ocirun.tty import copy_winsize
+
+                    copy_winsize(fd)
 
         sp = launch.spawn(plan, plan.blob(), fifo_fd=pidfd, preserve_fds=preserve_fds)
         try:

@@ -2,8 +2,8 @@
 
 state.json is written atomically (temp file + rename) under an flock of the
 container directory.  Status is derived on every call, as runc does: no pid or
-a pid whose start time differs (pid reuse) -> stopped; exec.fifo present ->
-created; frozen -> paused; else running.
+a pid whose start time differs (pid reuse) -> stopped; frozen -> paused;
+exec.fifo present -> created; else running.
 """
 
 import os
@@ -156,12 +156,13 @@ def status(store, st):
     pid = st.get("pid") or 0
     if pid <= 0 or pid_start_time(pid) != st.get("start_time"):
         return "stopped"
-    if os.path.exists(os.path.join(store.dir(st["id"]), FIFO)):
-        return "created"
     from ocirun import cgroups
 
+    # frozen first, as runc: a paused never-started container is "paused"
     if cgroups.is_frozen(st.get("cgroup")):
         return "paused"
+    if os.path.exists(os.path.join(store.dir(st["id"]), FIFO)):
+        return "created"
     return "running"
 
 

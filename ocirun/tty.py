@@ -5,6 +5,18 @@ import os
 import select
 
 
+def copy_winsize(master, src=0):
+    """Give the container's pty our terminal's size (before it starts)."""
+    import fcntl
+    import termios
+
+    try:
+        ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+    except OSError:
+        pass
+
+
 class Relay:
     def __init__(self, master):
         self.master = master
@@ -28,14 +40,7 @@ class Relay:
             os.close(self.master)
 
     def _resize(self):
-        import fcntl
-        import termios
-
-        try:
-            ws = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(self.master, termios.TIOCSWINSZ, ws)
-        except OSError:
-            pass
+        copy_winsize(self.master)
 
     def _pump(self, pid):
         p = select.poll()

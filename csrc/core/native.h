@@ -2,3 +2,5 @@
 int ocirun_set_child_subreaper(void);
 int ocirun_cloexec_from(unsigned int first);
 int ocirun_close_range(unsigned int first, unsigned int last);
+int ocirun_cgroup_device_attach(const void *insns, unsigned int ninsns, int cgroup_fd, char *log,
+                                unsigned int logsz);

@@ -17,6 +17,10 @@ from ocirun.errors import OcirunError
 
 ROOT = "/sys/fs/cgroup"
 
+# set by the CLI from the global --systemd-cgroup flag (create/run only; later
+# commands read the driver from the state)
+SYSTEMD = False
+
 
 class CgroupError(OcirunError):
     pass
@@ -57,6 +61,8 @@ def resolve(cgroups_path, cid, root=ROOT):
     """The cgroup description for a new container (nothing is created)."""
     from ocirun.plan import own_cgroup_paths
 
+    if SYSTEMD:
+        _systemd_check(cgroups_path)
     hier, version = hierarchies(root)
     if not hier:
         return None
@@ -78,6 +84,88 @@ def resolve(cgroups_path, cid, root=ROOT):
                 base = own.get(ctrls, "/")
         paths[mp] = os.path.normpath(mp + base + "/" + "/".join(parts))
     return {"version": version, "paths": paths}
+
+
+def _systemd_check(cgroups_path):
+    """The systemd driver needs a running systemd to create the scope unit."""
+    if not os.path.isdir("/run/systemd/system"):
+        raise CgroupError("systemd cgroup flag passed, but systemd support for managing cgroups is not available")
+    if cgroups_path:
+        parts = cgroups_path.split(":")
+        if len(parts) != 3 or "/" in cgroups_path:
+            raise CgroupError(f'expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, '
+                              f'got "{cgroups_path}" instead')
+        if parts[0] and not parts[0].endswith(".slice"):
+            raise CgroupError(f'linux.cgroupsPath: invalid slice name "{parts[0]}" (must end in .slice)')
+    raise CgroupError("--systemd-cgroup: the systemd cgroup driver is not implemented yet; "
+                      "use the cgroupfs driver (no --systemd-cgroup)")
+
+
+def controller_dir(cg, ctrl):
+    """The directory holding ctrl's files for this container, or None when
+    the controller is not available (not mounted on v1, not enabled on v2)."""
+    if not cg:
+        return None
+    if cg["version"] == 2:
+        path = next(iter(cg["paths"].values()))
+        if ctrl == "cgroup":
+            return path
+        avail = _read(os.path.join(path, "cgroup.controllers"))
+        return path if avail is not None and ctrl in avail.split() else None
+    for mp, path in cg["paths"].items():
+        if ctrl in os.path.basename(mp).split(","):
+            return path
+    return None
+
+
+def _enable_controllers(cg, mp, path):
+    """v2: a controller's files appear in a group only once every ancestor
+    lists it in cgroup.subtree_control.  Best effort, as runc: a level that
+    holds processes refuses (no internal processes)."""
+    avail = (_read(os.path.join(mp, "cgroup.controllers")) or "").split()
+    if not avail:
+        return
+    cur = mp
+    rel = [p for p in path[len(mp):].split("/") if p]
+    for part in rel:
+        ctl = os.path.join(cur, "cgroup.subtree_control")
+        have = (_read(ctl) or "").split()
+        want = [c for c in (_read(os.path.join(cur, "cgroup.controllers")) or "").split() if c not in have]
+        if want:
+            try:
+                _write(ctl, " ".join("+" + c for c in want))
+            except OSError:
+                for c in want:
+                    try:
+                        _write(ctl, "+" + c)
+                    except OSError:
+                        pass
+        cur = os.path.join(cur, part)
+
+
+def apply(cg, resources):
+    """Validate linux.resources completely, then write it; the normalised
+    object is kept in cg["resources"] (persisted with the state)."""
+    if not cg or resources is None:
+        return
+    from ocirun.cgroups import resources as R
+
+    res = R.normalize(resources)
+    w = R.compile(cg, res)
+    R.apply_writes(w)
+    cg["resources"] = res
+
+
+def update(cg, resources):
+    """Merge `resources` into what the container has, validate the result,
+    write it; returns the new persisted resources object."""
+    from ocirun.cgroups import resources as R
+
+    merged = R.normalize(R.merge(cg.get("resources"), R.normalize(resources)))
+    # like runc's update, everything is written again (the kernel keeps
+    # unchanged values); device rules are never touched
+    R.apply_writes(R.compile(cg, merged, update=True))
+    return merged
 
 
 def _copy_cpuset(path, mp):
@@ -104,6 +192,8 @@ def create(cg):
             if not os.path.isdir(path):
                 os.makedirs(path, 0o755, exist_ok=True)
                 made.append(path)
+            if cg["version"] == 2:
+                _enable_controllers(cg, mp, path)
             if cg["version"] == 1 and os.path.exists(os.path.join(mp, "cpuset.cpus")):
                 _copy_cpuset(path, mp)
     except OSError as e:
@@ -121,13 +211,19 @@ def add_pid(cg, pid):
 
 
 def pids(cg):
-    """Host pids in the container's cgroup (from the first hierarchy)."""
+    """Host pids in the container's cgroup and its sub-cgroups (from the
+    first hierarchy that has the group)."""
     if not cg:
         return []
     for path in cg["paths"].values():
-        data = _read(os.path.join(path, "cgroup.procs"))
-        if data is not None:
-            return [int(x) for x in data.split()]
+        if not os.path.isdir(path):
+            continue
+        res = []
+        for d, _dirs, _files in os.walk(path):
+            data = _read(os.path.join(d, "cgroup.procs"))
+            if data:
+                res.extend(int(x) for x in data.split())
+        return res
     return []
 
 
@@ -151,6 +247,74 @@ def is_frozen(cg):
         return False
     v = v.strip()
     return v == "1" if cg["version"] == 2 else v in ("FROZEN", "FREEZING")
+
+
+def freeze(cg, frozen=True):
+    """Freeze or thaw, waiting until the kernel reports the transition done
+    (v1 FREEZING can take a while when tasks are in uninterruptible sleep)."""
+    p = _freezer_path(cg)
+    if not p:
+        raise CgroupError("cannot pause: the freezer cgroup controller is not available")
+    v2 = cg["version"] == 2
+    _write(p, ("1" if frozen else "0") if v2 else ("FROZEN" if frozen else "THAWED"))
+    delay = 0.001
+    deadline = time.monotonic() + 10
+    while True:
+        if v2:
+            ev = _read(os.path.join(os.path.dirname(p), "cgroup.events")) or ""
+            done = f"frozen {1 if frozen else 0}" in ev
+        else:
+            st = (_read(p) or "").strip()
+            done = st == ("FROZEN" if frozen else "THAWED")
+            if frozen and st == "FREEZING" and delay >= 0.05:
+                _write(p, "FROZEN")  # nudge, as runc does, for tasks that raced in
+        if done:
+            return
+        if time.monotonic() > deadline:
+            if frozen:
+                try:
+                    _write(p, "0" if v2 else "THAWED")
+                except OSError:
+                    pass
+            raise CgroupError(f"unable to {'freeze' if frozen else 'thaw'} the container's cgroup")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def signal_all(cg, sig):
+    """Signal every process of the cgroup; SIGKILL uses cgroup.kill on v2
+    (no pid can escape by forking), elsewhere the group is frozen around the
+    signalling so no new process appears in between."""
+    if not cg:
+        return
+    if sig == 9 and cg["version"] == 2:
+        path = next(iter(cg["paths"].values()))
+        kp = os.path.join(path, "cgroup.kill")
+        if os.path.exists(kp):
+            try:
+                _write(kp, "1")
+                return
+            except OSError:
+                pass
+    frozen_before = is_frozen(cg)
+    can_freeze = _freezer_path(cg) is not None and os.path.exists(_freezer_path(cg))
+    if can_freeze and not frozen_before:
+        try:
+            freeze(cg, True)
+        except (OSError, CgroupError):
+            can_freeze = False
+    try:
+        for pid in pids(cg):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        if can_freeze and (not frozen_before or sig == 9):
+            try:
+                freeze(cg, False)
+            except (OSError, CgroupError):
+                pass
 
 
 def remove(cg, timeout=5.0):

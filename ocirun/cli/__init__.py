@@ -77,6 +77,14 @@ COMMANDS = {
              "create a new specification file", "ocirun spec [command options]"),
 }
 
+from ocirun.cli.cgroupcmds import COMMANDS as _CGROUP_COMMANDS  # noqa: E402
+
+COMMANDS.update(_CGROUP_COMMANDS)
+
+# these stop parsing options at the first positional: what follows the id
+# belongs to the command (ps's own arguments)
+STOP_AT_POSITIONAL = ("exec", "ps")
+
 VERSION = None
 
 
@@ -158,7 +166,7 @@ def main(argv=None):
         return 3
     flags, desc, usage = spec
     try:
-        opts, pos = parse(cargs, flags, stop_at_positional=cmd in ("exec", "ps"))
+        opts, pos = parse(cargs, flags, stop_at_positional=cmd in STOP_AT_POSITIONAL)
     except UsageError as e:
         log.error(str(e))
         return 1

@@ -46,9 +46,18 @@ def _harden_fds(preserve):
     _native.cloexec_from(3 + n + preserve)
 
 
+def _cgroup_driver(g):
+    if g.get("systemd_cgroup"):
+        from ocirun import cgroups
+
+        cgroups.SYSTEMD = True
+
+
 def cmd_create(g, opts, pos):
     cid = _one_id(pos)
     from ocirun import container
+
+    _cgroup_driver(g)
 
     _harden_fds(opts["preserve_fds"])
     container.create(_store(g), cid, _create_opts(opts, True))
@@ -57,6 +66,8 @@ def cmd_create(g, opts, pos):
 def cmd_run(g, opts, pos):
     cid = _one_id(pos)
     from ocirun import container
+
+    _cgroup_driver(g)
 
     _harden_fds(opts["preserve_fds"])
     return container.run(_store(g), cid, _create_opts(opts, opts["detach"]), keep=opts["keep"],
@@ -177,3 +188,37 @@ def cmd_features(g, opts, pos):
     from ocirun.jsonutil import dumps_indent
 
     sys.stdout.write(dumps_indent(features(), 4) + "\n")
+
+
+# --- commands that work through the cgroup (ocirun/cli/cgroupcmds.py) --------
+
+def cmd_pause(g, opts, pos):
+    from ocirun.cli import cgroupcmds
+
+    cgroupcmds.pause(g, opts, _one_id(pos))
+
+
+def cmd_resume(g, opts, pos):
+    from ocirun.cli import cgroupcmds
+
+    cgroupcmds.resume(g, opts, _one_id(pos))
+
+
+def cmd_update(g, opts, pos):
+    from ocirun.cli import cgroupcmds
+
+    cgroupcmds.update(g, opts, _one_id(pos))
+
+
+def cmd_ps(g, opts, pos):
+    from ocirun.cli import cgroupcmds
+
+    if not pos:
+        raise IncorrectUsage("requires a minimum of 1 argument(s)")
+    cgroupcmds.ps(g, opts, pos[0], pos[1:])
+
+
+def cmd_events(g, opts, pos):
+    from ocirun.cli import cgroupcmds
+
+    cgroupcmds.events(g, opts, _one_id(pos))
