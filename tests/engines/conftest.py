@@ -44,7 +44,7 @@ def uid(prefix):
 WRAPPER = """#!/bin/sh
 # ocirun test wrapper: log argv, run the real runtime, log its status
 printf '%s pid=%s cwd=%s argv: %s\\n' "$(date +%T.%N)" "$$" "$(pwd)" "$*" >> '{log}'
-'{real}' "$@"
+'{real}' {extra}"$@"
 rc=$?
 printf '%s pid=%s rc=%s\\n' "$(date +%T.%N)" "$$" "$rc" >> '{log}'
 exit $rc
@@ -52,16 +52,21 @@ exit $rc
 
 
 class Runtime:
-    """A logging wrapper around ocirun in `dirpath`/bin/ocirun."""
+    """A logging wrapper around ocirun in `dirpath`/bin/ocirun.
 
-    def __init__(self, dirpath):
+    root: a state root the wrapper passes first on every call.  Only for
+    engines that never pass --root themselves (podman): on a shared machine
+    other harnesses `delete --force` everything in ocirun's default root
+    (/run/ocirun) between their tests, killing our containers."""
+
+    def __init__(self, dirpath, root=None):
         self.real = ocirun_path()
         bindir = os.path.join(dirpath, "bin")
         os.makedirs(bindir, exist_ok=True)
         self.path = os.path.join(bindir, "ocirun")
         self.log = os.path.join(dirpath, "ocirun-calls.log")
         with open(self.path, "w") as f:
-            f.write(WRAPPER.format(log=self.log, real=self.real))
+            f.write(WRAPPER.format(log=self.log, real=self.real, extra=f"--root '{root}' " if root else ""))
         os.chmod(self.path, 0o755)
         open(self.log, "a").close()
 
@@ -79,12 +84,19 @@ class Runtime:
 
 
 def private_tmpdir(prefix):
-    """A directory of our own under /tmp.  Not pytest's tmp_path_factory:
-    every pytest session started as root on this machine prunes
-    /tmp/pytest-of-root down to the newest three runs, which deletes the
-    image stores of daemons still running in an older session."""
+    """A directory of our own under /var/tmp (OCIRUN_ENGINE_TMP overrides).
+
+    Not pytest's tmp_path_factory: every pytest session started as root on
+    a shared machine prunes /tmp/pytest-of-root down to the newest three
+    runs, deleting the stores of daemons still running in an older session.
+    Not /tmp either: harnesses that "clean leaked mounts" with a blanket
+    `umount -l` of everything under /tmp (seen on the project VM) rip the
+    overlay rootfs out from under running containers, which then fail with
+    `exec: "sh": executable file not found in $PATH`."""
     import tempfile
-    return tempfile.mkdtemp(prefix=f"ocirun-{prefix}-", dir="/tmp")
+    base = os.environ.get("OCIRUN_ENGINE_TMP", "/var/tmp")
+    os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"ocirun-{prefix}-", dir=base)
 
 
 def remove_tree(path):

@@ -58,7 +58,7 @@ def podman_engine(busybox_archive):
     need_root()
     need_binaries("podman", "conmon")
     tmp = private_tmpdir("podman")
-    p = Podman(tmp, Runtime(tmp))
+    p = Podman(tmp, Runtime(tmp, root=os.path.join(tmp, "ocirun-state")))
     try:
         r = p("load", "-i", busybox_archive["path"], timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
