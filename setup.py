@@ -32,4 +32,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["build_init"]:
         build_init(os.path.join(HERE, "ocirun", "libexec", "ocirun-init"))
         sys.exit(0)
-    setup(cmdclass={"build_py": BuildPy}, cffi_modules=["ocirun/_native_build.py:ffibuilder"])
+    setup(cmdclass={"build_py": BuildPy}, cffi_modules=["ocirun/_native_build.py:ffibuilder", "ocirun/_seccomp_build.py:ffibuilder"])

@@ -60,7 +60,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
 
     validate_id(cid)
     bundle = os.path.abspath(opts.bundle)
-    cfg = load_config(bundle)
+    cfg, raw_cfg = load_config(bundle, raw=True)
     nlisten = _listen_fds()
     extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
     preserve = nlisten + opts.preserve_fds
@@ -113,19 +113,28 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
 
         def hooks(pid):
             from ocirun import hooks as H
+            from ocirun.jsonutil import dumps
 
-            H.run_create_runtime(plan.hooks, _public(cid, pid, "creating", bundle, plan))
+            state = _public(cid, pid, "created", bundle, plan)
+            H.run_create_runtime(plan.hooks, state)
+            return dumps(state)
+
+        def seccomp_listener(fd, pid):
+            launch.send_seccomp_listener(plan.seccomp.listener_path, fd, _public(cid, pid, "creating", bundle, plan),
+                                         plan.seccomp.metadata)
 
         sp = launch.spawn(plan, blob, fifo_fd=fifo_fd, preserve_fds=preserve)
         os.close(fifo_fd)
         fifo_fd = None
-        pid = launch.converse(sp, plan, cgroup=cg, on_pty=pty, on_hooks=hooks, warn=log.warning)
+        pid = launch.converse(sp, plan, cgroup=cg, on_pty=pty, on_hooks=hooks, on_seccomp=seccomp_listener,
+                              warn=log.warning)
         st = {
             "id": cid, "pid": pid, "start_time": pid_start_time(pid), "bundle": bundle,
             "rootfs": plan.rootfs, "created": _rfc3339_now(), "ociVersion": plan.oci_version,
             "annotations": plan.annotations, "cgroup": cg, "hooks": plan.hooks,
             "ns": sorted(plan.ns_new), "config": os.path.join(bundle, "config.json"),
         }
+        store.write_file(cid, "config.json", raw_cfg)
         store.write(cid, st)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
@@ -187,6 +196,12 @@ def start(store, cid):
                     data = os.read(fd, 1)
                     if data == b"0":
                         break
+                    if data == b"E":  # a startContainer hook failed; the init exits
+                        from ocirun.launch import format_error
+                        from ocirun.proto import STEPS
+
+                        what = os.read(fd, 4096).decode(errors="replace")
+                        raise StateError(format_error(None, STEPS.index("hook"), 0, 2 << 16, what))
                     if not data and pid_start_time(st["pid"]) == st.get("start_time"):
                         continue
                     raise StateError("cannot start an already running container")

@@ -14,9 +14,7 @@ def _run(hook, state, phase, index):
 
     from ocirun.jsonutil import dumps
 
-    path = hook.get("path")
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise OcirunError(f"hooks.{phase}[{index}].path: must be an absolute path")
+    path = hook["path"]
     args = hook.get("args") or [path]
     env = dict(e.split("=", 1) for e in (hook.get("env") or []) if "=" in e)
     timeout = hook.get("timeout")

@@ -8,7 +8,8 @@ or an error.  Sync protocol (csrc/init/proto.h, docs/sync-protocol.md):
     bootstrap -> SETUP_REQ(pid)   parent writes id maps, joins the cgroup -> SETUP_ACK
     bootstrap -> PID(init pid)    and exits; the init is our child (CLONE_PARENT)
     init      -> PTY + fd         parent forwards the master to --console-socket
-    init      -> HOOK_REQ         parent runs prestart/createRuntime hooks -> HOOK_ACK
+    init      -> HOOK_REQ         parent runs prestart/createRuntime hooks -> HOOK_ACK(state JSON)
+    init      -> SECCOMP + fd     parent hands the listener to linux.seccomp.listenerPath
     init      -> READY            set up; blocked on the exec fifo
     any       -> ERROR(step, errno, index, detail)
 """
@@ -155,7 +156,7 @@ def send_console(path, master_fd):
         s.close()
 
 
-def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, warn=None):
+def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, on_seccomp=None, warn=None):
     """Serve the init until READY; returns the init's pid.  Raises InitError."""
     from ocirun import cgroups
 
@@ -199,9 +200,19 @@ def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, warn=None):
                 for fd in fds:
                     os.close(fd)
         elif typ == P.M_HOOK_REQ:
-            if on_hooks:
-                on_hooks(sp.init_pid)
-            sock.send(P.MSG_HDR.pack(P.M_HOOK_ACK, 0, 0, 0) + b"\0")
+            state = on_hooks(sp.init_pid) if on_hooks else "{}"
+            payload = state.encode()
+            if len(payload) >= P.HOOK_STATE_MAX:
+                raise InitError("the container state is too large for in-container hooks")
+            sock.send(P.MSG_HDR.pack(P.M_HOOK_ACK, 0, 0, 0) + payload + b"\0")
+        elif typ == P.M_SECCOMP:
+            try:
+                if on_seccomp is None:
+                    raise InitError("the init sent a seccomp listener nobody asked for")
+                on_seccomp(fds[0], sp.init_pid)
+            finally:
+                for fd in fds:
+                    os.close(fd)
         elif typ == P.M_WARN:
             if warn:
                 warn(detail)
@@ -229,6 +240,24 @@ def _died(sp):
             return f"container init was killed by signal {os.WTERMSIG(status)}"
         return f"container init exited unexpectedly (status {os.WEXITSTATUS(status)})"
     return "container init exited unexpectedly"
+
+
+def send_seccomp_listener(path, fd, state, metadata):
+    """The runtime-spec seccomp agent protocol: one message carrying the
+    container process state as JSON and the listener fd (SCM_RIGHTS)."""
+    from ocirun.jsonutil import dumps
+
+    msg = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"], "pid": state.get("pid", 0),
+           "metadata": metadata or "", "state": state}
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        try:
+            s.connect(path)
+        except OSError as e:
+            raise OcirunError(f"linux.seccomp.listenerPath {path}: connect: {strerror(e.errno)}") from None
+        s.sendmsg([dumps(msg).encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
+    finally:
+        s.close()
 
 
 def format_error(plan, step, err, index, detail):
@@ -276,6 +305,13 @@ def format_error(plan, step, err, index, detail):
         return f"process.user.additionalGids: setgroups: {es}"
     if name == "caps":
         return f"process.capabilities: {what}: {es}"
+    if name == "hook":
+        phase = {1: "createContainer", 2: "startContainer"}.get(index >> 16, "hook")
+        return f"hooks.{phase}[{index & 0xFFFF}] {what}: {extra or es}" + (f": {es}" if extra and es else "")
+    if name == "seccomp":
+        return f"linux.seccomp: loading the filter: {es}"
+    if name == "personality":
+        return f"linux.personality: {es}"
     if name == "plan":
         return f"internal error: the init rejected the plan: {what}"
     parts = [name] + [x for x in (what, extra) if x] + ([es] if es else [])

@@ -49,6 +49,7 @@ class Plan:
         self.hook_sync = False
         self.env = []
         self.rlimits = []
+        self.seccomp = None
 
     def rlimit_name(self, index):
         return self.rlimits[index] if 0 <= index < len(self.rlimits) else f"rlimit {index}"
@@ -196,6 +197,11 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     plan.rootfs = rootfs
 
     linux = _obj(cfg.get("linux"), "linux")
+    if _str(linux.get("mountLabel"), "linux.mountLabel") and not selinux_enabled():
+        raise ConfigError("linux.mountLabel: selinux mount label is specified, but selinux is disabled or "
+                          "not supported on this host")
+    if linux.get("intelRdt") is not None and not os.path.isdir("/sys/fs/resctrl/info"):
+        raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (no resctrl filesystem)")
     _namespaces(plan, linux)
     if "mount" not in plan.ns_new:
         raise ConfigError("linux.namespaces: a new mount namespace is required")
@@ -269,12 +275,59 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     if preserve_fds:
         w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
 
-    hooks = _obj(cfg.get("hooks"), "hooks")
-    plan.hooks = hooks
-    if hooks.get("prestart") or hooks.get("createRuntime"):
-        plan.hook_sync = True
-        w.flag(P.R_HOOK_SYNC)
+    plan.hooks = _hooks(plan, _obj(cfg.get("hooks"), "hooks"))
+    sc = linux.get("seccomp")
+    if sc is not None:
+        from ocirun.seccomp import compile_profile
+
+        plan.seccomp = compile_profile(sc)
+        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+    pers = linux.get("personality")
+    if pers is not None:
+        pers = _obj(pers, "linux.personality")
+        dom = _str(pers.get("domain"), "linux.personality.domain", required=True)
+        if dom not in PERSONALITY:
+            raise ConfigError(f"linux.personality.domain: unknown domain {dom!r}")
+        if pers.get("flags"):
+            raise ConfigError("linux.personality.flags: no flags are supported (as in runc)")
+        w.rec(P.R_PERSONALITY, struct.pack("=I", PERSONALITY[dom]))
     return plan
+
+
+PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def _hooks(plan, hooks):
+    """Validate every hook; compile the in-container ones into the plan."""
+    out = {}
+    for phase, entries in hooks.items():
+        if phase not in HOOK_PHASES:
+            raise ConfigError(f"hooks.{phase}: unknown hook phase")
+        lst = []
+        for i, h in enumerate(_list(entries, f"hooks.{phase}")):
+            f = f"hooks.{phase}[{i}]"
+            h = _obj(h, f)
+            path = _str(h.get("path"), f + ".path", required=True)
+            if not path.startswith("/"):
+                raise ConfigError(f"{f}.path: must be an absolute path")
+            args = [_str(a, f"{f}.args[{j}]") for j, a in enumerate(_list(h.get("args"), f + ".args"))]
+            env = [_str(e, f"{f}.env[{j}]") for j, e in enumerate(_list(h.get("env"), f + ".env"))]
+            timeout = _int(h.get("timeout"), f + ".timeout", 1, 2**31 - 1)
+            if phase in ("prestart", "createRuntime", "poststart", "poststop") and not os.path.exists(path):
+                raise ConfigError(f"{f}.path: {path}: no such file or directory")
+            lst.append({"path": path, "args": args, "env": env, "timeout": timeout})
+            if phase in ("createContainer", "startContainer"):
+                ph = P.HOOK_CREATE_CONTAINER if phase == "createContainer" else P.HOOK_START_CONTAINER
+                payload = P.REC_HOOK.pack(ph, i, timeout or 0, len(args), len(env), 0) + P.cstr(path)
+                payload += b"".join(P.cstr(a) for a in args) + b"".join(P.cstr(e) for e in env)
+                plan.w.rec(P.R_HOOK, payload)
+        if lst:
+            out[phase] = lst
+    if any(out.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
+        plan.hook_sync = True
+        plan.w.flag(P.R_HOOK_SYNC)
+    return out
 
 
 def _namespaces(plan, linux):
@@ -418,7 +471,9 @@ def _mounts(plan, cfg, bundle):
         if mtype in ("proc", "sysfs") or dest in ("/proc", "/sys"):
             xflags |= P.MNT_NOFOLLOW
         if "tmpcopyup" in ext:
-            raise ConfigError(f"{f}.options: tmpcopyup is not supported by this version of ocirun")
+            if mtype != "tmpfs":
+                raise ConfigError(f"{f}.options: tmpcopyup is only valid for tmpfs")
+            xflags |= P.MNT_TMPCOPYUP
         _mount_rec(w, P.MK_FS, i, xflags, prop, aset, aclr, source, dest, mtype,
                    ",".join([o for o in data if o not in T.SB_OPTIONS] + sb))
     return dev_bound
@@ -518,6 +573,9 @@ def _sysctls(plan, linux):
 
 
 def _caps(plan, caps):
+    for key in caps:
+        if key not in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+            raise ConfigError(f"process.capabilities.{key}: unknown capability set")
     last = _cap_last_cap()
     masks = {}
     unknown = []
@@ -590,6 +648,132 @@ def _process(plan, proc, extra_env, console_socket):
     plan.env = env
     for e in env:
         w.str(P.R_ENV, e)
-    for key in ("apparmorProfile", "selinuxLabel"):
-        if _str(proc.get(key), f"process.{key}"):
-            plan.warnings.append(f"process.{key}: no LSM of that kind is enabled on this host; ignored")
+    _lsm(plan, proc)
+    _scheduling(plan, proc)
+
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _scheduling(plan, proc):
+    """process.scheduler (sched_setattr) and process.ioPriority (ioprio_set)."""
+    sch = proc.get("scheduler")
+    if sch is not None:
+        f = "process.scheduler"
+        sch = _obj(sch, f)
+        pol = _str(sch.get("policy"), f + ".policy", required=True)
+        if pol not in SCHED_POLICIES:
+            raise ConfigError(f"{f}.policy: unknown policy {pol!r}")
+        flags = 0
+        for i, fl in enumerate(_list(sch.get("flags"), f + ".flags")):
+            if fl not in SCHED_FLAGS:
+                raise ConfigError(f"{f}.flags[{i}]: unknown flag {fl!r}")
+            flags |= SCHED_FLAGS[fl]
+        nice = _int(sch.get("nice"), f + ".nice", -20, 19) or 0
+        prio = _int(sch.get("priority"), f + ".priority", 0, 99) or 0
+        if pol in ("SCHED_FIFO", "SCHED_RR") and prio == 0:
+            raise ConfigError(f"{f}.priority: {pol} needs a priority in 1..99")
+        if pol not in ("SCHED_FIFO", "SCHED_RR") and prio:
+            raise ConfigError(f"{f}.priority: only SCHED_FIFO and SCHED_RR take a priority")
+        rt = _int(sch.get("runtime"), f + ".runtime", 0, U64_MAX) or 0
+        dl = _int(sch.get("deadline"), f + ".deadline", 0, U64_MAX) or 0
+        per = _int(sch.get("period"), f + ".period", 0, U64_MAX) or 0
+        attr = struct.pack("=IIQiIQQQII", 56, SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
+        plan.w.rec(P.R_SCHED, attr)
+    io = proc.get("ioPriority")
+    if io is not None:
+        f = "process.ioPriority"
+        io = _obj(io, f)
+        cls = _str(io.get("class"), f + ".class", required=True)
+        if cls not in IOPRIO_CLASSES:
+            raise ConfigError(f"{f}.class: unknown class {cls!r}")
+        prio = _int(io.get("priority"), f + ".priority", 0, 7) or 0
+        plan.w.rec(P.R_IOPRIO, struct.pack("=I", IOPRIO_CLASSES[cls] << 13 | prio))
+
+
+def cpu_mask(text, field):
+    """'0-3,7' -> a cpu_set_t-style bitmask (multiple of 8 bytes)."""
+    cpus = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                if int(a) > int(b):
+                    raise ValueError
+                cpus.update(range(int(a), int(b) + 1))
+            else:
+                cpus.add(int(part))
+    except ValueError:
+        raise ConfigError(f"{field}: invalid CPU list {text!r}") from None
+    if not cpus or min(cpus) < 0 or max(cpus) >= 8192:
+        raise ConfigError(f"{field}: invalid CPU list {text!r}")
+    nbytes = ((max(cpus) // 64) + 1) * 8
+    mask = bytearray(nbytes)
+    for c in cpus:
+        mask[c // 8] |= 1 << (c % 8)
+    return bytes(mask)
+
+
+def apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def selinux_enabled():
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def _lsm(plan, proc):
+    """Labels are applied when the host has the LSM; asking for one the host
+    lacks is an error (a silently unconfined container is worse)."""
+    aa = _str(proc.get("apparmorProfile"), "process.apparmorProfile")
+    se = _str(proc.get("selinuxLabel"), "process.selinuxLabel")
+    if aa:
+        if not apparmor_enabled():
+            raise ConfigError("process.apparmorProfile: apparmor profile is specified, but apparmor is not "
+                              "enabled on this host")
+        plan.w.rec(P.R_LSM, struct.pack("=II", 1, 0) + P.cstr(aa))
+    if se:
+        if not selinux_enabled():
+            raise ConfigError("process.selinuxLabel: selinux label is specified, but selinux is disabled or "
+                              "not supported on this host")
+        plan.w.rec(P.R_LSM, struct.pack("=II", 2, 0) + P.cstr(se))
+
+
+def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
+    """A plan for `exec`: join the running container (namespaces given as
+    CLONE_NEW* flags, joined through a pidfd), apply the process fields and
+    the container's seccomp profile."""
+    plan = Plan()
+    w = plan.w
+    plan.oci_version = cfg.get("ociVersion", "")
+    w.u64(P.R_EXEC, ns_flags)
+    if join_cgroup:
+        plan.setup_sync = True
+        w.flag(P.R_SETUP_SYNC)
+    _process(plan, _obj(proc, "process"), (), False)
+    aff = _obj(proc.get("execCPUAffinity"), "process.execCPUAffinity")
+    for key, rec in (("initial", P.R_CPU_INITIAL), ("final", P.R_CPU_FINAL)):
+        v = _str(aff.get(key), f"process.execCPUAffinity.{key}")
+        if v:
+            w.rec(rec, cpu_mask(v, f"process.execCPUAffinity.{key}"))
+    if preserve_fds:
+        w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
+    sc = (cfg.get("linux") or {}).get("seccomp")
+    if sc is not None:
+        from ocirun.seccomp import compile_profile
+
+        plan.seccomp = compile_profile(sc)
+        if plan.seccomp.notify:
+            raise ConfigError("linux.seccomp: exec into a container with a notify profile is not supported")
+        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+    return plan

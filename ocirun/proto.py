@@ -37,6 +37,14 @@ R_LOOPBACK = 27
 R_SETUP_SYNC = 28
 R_HOOK_SYNC = 29
 R_NO_NEW_KEYRING = 30
+R_HOOK = 31
+R_PERSONALITY = 32
+R_EXEC = 33
+R_LSM = 34
+R_SCHED = 35
+R_IOPRIO = 36
+R_CPU_INITIAL = 37
+R_CPU_FINAL = 38
 
 MK_BIND = 1
 MK_FS = 2
@@ -58,6 +66,7 @@ M_ERROR = 6
 M_WARN = 7
 M_HOOK_REQ = 8
 M_HOOK_ACK = 9
+M_SECCOMP = 10
 MSG_HDR = struct.Struct("=IiII")
 
 STEPS = [
@@ -65,11 +74,15 @@ STEPS = [
     "rootprop", "rootfs", "mount", "device", "devsymlink", "console", "mask",
     "readonly", "sysctl", "hostname", "domainname", "pivot", "root_ro", "cwd",
     "exec_lookup", "rlimit", "user", "caps", "nnp", "seccomp", "fifo", "exec",
-    "loopback", "sync", "keyring", "setgroups", "setgid", "setuid",
+    "loopback", "sync", "keyring", "setgroups", "setgid", "setuid", "hook", "personality", "sched", "ioprio", "affinity",
 ]
 
 REC_MOUNT = struct.Struct("=IIQQQQ")
 REC_DEVICE = struct.Struct("=IIIIIIII")
+REC_HOOK = struct.Struct("=IIIIII")
+HOOK_CREATE_CONTAINER = 1
+HOOK_START_CONTAINER = 2
+HOOK_STATE_MAX = 65536
 
 
 class PlanWriter:

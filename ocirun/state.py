@@ -91,6 +91,27 @@ class Store:
             os.close(fd)
         os.rename(tmp, os.path.join(d, STATE_FILE))
 
+    def write_file(self, cid, name, data):
+        """A private copy of something the container was created with."""
+        fd = os.open(os.path.join(self.dir(cid), name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def read_file(self, cid, name):
+        fd = os.open(os.path.join(self.dir(cid), name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while True:
+                b = os.read(fd, 1 << 20)
+                if not b:
+                    return b"".join(chunks)
+                chunks.append(b)
+        finally:
+            os.close(fd)
+
     def read(self, cid):
         from ocirun.jsonutil import JSONError, loads
 
@@ -109,7 +130,7 @@ class Store:
 
     def remove(self, cid):
         d = self.dir(cid)
-        for name in (STATE_FILE, ".state.json.tmp", FIFO):
+        for name in (STATE_FILE, ".state.json.tmp", FIFO, "config.json"):
             try:
                 os.unlink(os.path.join(d, name))
             except FileNotFoundError:

@@ -73,10 +73,9 @@ void do_devices(struct plan *p, int rootfd) {
 }
 
 /* Allocate the console on the container's devpts, hand the master to the
- * parent, bind the peer on /dev/console and make it the stdio and controlling
- * terminal. */
-void do_console(struct plan *p, int rootfd) {
-  if (!p->terminal) return;
+ * parent, (for the init) bind the peer on /dev/console, and make it the
+ * stdio and controlling terminal. */
+void alloc_console(struct plan *p, int rootfd, int bind_console) {
   int master = in_root_open(rootfd, "/dev/pts/ptmx", O_RDWR | O_NOCTTY, RESOLVE_NO_SYMLINKS);
   if (master < 0) fail(S_CONSOLE, errno, 0, "/dev/pts/ptmx");
   struct statfs sf;
@@ -92,26 +91,32 @@ void do_console(struct plan *p, int rootfd) {
     struct winsize ws = {.ws_row = (unsigned short)p->rows, .ws_col = (unsigned short)p->cols};
     if (ioctl(master, TIOCSWINSZ, &ws) < 0) fail(S_CONSOLE, errno, 0, "TIOCSWINSZ");
   }
-  /* /dev/console: an empty file created here, never one the image provides */
-  int dev = in_root_mkdir_all(rootfd, "/dev", 0755);
-  if (dev < 0) fail(S_CONSOLE, errno, 0, "/dev");
-  if (unlinkat(dev, "console", 0) < 0 && errno != ENOENT) fail(S_CONSOLE, errno, 0, "/dev/console");
-  int f = openat(dev, "console", O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0600);
-  if (f < 0) fail(S_CONSOLE, errno, 0, "/dev/console");
-  close(f);
-  int tfd = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (tfd < 0) fail(S_CONSOLE, errno, 0, "/dev/console");
-  int tree = (int)syscall(SYS_open_tree, peer, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-  if (tree < 0) fail(S_CONSOLE, errno, 0, "open_tree of the pty peer");
-  if (syscall(SYS_move_mount, tree, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-    fail(S_CONSOLE, errno, 0, "/dev/console");
-  close(tree);
-  close(tfd);
-  close(dev);
+  if (bind_console) {
+    /* /dev/console: an empty file created here, never one the image provides */
+    int dev = in_root_mkdir_all(rootfd, "/dev", 0755);
+    if (dev < 0) fail(S_CONSOLE, errno, 0, "/dev");
+    if (unlinkat(dev, "console", 0) < 0 && errno != ENOENT) fail(S_CONSOLE, errno, 0, "/dev/console");
+    int f = openat(dev, "console", O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0600);
+    if (f < 0) fail(S_CONSOLE, errno, 0, "/dev/console");
+    close(f);
+    int tfd = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (tfd < 0) fail(S_CONSOLE, errno, 0, "/dev/console");
+    int tree = (int)syscall(SYS_open_tree, peer, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0) fail(S_CONSOLE, errno, 0, "open_tree of the pty peer");
+    if (syscall(SYS_move_mount, tree, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      fail(S_CONSOLE, errno, 0, "/dev/console");
+    close(tree);
+    close(tfd);
+    close(dev);
+  }
   if (send_msg(M_PTY, 0, master) < 0) fail(S_CONSOLE, errno, 0, "sending the pty master");
   close(master);
   for (int i = 0; i < 3; i++)
     if (dup2(peer, i) < 0) fail(S_CONSOLE, errno, 0, "dup2");
   if (ioctl(0, TIOCSCTTY, 0) < 0) fail(S_CONSOLE, errno, 0, "TIOCSCTTY");
   close(peer);
+}
+
+void do_console(struct plan *p, int rootfd) {
+  if (p->terminal) alloc_console(p, rootfd, 1);
 }

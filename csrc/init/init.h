@@ -41,6 +41,13 @@ struct join_op {
   int fd;
 };
 
+struct hook_op {
+  const struct rec_hook *h;
+  const char *path;
+  char *argv[258];
+  char *envp[258];
+};
+
 struct plan {
   unsigned long long ns_new;
   struct join_op joins[16];
@@ -81,15 +88,30 @@ struct plan {
   int terminal;
   unsigned int rows, cols;
   unsigned int npreserve;
+  struct hook_op hooks[64];
+  unsigned int nhooks;
+  int has_personality;
+  unsigned int personality;
+  char *hook_state; /* the state JSON from the parent, for in-container hooks */
+  int exec_mode;
+  unsigned long long exec_ns;
+  const char *apparmor, *selinux;
+  const void *sched_attr;
+  int has_ioprio;
+  unsigned int ioprio;
+  const void *cpu_initial, *cpu_final;
+  unsigned int cpu_initial_len, cpu_final_len;
 };
 
 /* report.c */
 extern int sync_fd;
+extern int fifo_write_fd;
 void fail(int step, int err, unsigned int index, const char *detail) __attribute__((noreturn));
 void fail2(int step, int err, unsigned int index, const char *a, const char *b) __attribute__((noreturn));
 void warn_parent(const char *detail);
 int send_msg(unsigned int type, unsigned int value, int fd);
 int recv_msg(unsigned int want);
+int recv_msg_detail(unsigned int want, char *buf, size_t size);
 void str_copy(char *dst, size_t size, const char *src);
 
 /* plan.c */
@@ -109,9 +131,13 @@ void do_masks(struct plan *p, int rootfd, int nullfd);
 void do_pivot(struct plan *p, int rootfd);
 void do_root_finish(struct plan *p);
 
+/* copyup.c */
+int copy_tree(int src, int dst, int depth);
+
 /* dev.c */
 void do_devices(struct plan *p, int rootfd);
 void do_console(struct plan *p, int rootfd);
+void alloc_console(struct plan *p, int rootfd, int bind_console);
 
 /* process.c */
 void do_sysctls(struct plan *p, int procfd);
@@ -119,5 +145,10 @@ void do_rlimits(struct plan *p);
 void do_user(struct plan *p, int procfd);
 const char *lookup_exec(struct plan *p, char *buf, size_t size);
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path);
+void load_seccomp(struct plan *p);
+void run_hooks(struct plan *p, unsigned int phase);
+void apply_lsm(struct plan *p, int procfd);
+void apply_sched(struct plan *p);
+void set_affinity(const void *mask, unsigned int len);
 
 #endif

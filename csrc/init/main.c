@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
+#include <linux/seccomp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -126,8 +128,13 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   if (cwdfd < 0) fail(S_CWD, errno, 0, p->cwd);
   close(cwdfd);
   if (p->hook_sync) {
+    /* prestart/createRuntime run in the parent; it answers with the state
+     * our own createContainer/startContainer hooks get on stdin */
+    static char hookbuf[OCIRUN_MSG_HDR + OCIRUN_HOOK_STATE_MAX];
     if (send_msg(M_HOOK_REQ, 0, -1) < 0) _exit(1);
-    recv_msg(M_HOOK_ACK);
+    recv_msg_detail(M_HOOK_ACK, hookbuf, sizeof hookbuf);
+    p->hook_state = hookbuf + OCIRUN_MSG_HDR;
+    run_hooks(p, HOOK_CREATE_CONTAINER);
   }
   /* a handle on our own fd table for the exec fifo, taken from the host procfs */
   int selffd = openat(procfd, "self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -136,6 +143,12 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   close(rootfd);
   do_root_finish(p);
   do_rlimits(p);
+  if (p->has_personality && personality(p->personality) < 0) fail(S_PERSONALITY, errno, 0, NULL);
+  apply_sched(p);
+  /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while
+   * we still have it; with it, as late as possible (right before execve) */
+  if (!p->nnp) load_seccomp(p);
+  apply_lsm(p, procfd);
   do_user(p, procfd);
   close(procfd);
   /* validate the working directory as the container user now, so that a bad
@@ -145,6 +158,29 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   const char *path = lookup_exec(p, exe, sizeof exe);
   if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
   wait_fifo_and_exec(p, selffd, fifofd, path);
+}
+
+/* exec: the new process, already in every namespace and the cgroup of the
+ * container, a child of `ocirun exec` (CLONE_PARENT). */
+static void exec_child(struct plan *p, int procfd) {
+  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) fail(S_ROOTFS, errno, 0, "/");
+  if (p->terminal) {
+    if (setsid() < 0) fail(S_CONSOLE, errno, 0, "setsid");
+    alloc_console(p, rootfd, 0);
+  }
+  close(rootfd);
+  do_rlimits(p);
+  apply_sched(p);
+  if (!p->nnp) load_seccomp(p);
+  apply_lsm(p, procfd);
+  do_user(p, procfd);
+  close(procfd);
+  static char exe[4096];
+  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
+  const char *path = lookup_exec(p, exe, sizeof exe);
+  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
+  wait_fifo_and_exec(p, -1, -1, path);
 }
 
 int main(int argc, char **argv) {
@@ -172,6 +208,40 @@ int main(int argc, char **argv) {
     char v[16];
     itoa_signed(p->oom, v);
     write_proc_self(procfd, "self/oom_score_adj", v, S_OOM);
+  }
+  if (p->exec_mode) {
+    int pidfd = fifofd; /* the slot carries a pidfd of the container's init */
+    set_affinity(p->cpu_initial, p->cpu_initial_len);
+    if (p->setup_sync) {
+      if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
+      recv_msg(M_SETUP_ACK);
+    }
+    if (pidfd < 0) fail(S_SETNS, EBADF, 0, "pidfd");
+    if (p->exec_ns && setns(pidfd, (int)p->exec_ns) < 0) fail(S_SETNS, errno, 0, "the container's namespaces");
+    close(pidfd);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (p->exec_ns & CLONE_NEWUSER) {
+      if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresgid(0) in the user namespace");
+      if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresuid(0) in the user namespace");
+      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid < 0) fail(S_CLONE, errno, 0, NULL);
+    if (pid == 0) {
+      for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+      exec_child(p, procfd);
+      _exit(1);
+    }
+    if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
+      kill((pid_t)pid, SIGKILL);
+      _exit(1);
+    }
+    _exit(0);
   }
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
       errno != EPERM)

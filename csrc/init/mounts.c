@@ -266,6 +266,17 @@ static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
     fail2(S_MOUNT, EPERM, op->m->index, op->dest, "mounted proc is not procfs");
   if (!strcmp(op->fstype, "sysfs") && (fstatfs(mfd, &sf) < 0 || sf.f_type != SYSFS_MAGIC))
     fail2(S_MOUNT, EPERM, op->m->index, op->dest, "mounted sysfs is not sysfs");
+  if (op->m->flags & OCIRUN_MNT_TMPCOPYUP) {
+    /* the new tmpfs starts as a copy of what it covers */
+    int src = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dst = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (src < 0 || dst < 0 || copy_tree(src, dst, 0) < 0 || fstat(src, &st) < 0 ||
+        fchown(dst, st.st_uid, st.st_gid) < 0 || fchmod(dst, st.st_mode & 07777) < 0)
+      fail2(S_MOUNT, errno, op->m->index, op->dest, "tmpcopyup");
+    close(src);
+    close(dst);
+  }
   set_recursive(op, mfd);
   if (sys_move_mount(mfd, tfd) < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "move_mount");
   set_propagation(op, mfd);

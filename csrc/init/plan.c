@@ -177,12 +177,50 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
       p->cols = u32(&c);
       break;
     case R_PRESERVE: p->npreserve = u32(&c); break;
+    case R_EXEC: p->exec_mode = 1; p->exec_ns = u64(&c); break;
+    case R_LSM: {
+      unsigned int kind = u32(&c);
+      u32(&c);
+      const char *label = str(&c);
+      if (kind == 1) p->apparmor = label;
+      else if (kind == 2) p->selinux = label;
+      else bad("unknown LSM");
+      break;
+    }
+    case R_SCHED:
+      if (c.left != 56) bad("bad sched_attr");
+      p->sched_attr = take(&c, 56);
+      break;
+    case R_IOPRIO: p->has_ioprio = 1; p->ioprio = u32(&c); break;
+    case R_CPU_INITIAL:
+    case R_CPU_FINAL: {
+      if (c.left == 0 || c.left > 1024 || c.left % 8) bad("bad cpu mask");
+      unsigned int n = (unsigned int)c.left;
+      const void *m = take(&c, c.left);
+      if (type == R_CPU_INITIAL) { p->cpu_initial = m; p->cpu_initial_len = n; }
+      else { p->cpu_final = m; p->cpu_final_len = n; }
+      break;
+    }
+    case R_PERSONALITY: p->has_personality = 1; p->personality = u32(&c); break;
+    case R_HOOK: {
+      if (p->nhooks >= 64) bad("too many hooks");
+      struct hook_op *h = &p->hooks[p->nhooks++];
+      h->h = take(&c, sizeof(struct rec_hook));
+      if (h->h->nargs > 256 || h->h->nenv > 256) bad("too many hook args");
+      h->path = str(&c);
+      for (unsigned int i = 0; i < h->h->nargs; i++) h->argv[i] = (char *)str(&c);
+      h->argv[h->h->nargs] = NULL;
+      for (unsigned int i = 0; i < h->h->nenv; i++) h->envp[i] = (char *)str(&c);
+      h->envp[h->h->nenv] = NULL;
+      if (h->path[0] != '/') bad("hook path must be absolute");
+      break;
+    }
     default: bad("unknown plan record");
     }
     need_empty(&c);
   }
   if (n != hdr[3]) bad("plan record count mismatch");
-  if (!p->rootfs || !p->cwd || p->argc == 0) bad("plan lacks rootfs, cwd or args");
+  if ((!p->rootfs && !p->exec_mode) || !p->cwd || p->argc == 0) bad("plan lacks rootfs, cwd or args");
   p->argv[p->argc] = NULL;
   p->envp[p->envc] = NULL;
 }

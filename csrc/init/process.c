@@ -191,10 +191,60 @@ static void set_home(struct plan *p) {
   p->envp[p->envc] = NULL;
 }
 
-static void load_seccomp(struct plan *p) {
+/* Load the compiled filter.  With a notify listener the kernel returns its
+ * fd, which goes to the parent (it forwards it to listenerPath). */
+void load_seccomp(struct plan *p) {
   if (!p->seccomp) return;
   struct sock_fprog prog = {.len = (unsigned short)(p->seccomp_len / 8), .filter = (struct sock_filter *)p->seccomp};
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) < 0) fail(S_SECCOMP, errno, 0, NULL);
+  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+  if (r < 0) fail(S_SECCOMP, errno, 0, NULL);
+  if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+    if (send_msg(M_SECCOMP, 0, (int)r) < 0) fail(S_SECCOMP, errno, 0, "sending the listener fd");
+    close((int)r);
+  }
+  p->seccomp = NULL;
+}
+
+int fifo_write_fd = -1;
+
+/* process.scheduler and process.ioPriority, while still privileged */
+void apply_sched(struct plan *p) {
+  if (p->sched_attr) {
+    char attr[56];
+    memcpy(attr, p->sched_attr, 56);
+    if (syscall(SYS_sched_setattr, 0, attr, 0) < 0) fail(S_SCHED, errno, 0, NULL);
+  }
+  if (p->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio) < 0)
+    fail(S_IOPRIO, errno, 0, NULL);
+}
+
+void set_affinity(const void *mask, unsigned int len) {
+  if (mask && syscall(SYS_sched_setaffinity, 0, len, mask) < 0) fail(S_AFFINITY, errno, 0, NULL);
+}
+
+/* AppArmor / SELinux: the label the kernel applies at our execve, written
+ * through the runtime's procfs handle (G8).  Only reached when the host has
+ * the LSM: the parent refuses a label for an LSM the host lacks. */
+void apply_lsm(struct plan *p, int procfd) {
+  const char *file = NULL, *label = NULL;
+  char buf[4200];
+  if (p->apparmor) {
+    file = "thread-self/attr/apparmor/exec";
+    str_copy(buf, sizeof buf, "exec ");
+    str_copy(buf + 5, sizeof buf - 5, p->apparmor);
+    label = buf;
+  } else if (p->selinux) {
+    file = "thread-self/attr/exec";
+    label = p->selinux;
+  }
+  if (!file) return;
+  int fd = openat(procfd, file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) fail(S_USER, errno, 0, file);
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(S_USER, EPERM, 0, file);
+  size_t len = strlen(label);
+  if (write(fd, label, len) != (ssize_t)len) fail(S_USER, errno, 0, file);
+  close(fd);
 }
 
 /* Block until `ocirun start` opens the fifo for reading, then exec.  Everything
@@ -204,7 +254,8 @@ static void load_seccomp(struct plan *p) {
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path) {
   set_home(p);
   if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(S_NNP, errno, 0, NULL);
-  if (p->seccomp && !p->nnp) load_seccomp(p);
+  /* a notify listener must reach its agent during create */
+  if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) load_seccomp(p);
   if (send_msg(M_READY, 0, -1) < 0) _exit(1);
   if (fifofd >= 0) {
     char name[16];
@@ -217,9 +268,15 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
     do w = openat(procfd_self_fd, name, O_WRONLY | O_CLOEXEC);
     while (w < 0 && errno == EINTR);
     if (w < 0) fail(S_FIFO, errno, 0, "exec.fifo");
+    /* startContainer hooks run now; `start` reads "0" only if they passed */
+    fifo_write_fd = w;
+    run_hooks(p, HOOK_START_CONTAINER);
+    fifo_write_fd = -1;
     if (write(w, "0", 1) != 1) fail(S_FIFO, errno, 0, "exec.fifo");
     close(w);
     close(fifofd);
+  } else {
+    run_hooks(p, HOOK_START_CONTAINER);
   }
   close(procfd_self_fd);
   /* G1: nothing but stdio, preserved fds and the close-on-exec sync socket */
@@ -234,7 +291,9 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
   if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
-  if (p->seccomp && p->nnp) load_seccomp(p);
+  set_affinity(p->cpu_final, p->cpu_final_len);
+  /* with no_new_privs the filter needs no privilege: load it last */
+  load_seccomp(p);
   execve(path, p->argv, p->envp);
   fail(S_EXEC, errno, 0, path);
 }

@@ -52,7 +52,16 @@ enum ocirun_rec {
   R_SETUP_SYNC = 28,   /* flag: stop after the user namespace for the parent */
   R_HOOK_SYNC = 29,    /* flag: stop before pivot_root for createRuntime hooks */
   R_NO_NEW_KEYRING = 30, /* flag */
-  R_MAX = 31
+  R_HOOK = 31,         /* struct rec_hook + str path, args[nargs], env[nenv] */
+  R_PERSONALITY = 32,  /* u32 persona */
+  R_EXEC = 33,         /* u64 CLONE_NEW* flags: exec mode, join a running container
+                          with setns(pidfd at base+2, flags); no rootfs set-up */
+  R_LSM = 34,          /* u32 kind (1 apparmor, 2 selinux), u32 zero, str label */
+  R_SCHED = 35,        /* struct sched_attr (56 bytes) for sched_setattr */
+  R_IOPRIO = 36,       /* u32 ioprio value for ioprio_set */
+  R_CPU_INITIAL = 37,  /* cpu mask bytes: affinity while joining (exec) */
+  R_CPU_FINAL = 38,    /* cpu mask bytes: affinity right before execve (exec) */
+  R_MAX = 39
 };
 
 enum ocirun_mount_kind { MK_BIND = 1, MK_FS = 2, MK_SYMLINK = 3, MK_SETATTR = 4 };
@@ -80,6 +89,17 @@ struct rec_device {
   unsigned int index; /* position in linux.devices (or 1000+ for defaults) */
 };
 
+enum ocirun_hook_phase { HOOK_CREATE_CONTAINER = 1, HOOK_START_CONTAINER = 2 };
+
+struct rec_hook {
+  unsigned int phase;
+  unsigned int index;   /* position in hooks.<phase>[] */
+  unsigned int timeout; /* seconds, 0 = none */
+  unsigned int nargs, nenv, zero;
+};
+
+#define OCIRUN_HOOK_STATE_MAX 65536
+
 /* sync messages, SOCK_SEQPACKET */
 enum ocirun_msg_type {
   M_SETUP_REQ = 1, /* P -> parent: write id maps / place in cgroup; value = pid */
@@ -90,7 +110,8 @@ enum ocirun_msg_type {
   M_ERROR = 6,     /* any -> parent: step, errno, value (index), detail */
   M_WARN = 7,      /* any -> parent: detail */
   M_HOOK_REQ = 8,  /* init -> parent: run createRuntime hooks now */
-  M_HOOK_ACK = 9   /* parent -> init */
+  M_HOOK_ACK = 9,  /* parent -> init; detail = the state JSON for in-container hooks */
+  M_SECCOMP = 10   /* init -> parent: seccomp listener fd (SCM_RIGHTS) */
 };
 
 struct ocirun_msg {
@@ -107,7 +128,7 @@ enum ocirun_step {
   S_ROOTPROP, S_ROOTFS, S_MOUNT, S_DEVICE, S_DEVSYMLINK, S_CONSOLE, S_MASK,
   S_READONLY, S_SYSCTL, S_HOSTNAME, S_DOMAINNAME, S_PIVOT, S_ROOT_RO, S_CWD,
   S_EXEC_LOOKUP, S_RLIMIT, S_USER, S_CAPS, S_NNP, S_SECCOMP, S_FIFO, S_EXEC,
-  S_LOOPBACK, S_SYNC, S_KEYRING, S_SETGROUPS, S_SETGID, S_SETUID
+  S_LOOPBACK, S_SYNC, S_KEYRING, S_SETGROUPS, S_SETGID, S_SETUID, S_HOOK, S_PERSONALITY, S_SCHED, S_IOPRIO, S_AFFINITY
 };
 
 #endif

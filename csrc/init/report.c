@@ -58,6 +58,18 @@ int recv_msg(unsigned int want) {
   return (int)m.value;
 }
 
+/* Like recv_msg, keeping the NUL-terminated payload (the hook state). */
+int recv_msg_detail(unsigned int want, char *buf, size_t size) {
+  ssize_t r;
+  while ((r = recv(sync_fd, buf, size - 1, 0)) < 0 && errno == EINTR)
+    ;
+  if (r < (ssize_t)OCIRUN_MSG_HDR) _exit(1);
+  buf[r] = 0;
+  struct ocirun_msg *m = (struct ocirun_msg *)buf;
+  if (m->type != want) _exit(1);
+  return (int)m->value;
+}
+
 void fail2(int step, int err, unsigned int index, const char *a, const char *b) {
   struct ocirun_msg m;
   memset(&m, 0, sizeof m);
@@ -73,6 +85,13 @@ void fail2(int step, int err, unsigned int index, const char *a, const char *b) 
     str_copy(m.detail + n, sizeof m.detail - n, b);
   }
   send_raw(&m, -1);
+  if (fifo_write_fd >= 0) {
+    /* `start` is reading the fifo: it reports what failed */
+    if (write(fifo_write_fd, "E", 1) == 1) {
+      ssize_t w = write(fifo_write_fd, m.detail, strlen(m.detail));
+      (void)w;
+    }
+  }
   _exit(1);
 }
 

@@ -36,6 +36,25 @@ RUN_FLAGS = CREATE_FLAGS + [
     Flag("no-subreaper", BOOL, False, "disable the use of the subreaper used to reap reparented processes"),
 ]
 HELP = [Flag(("help", "h"), BOOL, False, "show help")]
+EXEC_FLAGS = [
+    Flag("console-socket", STR, "", "path to an AF_UNIX socket which will receive the pty master"),
+    Flag("pidfd-socket", STR, "", "accepted for compatibility", hidden=True),
+    Flag("cwd", STR, "", "current working directory in the container"),
+    Flag(("env", "e"), LIST, None, "set environment variables"),
+    Flag(("tty", "t"), BOOL, False, "allocate a pseudo-TTY"),
+    Flag(("user", "u"), STR, "", "UID (format: <uid>[:<gid>])"),
+    Flag(("additional-gids", "g"), LIST, None, "additional gids"),
+    Flag(("process", "p"), STR, "", "path to the process.json"),
+    Flag(("detach", "d"), BOOL, False, "detach from the container's process"),
+    Flag("pid-file", STR, "", "specify the file to write the process id to"),
+    Flag("process-label", STR, "", "set the asm process label for the process commonly used with selinux"),
+    Flag("apparmor", STR, "", "set the apparmor profile for the process"),
+    Flag("no-new-privs", BOOL, False, "set the no new privileges value for the process"),
+    Flag(("cap", "c"), LIST, None, "add a capability to the bounding set for the process"),
+    Flag("preserve-fds", INT, 0, "pass N additional file descriptors to the container"),
+    Flag("cgroup", STR, "", "run the process in an (existing) sub-cgroup(s)"),
+    Flag("ignore-paused", BOOL, False, "allow exec in a paused container"),
+] + HELP
 
 COMMANDS = {
     "create": (CREATE_FLAGS, "create a container", "ocirun create [command options] <container-id>"),
@@ -50,6 +69,9 @@ COMMANDS = {
     "list": ([Flag(("format", "f"), STR, "table", "select one of: table or json"),
               Flag(("quiet", "q"), BOOL, False, "display only container IDs")] + HELP,
              "lists containers started by ocirun with the given root", "ocirun list [command options]"),
+    "exec": (EXEC_FLAGS, "execute new process inside the container",
+             "ocirun exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>"),
+    "features": (HELP, "show the enabled features", "ocirun features"),
     "spec": ([Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory"),
               Flag("rootless", BOOL, False, "generate a configuration for a rootless container")] + HELP,
              "create a new specification file", "ocirun spec [command options]"),
@@ -136,7 +158,7 @@ def main(argv=None):
         return 3
     flags, desc, usage = spec
     try:
-        opts, pos = parse(cargs, flags)
+        opts, pos = parse(cargs, flags, stop_at_positional=cmd in ("exec", "ps"))
     except UsageError as e:
         log.error(str(e))
         return 1
@@ -155,6 +177,9 @@ def main(argv=None):
         msg = str(e)
         if cmd in ("create", "run") and not isinstance(e, UsageError):
             msg = f"ocirun {cmd} failed: {msg}"
+        elif cmd == "exec" and not msg.startswith("exec failed: "):
+            msg = f"exec failed: {msg}"
+            e.status = 255
         log.error(msg)
         return e.status
     except KeyboardInterrupt:

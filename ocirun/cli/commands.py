@@ -136,3 +136,44 @@ def cmd_spec(g, opts, pos):
         os.write(fd, data.encode())
     finally:
         os.close(fd)
+
+
+def cmd_exec(g, opts, pos):
+    from ocirun import execute
+
+    if not pos:
+        raise IncorrectUsage("requires a minimum of 1 argument(s)")
+    cid = pos[0]
+    store = _store(g)
+    if opts["process"]:
+        proc = execute.load_process_file(opts["process"])
+    else:
+        if len(pos) < 2:
+            raise IncorrectUsage("requires a minimum of 2 argument(s)")
+        from ocirun.jsonutil import loads
+
+        try:
+            cfg = loads(store.read_file(cid, "config.json"))
+        except OSError:
+            from ocirun.state import validate_id
+
+            validate_id(cid)
+            store.read(cid)  # "container does not exist"
+            cfg = {}
+        proc = execute.process_from_flags(cfg, opts, pos[1:])
+    if opts["preserve_fds"] < 0:
+        raise OcirunError("--preserve-fds must not be negative")
+    _harden_fds(opts["preserve_fds"])
+    pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
+    return execute.exec_process(store, cid, proc, detach=opts["detach"], pid_file=pid_file,
+                                console_socket=opts["console_socket"] or None, preserve_fds=opts["preserve_fds"],
+                                cgroup_spec=opts["cgroup"] or None, ignore_paused=opts["ignore_paused"])
+
+
+def cmd_features(g, opts, pos):
+    if pos:
+        raise IncorrectUsage("requires exactly 0 argument(s)")
+    from ocirun.features import features
+    from ocirun.jsonutil import dumps_indent
+
+    sys.stdout.write(dumps_indent(features(), 4) + "\n")

@@ -5,7 +5,7 @@ import os
 from ocirun.errors import ConfigError
 
 
-def load_config(bundle):
+def load_config(bundle, raw=False):
     path = os.path.join(bundle, "config.json")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -26,10 +26,11 @@ def load_config(bundle):
         os.close(fd)
     from ocirun.jsonutil import JSONError, loads
 
+    data = b"".join(chunks)
     try:
-        cfg = loads(b"".join(chunks))
+        cfg = loads(data)
     except JSONError as e:
         raise ConfigError(f"config.json: invalid JSON: {e}") from None
     if not isinstance(cfg, dict):
         raise ConfigError("config.json: the top level must be a JSON object")
-    return cfg
+    return (cfg, data) if raw else cfg

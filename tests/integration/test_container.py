@@ -295,3 +295,101 @@ def test_console_socket(env, tmp_path):
             break
         time.sleep(0.05)
     assert env.cli("delete", cid).returncode == 0
+
+
+def test_run_foreground_terminal_relay(env):
+    """run with process.terminal in the foreground: ocirun relays its own
+    terminal (raw mode, window size) to the container's pty."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    env.cfg["process"]["terminal"] = True
+    env.cfg["process"]["args"] = ["sh", "-c", "tty; stty size; read x; echo got-$x; exit 3"]
+    env.write()
+    cid = env.new_id()
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
+        os.execv(env.cmd[0], env.cmd + ["--root", env.root, "run", "-b", env.bundle, cid])
+    out = b""
+
+    def pump(until, timeout=10):
+        nonlocal out
+        end = time.monotonic() + timeout
+        while until not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    return
+
+    pump(b"33 99")
+    os.write(fd, b"hello\n")
+    pump(b"got-hello")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = out.decode(errors="replace").replace("\r", "")
+    assert "/dev/pts/0" in text and "33 99" in text and "got-hello" in text, text
+    assert os.waitstatus_to_exitcode(status) == 3
+
+
+def test_scheduler_iopriority_personality(env):
+    env.cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
+    env.cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 6}
+    env.cfg["linux"]["personality"] = {"domain": "LINUX32"}
+    r = env.sh("cut -d' ' -f19,41 /proc/self/stat; uname -m; ionice -p $$")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["5", "3"]  # nice 5, policy SCHED_BATCH
+    assert lines[1] in ("i686", "i386")
+    assert "best-effort" in lines[2] and "6" in lines[2]
+
+
+def test_exec_cpu_affinity(env):
+    if os.cpu_count() < 2:
+        pytest.skip("needs 2 cpus")
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.cfg["process"]["execCPUAffinity"] = {"final": "1"}
+    env.write()
+    cid = env.new_id()
+    assert env.cli("run", "-d", "-b", env.bundle, cid).returncode == 0
+    try:
+        r = env.cli("exec", cid, "sh", "-c", "grep Cpus_allowed_list /proc/self/status")
+        assert r.stdout.split()[-1] == "1", r.stdout + r.stderr
+        # not applicable to the init itself
+        with open(f"/proc/{env.state(cid)['pid']}/status") as f:
+            assert [line for line in f if line.startswith("Cpus_allowed_list")][0].split()[-1] != "1"
+    finally:
+        env.cli("delete", "-f", cid)
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("scheduler", {"policy": "SCHED_FIFO"}, "process.scheduler.priority"),
+    ("scheduler", {"policy": "SCHED_MAGIC"}, "process.scheduler.policy"),
+    ("ioPriority", {"class": "IOPRIO_CLASS_X"}, "process.ioPriority.class"),
+    ("capabilities", {"bogus": ["CAP_KILL"]}, "process.capabilities.bogus"),
+])
+def test_bad_process_fields(env, field, value, words):
+    env.cfg["process"][field] = value
+    r = env.run(["true"])
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+
+
+def test_tmpcopyup(env):
+    etc = os.path.join(env.rootfs, "etc")
+    os.makedirs(os.path.join(etc, "sub"))
+    with open(os.path.join(etc, "sub", "f"), "w") as f:
+        f.write("kept\n")
+    os.symlink("sub/f", os.path.join(etc, "link"))
+    os.chmod(os.path.join(etc, "sub"), 0o750)
+    env.cfg["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["tmpcopyup", "mode=755"]})
+    r = env.sh("stat -f -c %T /etc; cat /etc/link; stat -c %a /etc/sub; grep -c root /etc/passwd; "
+               "echo new > /etc/new && echo wrote")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["tmpfs", "kept", "750", "1", "wrote"]
+    assert not os.path.exists(os.path.join(etc, "new"))  # written to the tmpfs only

@@ -135,3 +135,34 @@ def test_failed_create_leaves_the_id_free(env):
     env.cfg["process"]["args"] = ["true"]
     env.write()
     assert env.cli("run", "-b", env.bundle, cid).returncode == 0
+
+
+def test_lsm_labels_refused_without_the_lsm(env):
+    from ocirun.plan import apparmor_enabled, selinux_enabled
+
+    if apparmor_enabled() or selinux_enabled():
+        pytest.skip("this host has an LSM")
+    env.cfg["process"]["apparmorProfile"] = "docker-default"
+    fails(env.run(["true"]), "process.apparmorProfile", "apparmor is not enabled")
+    env.cfg["process"].pop("apparmorProfile")
+    env.cfg["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"
+    fails(env.run(["true"]), "process.selinuxLabel", "selinux is disabled")
+    env.cfg["process"].pop("selinuxLabel")
+    env.cfg["linux"]["intelRdt"] = {"closID": "x"}
+    fails(env.run(["true"]), "linux.intelRdt", "not available")
+
+
+def test_features_document(env):
+    from tests.conftest import schema_validator
+
+    r = env.cli("features", root=False)
+    assert r.returncode == 0 and r.stdout.startswith('{\n    "ociVersionMin"')
+    doc = json.loads(r.stdout)
+    schema_validator("features-schema.json").validate(doc)
+    assert "rro" in doc["mountOptions"] and "idmap" not in doc["mountOptions"]
+    assert set(doc["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}
+    assert "SECCOMP_FILTER_FLAG_LOG" in doc["linux"]["seccomp"]["supportedFlags"]
+    assert doc["annotations"]["io.github.seccomp.libseccomp.version"].count(".") == 2
+    # nothing newer than the version it claims (memoryPolicy, netDevices are 1.3)
+    assert doc["ociVersionMax"] == "1.2.1"
+    assert "memoryPolicy" not in doc["linux"] and "netDevices" not in doc["linux"]

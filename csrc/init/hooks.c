@@ -1,0 +1,72 @@
+/* Hooks that run in the container's namespaces (config.md): createContainer
+ * before pivot_root (path resolved in the runtime's mount namespace, which
+ * is still visible), startContainer after the exec fifo, right before the
+ * user's program (path resolved in the container).  Each gets the container
+ * state on stdin, its args and env, and an optional timeout. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "init.h"
+
+static void run_one(struct plan *p, struct hook_op *h) {
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0) fail(S_HOOK, errno, h->h->index, h->path);
+  pid_t pid = fork();
+  if (pid < 0) fail(S_HOOK, errno, h->h->index, h->path);
+  if (pid == 0) {
+    if (dup2(pfd[0], 0) < 0) _exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char *argv0[2] = {(char *)h->path, NULL};
+    execve(h->path, h->h->nargs ? h->argv : argv0, h->envp);
+    _exit(127);
+  }
+  close(pfd[0]);
+  const char *state = p->hook_state ? p->hook_state : "{}";
+  size_t len = strlen(state), off = 0;
+  signal(SIGPIPE, SIG_IGN);
+  while (off < len) {
+    ssize_t w = write(pfd[1], state + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break; /* a hook need not read its stdin */
+    off += (size_t)w;
+  }
+  close(pfd[1]);
+  signal(SIGPIPE, SIG_DFL);
+  int status = 0;
+  if (h->h->timeout) {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+    int r = pidfd >= 0 ? poll(&pf, 1, (int)h->h->timeout * 1000) : 1;
+    if (pidfd >= 0) close(pidfd);
+    if (r == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      fail2(S_HOOK, ETIMEDOUT, h->h->index | (h->h->phase << 16), h->path, "timed out");
+    }
+  }
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) fail(S_HOOK, errno, h->h->index | (h->h->phase << 16), h->path);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  char msg[64] = "exit status ";
+  int v = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  char num[12];
+  int n = 0;
+  do num[n++] = (char)('0' + v % 10); while ((v /= 10) && n < 11);
+  size_t k = strlen(msg);
+  while (n && k < sizeof msg - 1) msg[k++] = num[--n];
+  msg[k] = 0;
+  fail2(S_HOOK, 0, h->h->index | (h->h->phase << 16), h->path, msg);
+}
+
+void run_hooks(struct plan *p, unsigned int phase) {
+  for (unsigned int i = 0; i < p->nhooks; i++)
+    if (p->hooks[i].h->phase == phase) run_one(p, &p->hooks[i]);
+}

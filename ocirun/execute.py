@@ -1,0 +1,257 @@
+"""`ocirun exec`: a new process in a running (or created) container.
+
+The process joins every namespace of the container's init at once through
+setns(pidfd) (the pidfd is taken after checking the init's start time, so a
+recycled pid is never joined), the init's cgroup, and gets the container's
+seccomp profile; it is a child of this process (CLONE_PARENT), as with runc.
+"""
+
+import os
+
+from ocirun import log
+from ocirun.errors import OcirunError, StateError
+from ocirun.state import pid_start_time, status, validate_id
+from ocirun.tables import NAMESPACES, NS_PROC_NAME
+
+
+class ExecError(OcirunError):
+    status = 255
+
+
+def parse_user(text):
+    """-u UID[:GID], numeric only (G13)."""
+    uid, sep, gid = text.partition(":")
+    if not uid.isdigit() or (sep and not gid.isdigit()):
+        raise ExecError(f"exec failed: invalid --user {text!r}: must be UID[:GID] with numeric ids")
+    return int(uid), (int(gid) if sep else None)
+
+
+def process_from_flags(cfg, opts, args):
+    """runc's newProcess: the container's process, overridden by the flags."""
+    import copy
+
+    base = copy.deepcopy(cfg.get("process") or {})
+    proc = {
+        "terminal": bool(opts["tty"]),
+        "args": list(args),
+        "env": list(base.get("env") or []) + list(opts["env"]),
+        "cwd": opts["cwd"] or base.get("cwd") or "/",
+        "user": dict(base.get("user") or {"uid": 0, "gid": 0}),
+        "noNewPrivileges": bool(base.get("noNewPrivileges")) or bool(opts["no_new_privs"]),
+        "rlimits": base.get("rlimits") or [],
+    }
+    if base.get("capabilities") is not None:
+        caps = copy.deepcopy(base["capabilities"])
+        for c in opts["cap"]:
+            for k in ("bounding", "effective", "permitted", "ambient"):
+                caps.setdefault(k, [])
+                if c not in caps[k]:
+                    caps[k].append(c)
+        proc["capabilities"] = caps
+    if opts["user"]:
+        uid, gid = parse_user(opts["user"])
+        proc["user"]["uid"] = uid
+        if gid is not None:
+            proc["user"]["gid"] = gid
+    if opts["additional_gids"]:
+        try:
+            proc["user"]["additionalGids"] = [int(g) for g in opts["additional_gids"]]
+        except ValueError:
+            raise ExecError("exec failed: --additional-gids must be numeric") from None
+    if opts["apparmor"] or base.get("apparmorProfile"):
+        proc["apparmorProfile"] = opts["apparmor"] or base.get("apparmorProfile")
+    if opts["process_label"] or base.get("selinuxLabel"):
+        proc["selinuxLabel"] = opts["process_label"] or base.get("selinuxLabel")
+    for key in ("consoleSize", "scheduler", "ioPriority", "execCPUAffinity"):
+        if base.get(key):
+            proc[key] = base[key]
+    return proc
+
+
+def load_process_file(path):
+    from ocirun.jsonutil import JSONError, loads
+
+    try:
+        with open(path, "rb") as f:
+            proc = loads(f.read())
+    except OSError as e:
+        raise ExecError(f"exec failed: --process {path}: {os.strerror(e.errno).lower()}") from None
+    except JSONError as e:
+        raise ExecError(f"exec failed: --process {path}: invalid JSON: {e}") from None
+    if not isinstance(proc, dict):
+        raise ExecError(f"exec failed: --process {path}: must be a JSON object")
+    if not isinstance(proc.get("cwd"), str) or not proc["cwd"].startswith("/"):
+        raise ExecError("exec failed: process.cwd: must be a non-empty absolute path")
+    if not isinstance(proc.get("args"), list) or not proc["args"]:
+        raise ExecError("exec failed: process.args: must not be empty")
+    return proc
+
+
+def _namespace_flags(pid, cfg):
+    """CLONE_NEW* flags of the init's namespaces that differ from ours."""
+    flags = 0
+    for ns in (cfg.get("linux") or {}).get("namespaces") or []:
+        t = ns.get("type")
+        if t not in NAMESPACES:
+            continue
+        name = NS_PROC_NAME[t]
+        try:
+            theirs = os.readlink(f"/proc/{pid}/ns/{name}")
+        except OSError:
+            raise StateError("cannot exec in a stopped container") from None
+        if theirs != os.readlink(f"/proc/self/ns/{name}"):
+            flags |= NAMESPACES[t]
+    return flags
+
+
+def _sub_cgroup(cg, spec):
+    """--cgroup [ctrl[,ctrl]:]PATH: run in a sub-cgroup of the container's."""
+    import copy
+
+    cg = copy.deepcopy(cg)
+    ctrls, sep, path = spec.rpartition(":")
+    want = set(ctrls.split(",")) if sep else None
+    for mp, p in list(cg["paths"].items()):
+        name = os.path.basename(mp)
+        if want is None or want & set(name.split(",")):
+            cg["paths"][mp] = os.path.normpath(p + "/" + path.strip("/"))
+            if not os.path.isdir(cg["paths"][mp]):
+                raise ExecError(f"exec failed: --cgroup {spec}: {cg['paths'][mp]} does not exist")
+    return cg
+
+
+def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
+                 cgroup_spec=None, ignore_paused=False):
+    """Returns the process's exit status (128+N if killed), or 0 with detach."""
+    from ocirun import launch
+    from ocirun.errors import ConfigError
+    from ocirun.jsonutil import loads
+    from ocirun.plan import build_exec
+
+    validate_id(cid)
+    st = store.read(cid)
+    s = status(store, st)
+    if s == "stopped":
+        raise ExecError("exec failed: cannot exec in a stopped container")
+    if s == "paused" and not ignore_paused:
+        raise ExecError("exec failed: cannot exec in a paused container (use --ignore-paused to override)")
+    terminal = bool(proc.get("terminal"))
+    if detach and terminal and not console_socket:
+        raise ExecError("exec failed: cannot allocate tty if ocirun will detach without setting console socket")
+    if console_socket and not (detach and terminal):
+        raise ExecError("exec failed: cannot use console socket if ocirun will not detach or allocate tty")
+    try:
+        cfg = loads(store.read_file(cid, "config.json"))
+    except OSError:
+        cfg = {}
+    pid = st["pid"]
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise ExecError("exec failed: cannot exec in a stopped container") from None
+    sp = None
+    try:
+        if pid_start_time(pid) != st.get("start_time"):
+            raise ExecError("exec failed: cannot exec in a stopped container")
+        flags = _namespace_flags(pid, cfg)
+        cg = st.get("cgroup")
+        if cg and cgroup_spec:
+            cg = _sub_cgroup(cg, cgroup_spec)
+        try:
+            plan = build_exec(cfg, proc, flags, preserve_fds=preserve_fds, join_cgroup=bool(cg))
+        except ConfigError as e:
+            raise ExecError(f"exec failed: {e}") from None
+        master = []
+
+        def on_pty(fd):
+            if console_socket:
+                launch.send_console(console_socket, fd)
+            else:
+                master.append(os.dup(fd))
+
+        sp = launch.spawn(plan, plan.blob(), fifo_fd=pidfd, preserve_fds=preserve_fds)
+        try:
+            child = launch.converse(sp, plan, cgroup=cg, on_pty=on_pty, warn=log.warning)
+        except OcirunError as e:
+            raise ExecError(f"exec failed: {e}") from None
+    except BaseException:
+        if sp is not None:
+            sp.kill()
+        raise
+    finally:
+        os.close(pidfd)
+    # EOF on the sync socket: the execve happened; an error record: it failed
+    err = _exec_result(sp.sock)
+    sp.sock.close()
+    if err:
+        _reap(child)
+        raise ExecError(f"exec failed: {err}")
+    if pid_file:
+        from ocirun.container import write_pid_file
+
+        write_pid_file(pid_file, child)
+    if detach:
+        return 0
+    return _wait_foreground(child, master[0] if master else None)
+
+
+def _exec_result(sock):
+    from ocirun import proto as P
+    from ocirun.launch import format_error
+
+    try:
+        data = sock.recv(2048)
+    except OSError:
+        return None
+    if len(data) >= P.MSG_HDR.size:
+        typ, err, step, value = P.MSG_HDR.unpack_from(data)
+        if typ == P.M_ERROR:
+            detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
+            return format_error(None, step, err, value, detail)
+    return None
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _wait_foreground(pid, master):
+    import _signal
+
+    def forward(sig, _frame):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    old = {}
+    for s in range(1, 32):
+        if s in (9, 17, 19, 23, 28):
+            continue
+        try:
+            old[s] = _signal.signal(s, forward)
+        except (OSError, ValueError):
+            pass
+    try:
+        if master is not None:
+            from ocirun.tty import Relay
+
+            Relay(master).run_until_exit(pid)
+        while True:
+            try:
+                _, st = os.waitpid(pid, 0)
+            except ChildProcessError:
+                return 0
+            if os.WIFEXITED(st):
+                return os.WEXITSTATUS(st)
+            if os.WIFSIGNALED(st):
+                return 128 + os.WTERMSIG(st)
+    finally:
+        for s, h in old.items():
+            try:
+                _signal.signal(s, h)
+            except (OSError, ValueError, TypeError):
+                pass

@@ -1,0 +1,186 @@
+"""linux.seccomp -> a BPF program, compiled in the parent with libseccomp.
+
+The C init only loads the bytes (SECCOMP_SET_MODE_FILTER).  Semantics follow
+runc: unknown syscall names are skipped, rules whose action equals the
+default action are skipped, ERRNO/TRACE default to EPERM, conditions that
+repeat an argument index become separate rules, and libseccomp never sets
+no_new_privs on its own (ocirun does that from process.noNewPrivileges).
+"""
+
+import os
+
+from ocirun.errors import ConfigError
+
+ACT_KILL_PROCESS = 0x80000000
+ACT_KILL_THREAD = 0x00000000
+ACT_TRAP = 0x00030000
+ACT_ERRNO = 0x00050000
+ACT_TRACE = 0x7FF00000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+ACT_NOTIFY = 0x7FC00000
+
+ACTIONS = {
+    "SCMP_ACT_KILL": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": ACT_TRAP,
+    "SCMP_ACT_ERRNO": ACT_ERRNO,
+    "SCMP_ACT_TRACE": ACT_TRACE,
+    "SCMP_ACT_ALLOW": ACT_ALLOW,
+    "SCMP_ACT_LOG": ACT_LOG,
+    "SCMP_ACT_NOTIFY": ACT_NOTIFY,
+}
+OPERATORS = {
+    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
+}
+FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+FLAG_NEW_LISTENER = 8
+ARCHS = ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+         "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+         "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+         "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"]
+EPERM = 1
+
+
+class Compiled:
+    def __init__(self, bpf, flags, notify, listener_path, metadata):
+        self.bpf = bpf
+        self.flags = flags
+        self.notify = notify
+        self.listener_path = listener_path
+        self.metadata = metadata
+
+
+def _action(name, errno_ret, field):
+    if not isinstance(name, str) or name not in ACTIONS:
+        raise ConfigError(f"{field}: unknown seccomp action {name!r}")
+    a = ACTIONS[name]
+    if a in (ACT_ERRNO, ACT_TRACE):
+        ret = EPERM if errno_ret is None else errno_ret
+        if isinstance(ret, bool) or not isinstance(ret, int) or not 0 <= ret <= 0xFFFF:
+            raise ConfigError(f"{field}: errnoRet must be an integer in 0..65535")
+        a |= ret
+    elif errno_ret is not None:
+        raise ConfigError(f"{field}: errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE")
+    return a
+
+
+def supported_flags():
+    """Filter flags this kernel accepts (probed once per call, cheap)."""
+    import ctypes
+
+    ok = []
+    libc = ctypes.CDLL(None, use_errno=True)
+    for name, bit in FLAGS.items():
+        # seccomp(SECCOMP_GET_ACTION_AVAIL) cannot probe flags; SET_MODE_FILTER
+        # with a NULL program fails EFAULT for a known flag and EINVAL otherwise
+        probe = bit | (FLAG_NEW_LISTENER if bit == FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"] else 0)
+        r = libc.syscall(317, 1, probe, None)
+        if r < 0 and ctypes.get_errno() == 14:
+            ok.append(name)
+    return ok
+
+
+def compile_profile(sc, field="linux.seccomp"):
+    if not isinstance(sc, dict):
+        raise ConfigError(f"{field}: must be an object")
+    from ocirun._seccomp_c import ffi, lib
+
+    default = _action(sc.get("defaultAction"), sc.get("defaultErrnoRet"), f"{field}.defaultAction")
+    flags = 0
+    for i, f in enumerate(sc.get("flags") or []):
+        if f not in FLAGS:
+            raise ConfigError(f"{field}.flags[{i}]: unknown seccomp flag {f!r}")
+        flags |= FLAGS[f]
+    listener = sc.get("listenerPath")
+    if listener is not None and (not isinstance(listener, str) or not listener.startswith("/")):
+        raise ConfigError(f"{field}.listenerPath: must be an absolute path")
+    ctx = lib.seccomp_init(default)
+    if ctx == ffi.NULL:
+        raise ConfigError(f"{field}.defaultAction: libseccomp rejected it")
+    notify = default & 0xFFFF0000 == ACT_NOTIFY
+    try:
+        lib.seccomp_attr_set(ctx, lib.SCMP_FLTATR_CTL_NNP, 0)
+        for i, arch in enumerate(sc.get("architectures") or []):
+            if arch not in ARCHS:
+                raise ConfigError(f"{field}.architectures[{i}]: unknown architecture {arch!r}")
+            token = lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
+            if token == 0:
+                raise ConfigError(f"{field}.architectures[{i}]: libseccomp does not know {arch}")
+            r = lib.seccomp_arch_add(ctx, token)
+            if r < 0 and r != -17:  # EEXIST: the native one
+                raise ConfigError(f"{field}.architectures[{i}]: {os.strerror(-r).lower()}")
+        for i, rule in enumerate(sc.get("syscalls") or []):
+            rf = f"{field}.syscalls[{i}]"
+            if not isinstance(rule, dict):
+                raise ConfigError(f"{rf}: must be an object")
+            act = _action(rule.get("action"), rule.get("errnoRet"), rf + ".action")
+            if act & 0xFFFF0000 == ACT_NOTIFY:
+                notify = True
+            conds = []
+            for j, a in enumerate(rule.get("args") or []):
+                af = f"{rf}.args[{j}]"
+                if not isinstance(a, dict):
+                    raise ConfigError(f"{af}: must be an object")
+                idx = a.get("index")
+                if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx <= 5:
+                    raise ConfigError(f"{af}.index: must be 0..5")
+                op = a.get("op")
+                if op not in OPERATORS:
+                    raise ConfigError(f"{af}.op: unknown operator {op!r}")
+                v1, v2 = a.get("value", 0), a.get("valueTwo", 0)
+                for k, v in (("value", v1), ("valueTwo", v2)):
+                    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 64:
+                        raise ConfigError(f"{af}.{k}: must be an unsigned 64-bit integer")
+                conds.append((idx, OPERATORS[op], v1, v2))
+            if act == default:
+                continue
+            names = rule.get("names") or []
+            if not isinstance(names, list) or not names:
+                raise ConfigError(f"{rf}.names: must be a non-empty array")
+            indexes = [c[0] for c in conds]
+            groups = [[c] for c in conds] if len(set(indexes)) != len(indexes) else [conds]
+            for name in names:
+                if not isinstance(name, str):
+                    raise ConfigError(f"{rf}.names: must be strings")
+                nr = lib.seccomp_syscall_resolve_name(name.encode())
+                if nr == -1:  # __NR_SCMP_ERROR: unknown here, skipped as runc does
+                    continue
+                for g in groups:
+                    arr = ffi.new("struct scmp_arg_cmp[]", max(1, len(g)))
+                    for k, (idx, op, v1, v2) in enumerate(g):
+                        arr[k].arg, arr[k].op, arr[k].datum_a, arr[k].datum_b = idx, op, v1, v2
+                    r = lib.seccomp_rule_add_array(ctx, act, nr, len(g), arr)
+                    if r < 0:
+                        raise ConfigError(f"{rf}: adding rule for {name}: {os.strerror(-r).lower()}")
+        if notify:
+            if not listener:
+                raise ConfigError(f"{field}.listenerPath: SCMP_ACT_NOTIFY needs a listener path")
+            flags |= FLAG_NEW_LISTENER
+        fd = os.memfd_create("ocirun-seccomp", os.MFD_CLOEXEC)
+        try:
+            r = lib.seccomp_export_bpf(ctx, fd)
+            if r < 0:
+                raise ConfigError(f"{field}: exporting the filter: {os.strerror(-r).lower()}")
+            size = os.fstat(fd).st_size
+            bpf = os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+    finally:
+        lib.seccomp_release(ctx)
+    meta = sc.get("listenerMetadata") or ""
+    return Compiled(bpf, flags, notify, listener, meta)
+
+
+def libseccomp_version():
+    from ocirun._seccomp_c import lib
+
+    v = lib.seccomp_version()
+    return f"{v.major}.{v.minor}.{v.micro}"

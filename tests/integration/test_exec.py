@@ -1,0 +1,153 @@
+"""`ocirun exec`: the new process observes the container's namespaces,
+cgroup, user, capabilities and seccomp profile."""
+
+import json
+import os
+import socket
+import time
+
+import pytest
+
+
+@pytest.fixture
+def running(env):
+    env.cfg["process"]["args"] = ["sleep", "1000"]
+    env.cfg["root"]["readonly"] = False
+    env.write()
+    cid = env.new_id()
+    r = env.cli("run", "-d", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    yield cid
+    env.cli("delete", "--force", cid)
+
+
+def test_exec_joins_everything(env, running):
+    pid = env.state(running)["pid"]
+    r = env.cli("exec", running, "sh", "-c",
+                "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; "
+                "cat /proc/self/cgroup; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; hostname")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    for i, n in enumerate(("pid", "net", "ipc", "uts", "mnt", "cgroup")):
+        assert lines[i] == os.readlink(f"/proc/{pid}/ns/{n}"), n
+    assert any(line.endswith(":/") for line in lines[6:])  # cgroupns root = the container's cgroup
+    with open(f"/proc/{pid}/cgroup") as f:
+        init_cg = f.read()
+    assert "CapEff:\t0000000020000420" in r.stdout and "NoNewPrivs:\t1" in r.stdout
+    assert lines[-1] == "ocirun"
+    # the exec'd process sat in the init's cgroup on the host
+    assert env.cli("exec", running, "true").returncode == 0
+    assert init_cg
+
+
+def test_exec_flags(env, running):
+    r = env.cli("exec", "-u", "1000:1001", "-g", "7", "--cwd", "/tmp", "-e", "FOO=bar", "--cap", "CAP_CHOWN",
+                running, "sh", "-c", "id -u; id -g; id -G; pwd; echo $FOO; grep CapBnd /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[:5] == ["1000", "1001", "1001 7", "/tmp", "bar"]
+    assert int(out[5].split()[1], 16) & 1  # CAP_CHOWN added to the bounding set
+
+
+def test_exec_exit_codes_and_errors(env, running):
+    assert env.cli("exec", running, "sh", "-c", "exit 42").returncode == 42
+    r = env.cli("exec", running, "nosuchcmd")
+    assert r.returncode == 255 and "exec failed" in r.stderr and "executable file not found in $PATH" in r.stderr
+    r = env.cli("exec", "missing-ct", "true")
+    assert r.returncode == 255 and "container does not exist" in r.stderr
+    r = env.cli("exec", "-u", "root", running, "true")
+    assert r.returncode == 255 and "--user" in r.stderr
+    proc = os.path.join(env.tmp, "bad.json")
+    with open(proc, "w") as f:
+        f.write('{"args": [], "cwd": "/"}')
+    r = env.cli("exec", "-p", proc, running)
+    assert r.returncode == 255 and "process.args" in r.stderr
+    r = env.cli("exec", "--console-socket", "/nonexistent.sock", running, "true")
+    assert r.returncode == 255 and "console socket" in r.stderr
+
+
+def test_exec_process_json_detach_pid_file(env, running):
+    proc = os.path.join(env.tmp, "process.json")
+    with open(proc, "w") as f:
+        json.dump({"args": ["sh", "-c", "echo $X > /tmp/from-exec; sleep 100"], "cwd": "/", "env": ["X=42", "PATH=/bin"],
+                   "user": {"uid": 0, "gid": 0}}, f)
+    pid_file = os.path.join(env.tmp, "exec.pid")
+    r = env.cli("exec", "-p", proc, "--detach", "--pid-file", pid_file, running)
+    assert r.returncode == 0, r.stderr
+    pid = int(open(pid_file).read())
+    for _ in range(50):
+        if os.path.exists(os.path.join(env.rootfs, "tmp", "from-exec")):
+            break
+        time.sleep(0.05)
+    assert open(os.path.join(env.rootfs, "tmp", "from-exec")).read() == "42\n"
+    assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink(f"/proc/{env.state(running)['pid']}/ns/mnt")
+
+
+def test_exec_into_stopped_container(env):
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    cid = env.new_id()
+    assert env.cli("run", "--keep", "-b", env.bundle, cid).returncode == 0
+    r = env.cli("exec", cid, "true")
+    assert r.returncode == 255 and "cannot exec in a stopped container" in r.stderr
+    assert env.cli("delete", cid).returncode == 0
+
+
+def test_exec_into_created_container(env):
+    cid = env.create(["sleep", "100"])
+    r = env.cli("exec", cid, "cat", "/proc/1/cmdline")
+    assert r.returncode == 0 and r.stdout.startswith("ocirun-init"), (r.stdout, r.stderr)
+    assert env.cli("delete", cid).returncode == 0
+
+
+def test_exec_gets_the_container_seccomp_profile(env):
+    env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.cfg["root"]["readonly"] = False
+    env.write()
+    cid = env.new_id()
+    assert env.cli("run", "-d", "-b", env.bundle, cid).returncode == 0
+    r = env.cli("exec", cid, "sh", "-c", "grep ^Seccomp: /proc/self/status; mkdir /tmp/d 2>&1; echo rc=$?")
+    assert "Seccomp:\t2" in r.stdout and "rc=1" in r.stdout and "Operation not permitted" in r.stdout
+    assert env.cli("delete", "-f", cid).returncode == 0
+
+
+def test_exec_tty_console_socket(env, running, tmp_path):
+    sock_path = str(tmp_path / "c.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    r = env.cli("exec", "-t", "-d", "--console-socket", sock_path, running, "sh", "-c", "tty; echo end; sleep 1")
+    assert r.returncode == 0, r.stderr
+    conn, _ = srv.accept()
+    msg, anc, _f, _a = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+    assert msg == b"/dev/ptmx"
+    import struct
+
+    master = struct.unpack("i", anc[0][2][:4])[0]
+    out = b""
+    while b"end" not in out:
+        chunk = os.read(master, 4096)
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    assert b"/dev/pts/" in out
+
+
+def test_exec_preserve_fds(env, running):
+    import subprocess
+
+    r_, w_ = os.pipe()
+    os.write(w_, b"preserved\n")
+    os.close(w_)
+    out = os.path.join(env.tmp, "out")
+    cmd = " ".join(env.cmd + ["--root", env.root, "exec", "--preserve-fds", "1", running, "sh", "-c", "'cat <&3'"])
+    with open(out, "w") as f:
+        subprocess.run(["bash", "-c", f"exec {cmd} 3<&{r_}"], pass_fds=(r_,), stdout=f, stderr=subprocess.STDOUT,
+                       timeout=30)
+    os.close(r_)
+    assert open(out).read() == "preserved\n"

@@ -1,0 +1,260 @@
+"""Seccomp (compiled with libseccomp, loaded by the init) and hooks, as the
+container and the hooks themselves observe them."""
+
+import json
+import os
+import re
+import socket
+import stat
+import struct
+import subprocess
+import threading
+
+import pytest
+
+UNISTD = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
+
+
+def allow_all(rules=(), default="SCMP_ACT_ALLOW", **extra):
+    return dict({"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                 "syscalls": list(rules)}, **extra)
+
+
+def status_field(out, name):
+    for line in out.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_errno_rule_and_seccomp_mode(env):
+    env.cfg["root"]["readonly"] = False
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                               "errnoRet": 13}])
+    r = env.sh("grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; echo rc=$?")
+    assert status_field(r.stdout, "Seccomp") == "2", r.stdout + r.stderr
+    assert "Permission denied" in r.stdout and "rc=1" in r.stdout
+    assert not os.path.exists(os.path.join(env.rootfs, "tmp", "x"))
+
+
+def test_kill_process_action(env):
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS"}])
+    # busybox runs applets in-process: `sync` in a child shell
+    r = env.sh("sh -c sync; echo rc=$?; echo after")
+    assert "rc=159" in r.stdout and "after" in r.stdout, (r.stdout, r.stderr)  # SIGSYS
+    assert r.stdout.splitlines()[0] == "rc=159"
+
+
+def test_argument_conditions(env):
+    # kill(pid, 0) is refused, other signals pass
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                                               "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}])
+    r = env.sh("kill -0 $$ 2>&1; echo rc0=$?; kill -s CONT $$; echo rccont=$?")
+    assert "rc0=1" in r.stdout and "rccont=0" in r.stdout, r.stdout
+
+
+def test_masked_eq_and_default_errno(env):
+    suid = {"value": 0o4000, "valueTwo": 0o4000, "op": "SCMP_CMP_MASKED_EQ"}
+    env.cfg["linux"]["seccomp"] = allow_all(
+        [{"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "args": [dict(suid, index=1)]},
+         {"names": ["fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+          "args": [dict(suid, index=2)]}])
+    env.cfg["root"]["readonly"] = False
+    r = env.sh("touch /tmp/f; chmod 4755 /tmp/f 2>&1; echo rc=$?; chmod 755 /tmp/f; echo rc2=$?")
+    assert "rc=1" in r.stdout and "rc2=0" in r.stdout and "not implemented" in r.stdout.lower(), r.stdout
+
+
+def _docker_sized_profile():
+    names = re.findall(r"#define __NR_(\w+)", open(UNISTD).read())
+    blocked = {"mount", "umount2", "reboot", "kexec_load", "init_module", "delete_module", "swapon", "swapoff",
+               "unshare", "setns", "clone3", "personality", "clone"}
+    allowed = [n for n in names if n not in blocked]
+    rules = [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]
+    for v in (0x0, 0x0008, 0x20000, 0x20008, 0xFFFFFFFF):
+        rules.append({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]})
+    rules.append({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                  "args": [{"index": 0, "value": 0x7E020000, "op": "SCMP_CMP_MASKED_EQ"}]})
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38})
+    rules.append({"names": ["no_such_syscall_here"], "action": "SCMP_ACT_ALLOW"})  # skipped, as runc does
+    return allow_all(rules, default="SCMP_ACT_ERRNO", defaultErrnoRet=1), len(allowed)
+
+
+def test_docker_sized_profile(env):
+    if not os.path.exists(UNISTD):
+        pytest.skip("kernel headers not installed")
+    prof, n = _docker_sized_profile()
+    assert n > 300
+    env.cfg["linux"]["seccomp"] = prof
+    r = env.sh("echo hi | cat; ls / >/dev/null && echo ls-ok; unshare -U true 2>&1; echo rc=$?")
+    assert r.returncode == 0, r.stderr
+    assert "hi" in r.stdout and "ls-ok" in r.stdout and "rc=1" in r.stdout
+
+
+def test_log_action_reaches_the_kernel_log(env):
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["uname"], "action": "SCMP_ACT_LOG"}])
+    before = subprocess.run(["dmesg"], capture_output=True, text=True)
+    if before.returncode != 0:
+        pytest.skip("kernel log not readable")
+    r = env.sh("uname -s")
+    assert r.stdout.strip() == "Linux"
+    after = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+    new = after[len(before.stdout):] if after.startswith(before.stdout[:1000]) else after
+    if "type=1326" not in new and "syscall=63" not in new:
+        pytest.skip("this kernel does not print seccomp audit records to dmesg (no audit backend)")
+    assert "syscall=63" in new
+
+
+def test_notify_agent(env, tmp_path):
+    sock_path = str(tmp_path / "agent.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    got = {}
+
+    def agent():
+        conn, _ = srv.accept()
+        msg, anc, _f, _a = conn.recvmsg(65536, socket.CMSG_SPACE(4))
+        got["state"] = json.loads(msg)
+        fd = struct.unpack("i", anc[0][2][:4])[0]
+        import fcntl
+
+        req = bytearray(80)
+        fcntl.ioctl(fd, 0xC0502100, req, True)  # SECCOMP_IOCTL_NOTIF_RECV
+        nid, pid, _flags, nr = struct.unpack_from("=QIIi", req)
+        got["nr"] = nr
+        resp = struct.pack("=QqiI", nid, 0, -17, 0)  # fail it with EEXIST
+        fcntl.ioctl(fd, 0xC0182101, bytearray(resp), True)  # SECCOMP_IOCTL_NOTIF_SEND
+        os.close(fd)
+        conn.close()
+
+    t = threading.Thread(target=agent, daemon=True)
+    t.start()
+    env.cfg["root"]["readonly"] = False
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+                                            listenerPath=sock_path, listenerMetadata="meta-1")
+    r = env.sh("mkdir /tmp/x 2>&1; echo rc=$?")
+    t.join(10)
+    srv.close()
+    assert "File exists" in r.stdout and "rc=1" in r.stdout, (r.stdout, r.stderr)
+    assert got["state"]["fds"] == ["seccompFd"] and got["state"]["metadata"] == "meta-1"
+    assert got["state"]["state"]["id"] == env.ids[-1] and got["state"]["pid"] > 0
+    assert got["nr"] == 83  # mkdir on x86_64
+
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda s: s.__setitem__("defaultAction", "SCMP_ACT_BOGUS"), ["linux.seccomp.defaultAction", "SCMP_ACT_BOGUS"]),
+    (lambda s: s["syscalls"].append({"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+                                     "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_SOMETIMES"}]}),
+     ["linux.seccomp.syscalls[0].args[0].op"]),
+    (lambda s: s["architectures"].append("SCMP_ARCH_Z80"), ["linux.seccomp.architectures[3]"]),
+    (lambda s: s.__setitem__("flags", ["SECCOMP_FILTER_FLAG_MAGIC"]), ["linux.seccomp.flags[0]"]),
+    (lambda s: s["syscalls"].append({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}),
+     ["linux.seccomp.listenerPath"]),
+])
+def test_bad_profiles(env, mutate, words):
+    sc = allow_all()
+    mutate(sc)
+    env.cfg["linux"]["seccomp"] = sc
+    r = env.run(["true"])
+    assert r.returncode == 1
+    for w in words:
+        assert w in r.stderr, r.stderr
+
+
+# --- hooks --------------------------------------------------------------------
+
+def _hook(path, log, phase):
+    with open(path, "w") as f:
+        f.write(f"#!/bin/sh\nread -r state\necho \"{phase} $(readlink /proc/self/ns/mnt) $state\" >> {log}\n")
+    os.chmod(path, 0o755)
+
+
+def test_all_six_hooks_order_stdin_and_namespaces(env):
+    env.cfg["root"]["readonly"] = False
+    log = os.path.join(env.tmp, "hooks.log")
+    hooks = {}
+    for phase in ("prestart", "createRuntime", "createContainer", "poststart", "poststop"):
+        p = os.path.join(env.tmp, f"hook-{phase}")
+        _hook(p, log, phase)
+        hooks[phase] = [{"path": p, "args": [p, "arg1"], "env": ["HOOK=1"], "timeout": 10}]
+    # startContainer resolves inside the container, after pivot_root
+    _hook(os.path.join(env.rootfs, "hook-start"), "/hooks-start.log", "startContainer")
+    hooks["startContainer"] = [{"path": "/hook-start"}]
+    env.cfg["hooks"] = hooks
+    cid = env.create(["sh", "-c", "readlink /proc/self/ns/mnt > /ns.txt; sleep 100"])
+    pid = env.state(cid)["pid"]
+    container_mnt = os.readlink(f"/proc/{pid}/ns/mnt")
+    assert env.cli("start", cid).returncode == 0
+    assert env.cli("kill", cid, "KILL").returncode == 0
+    import time
+
+    for _ in range(50):
+        if env.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert env.cli("delete", cid).returncode == 0
+    lines = open(log).read().splitlines()
+    phases = [line.split()[0] for line in lines]
+    assert phases == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"], lines
+    host_mnt = os.readlink("/proc/self/ns/mnt")
+    by = {line.split()[0]: line.split(" ", 2) for line in lines}
+    for phase in ("prestart", "createRuntime", "poststart", "poststop"):
+        assert by[phase][1] == host_mnt, phase
+    assert by["createContainer"][1] == container_mnt  # ran inside the container's mount namespace
+    for phase, want in (("createRuntime", "created"), ("poststart", "running"), ("poststop", "stopped")):
+        st = json.loads(by[phase][2])
+        assert st["id"] == cid and st["status"] == want, (phase, st)
+    assert json.loads(by["createContainer"][2])["pid"] == pid
+    start_log = open(os.path.join(env.rootfs, "hooks-start.log")).read().split(" ", 2)
+    assert start_log[0] == "startContainer" and start_log[1] == container_mnt
+    assert json.loads(start_log[2])["id"] == cid
+
+
+def test_failing_create_runtime_hook_aborts(env):
+    p = os.path.join(env.tmp, "fail")
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\necho boom >&2\nexit 3\n")
+    os.chmod(p, 0o755)
+    env.cfg["hooks"] = {"createRuntime": [{"path": p}]}
+    r = env.run(["true"])
+    assert r.returncode == 1 and "hooks.createRuntime[0]" in r.stderr and "exit status 3" in r.stderr
+    assert "boom" in r.stderr
+
+
+def test_failing_create_container_hook_aborts(env):
+    env.cfg["hooks"] = {"createContainer": [{"path": "/bin/false"}]}
+    r = env.run(["true"])
+    assert r.returncode == 1 and "hooks.createContainer[0] /bin/false" in r.stderr, r.stderr
+
+
+def test_failing_start_container_hook_fails_start(env):
+    env.cfg["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+    cid = env.create(["sleep", "100"])
+    r = env.cli("start", cid)
+    assert r.returncode == 1 and "hooks.startContainer" in r.stderr and "/bin/false" in r.stderr, r.stderr
+    assert env.state(cid)["status"] == "stopped"
+    assert env.cli("delete", cid).returncode == 0
+
+
+def test_hook_timeout(env):
+    p = os.path.join(env.tmp, "slow")
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\nsleep 30\n")
+    os.chmod(p, 0o755)
+    env.cfg["hooks"] = {"createContainer": [{"path": p, "timeout": 1}]}
+    r = env.run(["true"])
+    assert r.returncode == 1 and "timed out" in r.stderr, r.stderr
+
+
+def test_failing_poststart_is_only_a_warning(env):
+    env.cfg["hooks"] = {"poststart": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/false"}]}
+    r = env.run(["sh", "-c", "echo ran"])
+    assert r.returncode == 0 and r.stdout == "ran\n"
+    assert "level=warning" in r.stderr and "hooks.poststart[0]" in r.stderr
+
+
+def test_bad_hook_path(env):
+    env.cfg["hooks"] = {"prestart": [{"path": "relative/hook"}]}
+    r = env.run(["true"])
+    assert r.returncode == 1 and "hooks.prestart[0].path: must be an absolute path" in r.stderr
