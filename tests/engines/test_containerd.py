@@ -15,8 +15,6 @@ from tests.engines.conftest import (PtySession, Runtime, kill_pids, need_binarie
 
 CTR_TIMEOUT = 60
 
-XFAIL_EXEC = pytest.mark.xfail(reason="ocirun has no `exec` command yet (shim: runc exec --process F --detach)",
-                               strict=False)
 XFAIL_PAUSE = pytest.mark.xfail(reason="ocirun has no `pause`/`resume` commands yet", strict=False)
 XFAIL_PS = pytest.mark.xfail(reason="ocirun has no `ps` command yet (shim: runc ps --format json)", strict=False)
 
@@ -255,7 +253,6 @@ def test_tty(ctd):
         s.close()
 
 
-@XFAIL_EXEC
 def test_exec(ctd):
     cid = start_detached(ctd, uid("exec"))
     r = ctd.ctr("task", "exec", "--exec-id", uid("e"), cid, "sh", "-c", "echo exec-ok; cat /proc/1/cmdline")
@@ -263,14 +260,12 @@ def test_exec(ctd):
     assert "exec-ok" in r.stdout and "trap" in r.stdout
 
 
-@XFAIL_EXEC
 def test_exec_exit_status(ctd):
     cid = start_detached(ctd, uid("execrc"))
     r = ctd.ctr("task", "exec", "--exec-id", uid("e"), cid, "sh", "-c", "exit 5")
     assert r.returncode == 5, r.stderr + ctd.diag(ctd.mark)
 
 
-@XFAIL_EXEC
 def test_exec_tty(ctd):
     cid = start_detached(ctd, uid("exectty"))
     s = PtySession(["ctr", "--address", ctd.address, "--namespace", ctd.ns, "task", "exec", "-t", "--exec-id",

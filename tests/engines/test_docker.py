@@ -19,8 +19,6 @@ from tests.engines.conftest import (PtySession, Runtime, free_port, http_get, ki
 DOCKER = "/usr/bin/docker"  # the client from docker.io, matching dockerd 20.10
 IMAGE = "ocirun-busybox:latest"
 
-XFAIL_EXEC = pytest.mark.xfail(reason="ocirun has no `exec` command yet (shim: runc exec --process F --detach)",
-                               strict=False)
 SLEEPER = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
 
 
@@ -253,7 +251,6 @@ def test_kill_and_rm_force(dk):
     assert r.returncode == 0, r.stderr + dk.diag(dk.mark)
 
 
-@XFAIL_EXEC
 def test_exec(dk):
     name = uid("de")
     start_detached(dk, name)
@@ -263,7 +260,6 @@ def test_exec(dk):
     assert r.returncode == 6
 
 
-@XFAIL_EXEC
 def test_exec_tty(dk):
     name = uid("det")
     start_detached(dk, name)

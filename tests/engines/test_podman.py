@@ -11,15 +11,13 @@ import pytest
 from tests.engines.conftest import (PtySession, Runtime, kill_pids, need_binaries, need_root, pids_matching,
                                     private_tmpdir, remove_tree, run, uid, wait_for)
 
-XFAIL_EXEC = pytest.mark.xfail(reason="ocirun has no `exec` command yet (conmon: exec --pid-file F --process F "
-                                      "--detach [--tty])", strict=False)
 
 # this machine's hard limits are below podman's defaults
 RUN_OPTS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "none")
 
 
 class Podman:
-    def __init__(self, tmp, runtime):
+    def __init__(self, tmp, runtime, supports_json=False):
         self.tmp = tmp
         self.runtime = runtime
         conf = os.path.join(tmp, "containers.conf")
@@ -27,7 +25,8 @@ class Podman:
             f.write('[engine]\nevents_logger = "file"\n'
                     f'events_logfile_path = "{tmp}/events.log"\n'
                     'cgroup_manager = "cgroupfs"\n'
-                    '[containers]\nnetns = "none"\n')
+                    + ('runtime_supports_json = ["ocirun"]\n' if supports_json else '')
+                    + '[containers]\nnetns = "none"\n')
         self.env = dict(os.environ, CONTAINERS_CONF=conf, TMPDIR=os.path.join(tmp, "tmp"))
         os.makedirs(self.env["TMPDIR"], exist_ok=True)
         self.base = ["podman", "--runtime", runtime.path, "--root", f"{tmp}/root", "--runroot", f"{tmp}/runroot",
@@ -53,12 +52,11 @@ class Podman:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def podman_engine(busybox_archive):
+def make_podman(busybox_archive, supports_json):
     need_root()
     need_binaries("podman", "conmon")
     tmp = private_tmpdir("podman")
-    p = Podman(tmp, Runtime(tmp, root=os.path.join(tmp, "ocirun-state")))
+    p = Podman(tmp, Runtime(tmp, root=os.path.join(tmp, "ocirun-state")), supports_json=supports_json)
     try:
         r = p("load", "-i", busybox_archive["path"], timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -69,6 +67,19 @@ def podman_engine(busybox_archive):
     finally:
         p.stop()
         remove_tree(tmp)
+
+
+@pytest.fixture(scope="module")
+def podman_engine(busybox_archive):
+    """ocirun as podman sees an unknown runtime name: no --log, errors from stderr"""
+    yield from make_podman(busybox_archive, supports_json=False)
+
+
+@pytest.fixture(scope="module")
+def podman_json_engine(busybox_archive):
+    """ocirun listed in runtime_supports_json: podman passes --log-format=json
+    --log <file> and decodes the whole file as ONE JSON object"""
+    yield from make_podman(busybox_archive, supports_json=True)
 
 
 @pytest.fixture
@@ -183,7 +194,6 @@ def test_run_stdin_pipe(pm):
     assert r.returncode == 0 and "PIPED-IN" in r.stdout, r.stderr + pm.diag(pm.mark)
 
 
-@XFAIL_EXEC
 def test_exec(pm):
     name = uid("pe")
     start_detached(pm, name)
@@ -193,7 +203,6 @@ def test_exec(pm):
     assert r.returncode == 6, r.stderr + pm.diag(pm.mark)
 
 
-@XFAIL_EXEC
 def test_exec_missing_is_127(pm):
     name = uid("pe127")
     start_detached(pm, name)
@@ -201,7 +210,6 @@ def test_exec_missing_is_127(pm):
     assert r.returncode == 127, f"rc={r.returncode} {r.stderr}" + pm.diag(pm.mark)
 
 
-@XFAIL_EXEC
 def test_exec_interactive_tty(pm):
     name = uid("pet")
     start_detached(pm, name)
@@ -217,3 +225,29 @@ def test_exec_interactive_tty(pm):
         raise AssertionError(f"{e}\npty: {s.buf[-2000:]!r}" + pm.diag(pm.mark)) from e
     finally:
         s.close()
+
+
+@pytest.fixture
+def pmj(podman_json_engine):
+    podman_json_engine.mark = podman_json_engine.runtime.mark()
+    yield podman_json_engine
+    podman_json_engine.cleanup()
+
+
+def test_json_log_run_and_errors(pmj):
+    r = prun(pmj, "echo", "json-ok", opts=("--rm",))
+    assert r.returncode == 0 and "json-ok" in r.stdout, r.stderr + pmj.diag(pmj.mark)
+    calls = pmj.runtime.calls_since(pmj.mark)
+    assert re.search(r"argv: --log-format=json --log \S+/oci-log create --bundle", calls), calls
+    r = prun(pmj, "/no/such/binary", opts=("--rm",))
+    assert r.returncode == 127, f"rc={r.returncode} {r.stderr}" + pmj.diag(pmj.mark)
+    assert "no such file or directory" in r.stderr, r.stderr
+
+
+def test_json_log_exec_errors(pmj):
+    name = uid("pje")
+    start_detached(pmj, name)
+    r = pmj("exec", name, "/nonexistent")
+    assert r.returncode == 127, f"rc={r.returncode} {r.stderr}" + pmj.diag(pmj.mark)
+    r = pmj("exec", name, "sh", "-c", "echo exec-json-ok")
+    assert r.returncode == 0 and "exec-json-ok" in r.stdout, r.stderr + pmj.diag(pmj.mark)
