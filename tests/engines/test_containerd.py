@@ -97,6 +97,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         # shims outlive containerd by design; they carry our socket path
         kill_pids(pids_matching(self.address))
         unmount_all_under(self.tmp)
+        try:  # the shim's default runtime root for our namespace (empty by now)
+            os.rmdir(os.path.join("/run/containerd/runc", self.ns))
+        except OSError:
+            pass
         for ctl in os.listdir("/sys/fs/cgroup"):
             d = os.path.join("/sys/fs/cgroup", ctl, self.ns)
             if os.path.isdir(d):
