@@ -15,8 +15,6 @@ from tests.engines.conftest import (PtySession, Runtime, kill_pids, need_binarie
 
 CTR_TIMEOUT = 60
 
-XFAIL_PAUSE = pytest.mark.xfail(reason="ocirun has no `pause`/`resume` commands yet", strict=False)
-XFAIL_PS = pytest.mark.xfail(reason="ocirun has no `ps` command yet (shim: runc ps --format json)", strict=False)
 
 
 class Containerd:
@@ -209,7 +207,6 @@ def test_kill_all(ctd):
     wait_for(lambda: ctd.tasks().get(cid) == "STOPPED", 20, what="task STOPPED")
 
 
-@XFAIL_PS
 def test_task_ps(ctd):
     cid = start_detached(ctd, uid("ps"), "sleep", "1000")
     r = ctd.ctr("task", "ps", cid)
@@ -220,7 +217,6 @@ def test_task_ps(ctd):
         assert f.read().startswith(b"sleep")
 
 
-@XFAIL_PAUSE
 def test_task_pause_resume(ctd):
     cid = start_detached(ctd, uid("pause"))
     r = ctd.ctr("task", "pause", cid)
