@@ -351,8 +351,11 @@ def destroy(store, st):
     if st.get("hooks", {}).get("poststop"):
         from ocirun import hooks as H
 
-        H.run_poststop(st["hooks"], {"ociVersion": st.get("ociVersion", ""), "id": st["id"], "status": "stopped",
-                                     "bundle": st.get("bundle", "")})
+        state = {"ociVersion": st.get("ociVersion", ""), "id": st["id"], "status": "stopped", "pid": 0,
+                 "bundle": st.get("bundle", "")}
+        if st.get("annotations"):
+            state["annotations"] = st["annotations"]
+        H.run_poststop(st["hooks"], state)
 
 
 def list_states(store):

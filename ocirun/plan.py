@@ -203,8 +203,9 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     if linux.get("intelRdt") is not None and not os.path.isdir("/sys/fs/resctrl/info"):
         raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (no resctrl filesystem)")
     _namespaces(plan, linux)
-    if "mount" not in plan.ns_new:
-        raise ConfigError("linux.namespaces: a new mount namespace is required")
+    if "mount" not in plan.ns_new and "mount" not in plan.ns_paths:
+        # without one, every mount would land in (and leak into) the host's
+        raise ConfigError("linux.namespaces: a mount namespace (new, or joined by path) is required")
     _id_maps(plan, linux)
 
     proc = cfg.get("process")
@@ -267,7 +268,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     for key in ("hostname", "domainname"):
         v = _str(cfg.get(key), key)
         if v:
-            if "uts" not in plan.ns_new:
+            if "uts" not in plan.ns_new and "uts" not in plan.ns_paths:
                 raise ConfigError(f"{key}: unable to set {key} without a private UTS namespace")
             w.str(P.R_HOSTNAME if key == "hostname" else P.R_DOMAINNAME, v)
 
@@ -342,8 +343,6 @@ def _namespaces(plan, linux):
         if path:
             if not os.path.exists(path):
                 raise ConfigError(f"linux.namespaces[{i}].path: {path}: no such file or directory")
-            if t == "mount":
-                raise ConfigError(f"linux.namespaces[{i}]: joining an existing mount namespace is not supported")
             plan.ns_paths[t] = path
         else:
             plan.ns_new.add(t)

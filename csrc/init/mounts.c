@@ -385,7 +385,9 @@ void do_pivot(struct plan *p, int rootfd) {
 
 void do_root_finish(struct plan *p) {
   if (p->root_ro && sys_setattr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY, 0, 0) < 0) fail(S_ROOT_RO, errno, 0, "/");
-  /* nothing the container mounts under / ever propagates to the host; with
-   * no explicit rootfsPropagation the container's root is private */
-  if (!p->rootprop && mount(NULL, "/", NULL, MS_PRIVATE, NULL) < 0) fail(S_ROOTPROP, errno, 0, "/");
+  /* the container's own root gets linux.rootfsPropagation (default:
+   * private); "/" of the namespace was made rslave (or that) before any
+   * mount, so nothing ever propagates back to the host */
+  unsigned long prop = p->rootprop ? (unsigned long)p->rootprop : MS_PRIVATE;
+  if (mount(NULL, "/", NULL, prop, NULL) < 0) fail(S_ROOTPROP, errno, 0, "/");
 }

@@ -146,6 +146,8 @@ def main(argv=None):
     except UsageError as e:
         log.error(str(e))
         return 1
+    # engines read the --log file for every failure, usage errors included
+    log.configure(g["log"] or None, g["log_format"] if g["log_format"] in ("text", "json") else "text", g["debug"])
     if g["log_format"] not in ("text", "json"):
         log.error(f"invalid log-format: {g['log_format']}")
         return 1
@@ -163,6 +165,7 @@ def main(argv=None):
     spec = COMMANDS.get(cmd)
     if spec is None:
         sys.stdout.write(f"No help topic for '{cmd}'\n")
+        log.error(f"No help topic for '{cmd}'")
         return 3
     flags, desc, usage = spec
     try:

@@ -393,3 +393,40 @@ def test_tmpcopyup(env):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["tmpfs", "kept", "750", "1", "wrote"]
     assert not os.path.exists(os.path.join(etc, "new"))  # written to the tmpfs only
+
+
+def test_join_mount_and_uts_namespaces_by_path(env):
+    """runc joins a mount namespace by path and sets the hostname in a
+    joined UTS namespace."""
+    import time
+
+    holder = subprocess.Popen(["unshare", "--mount", "--uts", "--propagation", "private", "sleep", "100"])
+    try:
+        for _ in range(50):
+            if ns_of(holder.pid, "mnt") != ns_of("self", "mnt"):
+                break
+            time.sleep(0.02)
+        want_mnt, want_uts = ns_of(holder.pid, "mnt"), ns_of(holder.pid, "uts")
+        env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] not in ("mount", "uts")]
+        env.cfg["linux"]["namespaces"] += [{"type": "mount", "path": f"/proc/{holder.pid}/ns/mnt"},
+                                           {"type": "uts", "path": f"/proc/{holder.pid}/ns/uts"}]
+        env.cfg["hostname"] = "joined"
+        r = env.sh("readlink /proc/self/ns/mnt /proc/self/ns/uts 2>/dev/null || "
+                   "(readlink /proc/self/ns/mnt; readlink /proc/self/ns/uts); hostname")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split()
+        assert want_mnt in lines and want_uts in lines and lines[-1] == "joined"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_rootfs_propagation_applied_to_the_container_root(env):
+    for prop, tag in (("unbindable", "unbindable"), ("rslave", None)):
+        env.cfg["linux"]["rootfsPropagation"] = prop
+        r = env.sh("awk '$5 == \"/\"' /proc/self/mountinfo")
+        assert r.returncode == 0, r.stderr
+        fields = r.stdout.split()
+        if tag:
+            assert tag in fields, r.stdout
+        assert not any(f.startswith("shared:") for f in fields)

@@ -166,3 +166,12 @@ def test_features_document(env):
     # nothing newer than the version it claims (memoryPolicy, netDevices are 1.3)
     assert doc["ociVersionMax"] == "1.2.1"
     assert "memoryPolicy" not in doc["linux"] and "netDevices" not in doc["linux"]
+
+
+def test_usage_errors_reach_the_log_file(env):
+    """containerd reads --log for every failure, even an unknown command."""
+    log = os.path.join(env.tmp, "usage.json")
+    r = env.cli("--log", log, "--log-format", "json", "frobnicate")
+    assert r.returncode == 3
+    rec = json.loads(open(log).read().splitlines()[-1])
+    assert rec["level"] == "error" and "frobnicate" in rec["msg"]

@@ -182,6 +182,7 @@ def test_all_six_hooks_order_stdin_and_namespaces(env):
     _hook(os.path.join(env.rootfs, "hook-start"), "/hooks-start.log", "startContainer")
     hooks["startContainer"] = [{"path": "/hook-start"}]
     env.cfg["hooks"] = hooks
+    env.cfg["annotations"] = {"org.example": "hook stdin"}
     cid = env.create(["sh", "-c", "readlink /proc/self/ns/mnt > /ns.txt; sleep 100"])
     pid = env.state(cid)["pid"]
     container_mnt = os.readlink(f"/proc/{pid}/ns/mnt")
@@ -205,6 +206,7 @@ def test_all_six_hooks_order_stdin_and_namespaces(env):
     for phase, want in (("createRuntime", "created"), ("poststart", "running"), ("poststop", "stopped")):
         st = json.loads(by[phase][2])
         assert st["id"] == cid and st["status"] == want, (phase, st)
+        assert st["annotations"] == {"org.example": "hook stdin"}, (phase, st)
     assert json.loads(by["createContainer"][2])["pid"] == pid
     start_log = open(os.path.join(env.rootfs, "hooks-start.log")).read().split(" ", 2)
     assert start_log[0] == "startContainer" and start_log[1] == container_mnt
