@@ -28,3 +28,24 @@ def cgroup_device_attach(prog, cgroup_fd):
     if r < 0:
         msg = ffi.string(log).decode(errors="replace").strip().splitlines()
         raise OSError(-r, os.strerror(-r), msg[-1] if msg else None)
+
+
+def spawn(exe_fd, argv, fd_src, fd_dst, keep_below, cgroup_fd=-1):
+    """clone3 + execveat of exe_fd (see csrc/core/spawn.c).  Returns the pid;
+    raises OSError if the exec itself failed."""
+    from ocirun._native_c import ffi
+
+    args = [ffi.new("char[]", a.encode()) for a in argv]
+    argv_c = ffi.new("char *[]", args + [ffi.NULL])
+    envp_c = ffi.new("char *[]", [ffi.NULL])
+    src = ffi.new("int[]", list(fd_src))
+    dst = ffi.new("int[]", list(fd_dst))
+    pid = lib.ocirun_spawn(exe_fd, argv_c, envp_c, src, dst, len(fd_src), keep_below, cgroup_fd)
+    _check(pid, "clone3")
+    # CLONE_VFORK: we resume once the child exec'd or died; a dead child
+    # reports the errno of its failed step as its exit status
+    wpid, status = os.waitpid(pid, os.WNOHANG)
+    if wpid:
+        code = os.waitstatus_to_exitcode(status)
+        raise OSError(code if code > 0 else 5, f"exec of ocirun-init: {os.strerror(code if code > 0 else 5)}")
+    return pid

@@ -82,7 +82,10 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         log.warning(w)
     linux = cfg.get("linux") or {}
     cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
-    if cg:
+    # on cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP);
+    # on v1 the parent moves it there during the SETUP handshake
+    born_in_cgroup = bool(cg) and cg["version"] == 2
+    if cg and not born_in_cgroup and not plan.setup_sync:
         plan.setup_sync = True
         from ocirun import proto
 
@@ -124,11 +127,18 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             launch.send_seccomp_listener(plan.seccomp.listener_path, fd, _public(cid, pid, "creating", bundle, plan),
                                          plan.seccomp.metadata)
 
-        sp = launch.spawn(plan, blob, fifo_fd=fifo_fd, preserve_fds=preserve)
+        cg_fd = None
+        if born_in_cgroup:
+            cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            sp = launch.spawn(plan, blob, fifo_fd=fifo_fd, preserve_fds=preserve, cgroup_fd=cg_fd)
+        finally:
+            if cg_fd is not None:
+                os.close(cg_fd)
         os.close(fifo_fd)
         fifo_fd = None
-        pid = launch.converse(sp, plan, cgroup=cg, on_pty=pty, on_hooks=hooks, on_seccomp=seccomp_listener,
-                              warn=log.warning)
+        pid = launch.converse(sp, plan, cgroup=None if born_in_cgroup else cg, on_pty=pty, on_hooks=hooks,
+                              on_seccomp=seccomp_listener, warn=log.warning)
         st = {
             "id": cid, "pid": pid, "start_time": pid_start_time(pid), "bundle": bundle,
             "rootfs": plan.rootfs, "created": _rfc3339_now(), "ociVersion": plan.oci_version,

@@ -157,8 +157,9 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         cg = st.get("cgroup")
         if cg and cgroup_spec:
             cg = _sub_cgroup(cg, cgroup_spec)
+        born_in = bool(cg) and cg["version"] == 2  # clone3 CLONE_INTO_CGROUP
         try:
-            plan = build_exec(cfg, proc, flags, preserve_fds=preserve_fds, join_cgroup=bool(cg))
+            plan = build_exec(cfg, proc, flags, preserve_fds=preserve_fds, join_cgroup=bool(cg) and not born_in)
         except ConfigError as e:
             raise ExecError(f"exec failed: {e}") from None
         master = []
@@ -173,9 +174,16 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
 
                     copy_winsize(fd)
 
-        sp = launch.spawn(plan, plan.blob(), fifo_fd=pidfd, preserve_fds=preserve_fds)
+        cg_fd = None
+        if born_in:
+            cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            child = launch.converse(sp, plan, cgroup=cg, on_pty=on_pty, warn=log.warning)
+            sp = launch.spawn(plan, plan.blob(), fifo_fd=pidfd, preserve_fds=preserve_fds, cgroup_fd=cg_fd)
+        finally:
+            if cg_fd is not None:
+                os.close(cg_fd)
+        try:
+            child = launch.converse(sp, plan, cgroup=None if born_in else cg, on_pty=on_pty, warn=log.warning)
         except OcirunError as e:
             raise ExecError(f"exec failed: {e}") from None
     except BaseException:

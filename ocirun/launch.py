@@ -61,9 +61,6 @@ def _plan_memfd(blob):
     return fd
 
 
-_SIGS = [s for s in range(1, 65) if s not in (9, 19, 32, 33)]
-
-
 class Spawn:
     """One init being set up.  kill() undoes everything process-related."""
 
@@ -89,9 +86,10 @@ class Spawn:
             self.sock = None
 
 
-def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0):
-    """Start the bootstrap process.  Returns a Spawn whose .sock is the
-    parent's end of the sync socket."""
+def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
+    """Start the bootstrap process (in the cgroup v2 directory `cgroup_fd`
+    when given).  Returns a Spawn whose .sock is the parent's end of the
+    sync socket."""
     sp = Spawn()
     base = 3 + preserve_fds
     parent_end, child_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
@@ -111,11 +109,11 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0):
         if fifo_fd is not None:
             srcs.append(fcntl.fcntl(fifo_fd, fcntl.F_DUPFD_CLOEXEC, base + 3))
             opened.append(srcs[-1])
-        actions = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in range(3, base)]
-        actions += [(os.POSIX_SPAWN_DUP2, src, base + i) for i, src in enumerate(srcs)]
         argv = ["ocirun-init", str(base)] + (["fifo"] if fifo_fd is not None else [])
-        sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe}", argv, {}, file_actions=actions,
-                                          setsigmask=(), setsigdef=_SIGS)
+        from ocirun import _native
+
+        sp.bootstrap_pid = _native.spawn(exe, argv, srcs, [base + i for i in range(len(srcs))], base,
+                                         -1 if cgroup_fd is None else cgroup_fd)
     except OSError as e:
         sp.kill()
         raise OcirunError(f"starting ocirun-init: {strerror(e.errno)}") from None

@@ -4,3 +4,5 @@ int ocirun_cloexec_from(unsigned int first);
 int ocirun_close_range(unsigned int first, unsigned int last);
 int ocirun_cgroup_device_attach(const void *insns, unsigned int ninsns, int cgroup_fd, char *log,
                                 unsigned int logsz);
+int ocirun_spawn(int exe_fd, char *const argv[], char *const envp[], const int *fd_src, const int *fd_dst,
+                 int nfds, int keep_below, int cgroup_fd);
