@@ -139,12 +139,65 @@ def bench_state(rt, root, bundle, n, warm):
     return res
 
 
+def create_rss_and_parked_pss(rt, root, bundle):
+    """Peak RSS of the `create` process (KiB, from wait4) and the PSS of
+    what stays parked until `start` (KiB, /proc/<init>/smaps_rollup)."""
+    cid = f"bench-mem-{os.getpid()}"
+    pid = os.posix_spawn(rt, [rt, "--root", root, "create", "-b", bundle, cid], os.environ, file_actions=[
+        (os.POSIX_SPAWN_DUP2, DEVNULL, 0), (os.POSIX_SPAWN_DUP2, DEVNULL, 1), (os.POSIX_SPAWN_DUP2, DEVNULL, 2)])
+    _, status, ru = os.wait4(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{rt} create failed")
+    try:
+        init = state_pid(rt, root, cid)
+        pss = 0
+        with open(f"/proc/{init}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    finally:
+        subprocess.run([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
+        reap_any()
+    return ru.ru_maxrss, pss
+
+
+def bench_memory(rt, root, bundle, n, warm):
+    rss, pss = [], []
+    for _ in range(max(3, n // 8)):
+        a, b = create_rss_and_parked_pss(rt, root, bundle)
+        rss.append(a / 1024)
+        pss.append(b / 1024)
+    return {"create_peak_rss_mb": rss, "parked_pss_mb": pss}
+
+
+def bench_concurrent(rt, root, bundle, n, warm, count=50):
+    """Wall time (ms) to `run` `count` containers at once."""
+    res = []
+    for r in range(2):
+        t0 = time.perf_counter_ns()
+        pids = []
+        for i in range(count):
+            argv = [rt, "--root", root, "run", "-b", bundle, f"bench-cc-{os.getpid()}-{r}-{i}"]
+            pids.append(os.posix_spawn(rt, argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, DEVNULL, 0), (os.POSIX_SPAWN_DUP2, DEVNULL, 1),
+                (os.POSIX_SPAWN_DUP2, DEVNULL, 2)]))
+        bad = 0
+        for p in pids:
+            _, st = os.waitpid(p, 0)
+            bad += os.waitstatus_to_exitcode(st) != 0
+        reap_any()
+        if bad:
+            raise RuntimeError(f"{rt}: {bad} of {count} concurrent runs failed")
+        res.append((time.perf_counter_ns() - t0) / 1e6)
+    return res
+
+
 BENCHES = {"run": bench_run, "lifecycle": bench_lifecycle, "state": bench_state}
 
 
 def summarize(samples):
     s = sorted(samples)
-    q = statistics.quantiles(s, n=10)
+    q = statistics.quantiles(s, n=10) if len(s) > 1 else [s[0], s[0]]
     return {"median": statistics.median(s), "p10": q[0], "p90": q[-1], "n": len(s)}
 
 
@@ -158,6 +211,14 @@ def run_scenario(scenario, names, n, warm):
     try:
         bundle = make_bundle(os.path.join(work, "bundle"))
         results = {}
+        mem = {name: bench_memory(path, os.path.join(work, "state-" + name), bundle, n, warm)
+               for name, path in rts.items()}
+        for key in ("create_peak_rss_mb", "parked_pss_mb"):
+            results[key] = {name: {"samples": v[key], **summarize(v[key])} for name, v in mem.items()}
+        results["concurrent50"] = {}
+        for name, path in rts.items():
+            v = bench_concurrent(path, os.path.join(work, "state-" + name), bundle, n, warm)
+            results["concurrent50"][name] = {"samples": v, **summarize(v)}
         for bench, fn in BENCHES.items():
             # interleave runtimes per round to share the machine's noise
             per = {name: [] for name in rts}
@@ -178,22 +239,54 @@ def in_cgroup2_namespace(argv):
     return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
 
 
+UNITS = {"create_peak_rss_mb": "MB", "parked_pss_mb": "MB"}
+
+
 def table(results, scenario):
     lines = []
     names = sorted({n for b in results.values() for n in b}, key=["ocirun", "runc", "crun"].index)
-    head = f"{'scenario':<9}{'benchmark':<11}" + "".join(f"{n + ' ms':>22}" for n in names)
+    head = f"{'scenario':<9}{'benchmark':<20}" + "".join(f"{n:>22}" for n in names)
     head += "".join(f"{'ocirun/' + ref:>14}" for ref in ("runc", "crun") if ref in names)
     lines.append(head)
     for bench, per in results.items():
-        row = f"{scenario:<9}{bench:<11}"
+        row = f"{scenario:<9}{bench:<20}"
         for n in names:
             r = per[n]
-            row += f"{r['median']:>8.1f} ({r['p10']:.1f}-{r['p90']:.1f})".rjust(22)
+            unit = UNITS.get(bench, "ms")
+            row += f"{r['median']:>8.1f} {unit} ({r['p10']:.1f}-{r['p90']:.1f})".rjust(22)
         for ref in ("runc", "crun"):
             if ref in per and "ocirun" in per:
                 row += f"{per['ocirun']['median'] / per[ref]['median']:>14.2f}"
         lines.append(row)
     return "\n".join(lines)
+
+
+def plot(report, path):
+    """Latency distributions per benchmark and runtime (box plots)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install -r benchmarks/requirements.txt)")
+        return
+    panels = [(sc, b) for sc, res in report["scenarios"].items() for b in res if b in BENCHES or b == "concurrent50"]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for ax, (sc, b) in zip(axes if len(panels) > 1 else [axes], panels):
+        per = report["scenarios"][sc][b]
+        names = [n for n in ("ocirun", "runc", "crun") if n in per]
+        ax.boxplot([per[n]["samples"] for n in names], labels=names, showfliers=False)
+        ax.set_title(f"{sc}: {b}", fontsize=9)
+        ax.set_ylabel("ms")
+        ax.set_ylim(bottom=0)
+    fig.suptitle(f"ocirun / runc / crun start-up, {report['date']}, {report['machine']['cpus']} cpus, "
+                 f"kernel {report['machine']['kernel']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 def main():
@@ -230,6 +323,7 @@ def main():
     with open(a.out, "w") as f:
         json.dump(report, f, indent=1)
     print(f"wrote {a.out}")
+    plot(report, os.path.splitext(a.out)[0] + ".png")
     return 0
 
 

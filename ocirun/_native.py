@@ -32,7 +32,7 @@ def cgroup_device_attach(prog, cgroup_fd):
 
 def spawn(exe_fd, argv, fd_src, fd_dst, keep_below, cgroup_fd=-1):
     """clone3 + execveat of exe_fd (see csrc/core/spawn.c).  Returns the pid;
-    raises OSError if the exec itself failed."""
+    raises OSError if the clone or the exec failed."""
     from ocirun._native_c import ffi
 
     args = [ffi.new("char[]", a.encode()) for a in argv]
@@ -41,11 +41,5 @@ def spawn(exe_fd, argv, fd_src, fd_dst, keep_below, cgroup_fd=-1):
     src = ffi.new("int[]", list(fd_src))
     dst = ffi.new("int[]", list(fd_dst))
     pid = lib.ocirun_spawn(exe_fd, argv_c, envp_c, src, dst, len(fd_src), keep_below, cgroup_fd)
-    _check(pid, "clone3")
-    # CLONE_VFORK: we resume once the child exec'd or died; a dead child
-    # reports the errno of its failed step as its exit status
-    wpid, status = os.waitpid(pid, os.WNOHANG)
-    if wpid:
-        code = os.waitstatus_to_exitcode(status)
-        raise OSError(code if code > 0 else 5, f"exec of ocirun-init: {os.strerror(code if code > 0 else 5)}")
+    _check(pid, "spawning ocirun-init")
     return pid

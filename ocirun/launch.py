@@ -217,6 +217,8 @@ def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, on_seccomp=No
         elif typ == P.M_ERROR:
             raise InitError(format_error(plan, step, err, value, detail), err)
         elif typ == P.M_READY:
+            if not sp.init_pid:
+                raise InitError("the container init reported ready before its pid was known")
             return sp.init_pid
         else:
             raise InitError(f"unexpected message {typ} from the container init")

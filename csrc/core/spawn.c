@@ -6,8 +6,9 @@
  * The child is a copy-on-write fork of the (single-threaded) Python
  * process suspended by CLONE_VFORK until execve; it only makes raw syscalls:
  * reset signal dispositions and mask, dup2 the fds into place, clear
- * close-on-exec on the preserved range, execveat.  On failure it exits with
- * the errno as its status, which the parent reports. */
+ * close-on-exec on the preserved range, execveat.  A failure is reported
+ * as the errno written to a close-on-exec pipe (EOF = the exec happened),
+ * as CPython's _posixsubprocess does. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,22 @@ int ocirun_spawn(int exe_fd, char *const argv[], char *const envp[], const int *
     ca.flags |= CLONE_INTO_CGROUP;
     ca.cgroup = (uint64_t)cgroup_fd;
   }
+  int errpipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) < 0) return -errno;
+  /* keep the pipe clear of the fd slots the child dup2()s into */
+  for (int i = 0; i < 2; i++) {
+    if (errpipe[i] < 100) {
+      int moved = fcntl(errpipe[i], F_DUPFD_CLOEXEC, 100);
+      if (moved < 0) {
+        int e = errno;
+        close(errpipe[0]);
+        close(errpipe[1]);
+        return -e;
+      }
+      close(errpipe[i]);
+      errpipe[i] = moved;
+    }
+  }
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
@@ -45,7 +62,11 @@ int ocirun_spawn(int exe_fd, char *const argv[], char *const envp[], const int *
     for (int s = 1; s < 65; s++)
       if (s != SIGKILL && s != SIGSTOP) syscall(SYS_rt_sigaction, s, &dfl, NULL, 8);
     for (int i = 0; i < nfds; i++)
-      if (syscall(SYS_dup2, fd_src[i], fd_dst[i]) < 0) syscall(SYS_exit_group, errno);
+      if (syscall(SYS_dup2, fd_src[i], fd_dst[i]) < 0) {
+        int err = errno;
+        syscall(SYS_write, errpipe[1], &err, sizeof err);
+        syscall(SYS_exit_group, 127);
+      }
     for (int fd = 3; fd < keep_below; fd++) {
       long fl = syscall(SYS_fcntl, fd, F_GETFD);
       if (fl >= 0) syscall(SYS_fcntl, fd, F_SETFD, fl & ~FD_CLOEXEC);
@@ -54,10 +75,27 @@ int ocirun_spawn(int exe_fd, char *const argv[], char *const envp[], const int *
     sigemptyset(&none);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
     syscall(SYS_execveat, exe_fd, "", argv, envp, AT_EMPTY_PATH);
-    syscall(SYS_exit_group, errno ? errno : 127);
+    int err = errno ? errno : EIO;
+    syscall(SYS_write, errpipe[1], &err, sizeof err);
+    syscall(SYS_exit_group, 127);
   }
   int e = errno;
   sigprocmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) return -e;
+  close(errpipe[1]);
+  if (pid < 0) {
+    close(errpipe[0]);
+    return -e;
+  }
+  int child_err = 0;
+  ssize_t n;
+  do n = read(errpipe[0], &child_err, sizeof child_err);
+  while (n < 0 && errno == EINTR);
+  close(errpipe[0]);
+  if (n == (ssize_t)sizeof child_err) {
+    int st;
+    while (waitpid((pid_t)pid, &st, 0) < 0 && errno == EINTR)
+      ;
+    return -child_err;
+  }
   return (int)pid;
 }

@@ -160,6 +160,42 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   wait_fifo_and_exec(p, selffd, fifofd, path);
 }
 
+/* clone(CLONE_PARENT) the next process; it waits until the bootstrap has
+ * reported its pid, so the parent always learns the pid before any message
+ * of the new process (both write to the same socket). */
+static long clone_reported(void) {
+  int gate[2];
+  if (pipe2(gate, O_CLOEXEC) < 0) fail(S_CLONE, errno, 0, "pipe");
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+  if (pid < 0) fail(S_CLONE, errno, 0, NULL);
+  if (pid == 0) {
+    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    close(gate[1]);
+    char c;
+    ssize_t r;
+    do r = read(gate[0], &c, 1);
+    while (r < 0 && errno == EINTR);
+    if (r != 1) _exit(1); /* the bootstrap died before reporting us */
+    close(gate[0]);
+    return 0;
+  }
+  close(gate[0]);
+  if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
+    kill((pid_t)pid, SIGKILL);
+    _exit(1);
+  }
+  if (write(gate[1], "1", 1) != 1) {
+    kill((pid_t)pid, SIGKILL);
+    _exit(1);
+  }
+  _exit(0);
+}
+
 /* exec: the new process, already in every namespace and the cgroup of the
  * container, a child of `ocirun exec` (CLONE_PARENT). */
 static void exec_child(struct plan *p, int procfd) {
@@ -225,23 +261,9 @@ int main(int argc, char **argv) {
       if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresuid(0) in the user namespace");
       prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
-    if (pid < 0) fail(S_CLONE, errno, 0, NULL);
-    if (pid == 0) {
-      for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-      sigprocmask(SIG_SETMASK, &old, NULL);
-      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-      exec_child(p, procfd);
-      _exit(1);
-    }
-    if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
-      kill((pid_t)pid, SIGKILL);
-      _exit(1);
-    }
-    _exit(0);
+    clone_reported();
+    exec_child(p, procfd);
+    _exit(1);
   }
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
       errno != EPERM)
@@ -276,21 +298,7 @@ int main(int argc, char **argv) {
   unsigned long rest = (unsigned long)(p->ns_new & ~(unsigned long long)CLONE_NEWUSER);
   if (rest && unshare((int)rest) < 0) fail(S_UNSHARE, errno, 0, NULL);
   if (p->timens) write_proc_self(procfd, "self/timens_offsets", p->timens, S_TIMENS);
-  sigset_t all, old;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, &old);
-  long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
-  if (pid < 0) fail(S_CLONE, errno, 0, NULL);
-  if (pid == 0) {
-    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    container_init(p, procfd, fifofd);
-    _exit(1);
-  }
-  if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
-    kill((pid_t)pid, SIGKILL);
-    _exit(1);
-  }
-  _exit(0);
+  clone_reported();
+  container_init(p, procfd, fifofd);
+  _exit(1);
 }

@@ -244,3 +244,42 @@ def test_preserve_fds_and_fd_hygiene(env):
     fds = text.split("via-fd3")[0].split()
     # ls itself holds one fd for the directory it reads
     assert {"0", "1", "2", "3"} <= set(fds) and set(fds) - {"0", "1", "2", "3"} <= {"4"}, text
+
+
+def _concurrent_runs(env, n, wrap=None):
+    env.cfg["process"]["args"] = ["sh", "-c", "echo $$"]
+    env.cfg["linux"].pop("resources", None)
+    env.write()
+    procs = []
+    for _ in range(n):
+        cmd = env.cmd + ["--root", env.root, "run", "-b", env.bundle, env.new_id()]
+        procs.append(subprocess.Popen(wrap(cmd) if wrap else cmd, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    return results
+
+
+def test_concurrent_runs(env):
+    """Many containers at once: every one starts, reports pid 1, and goes
+    away (the init used to race its own pid report under load)."""
+    results = _concurrent_runs(env, 24)
+    assert all(rc == 0 and out == "1\n" and err == "" for rc, out, err in results), \
+        [r for r in results if r[0] != 0][:3]
+
+
+def test_concurrent_runs_cgroup_v2(env):
+    """The same on the cgroup v2 path (clone3 CLONE_INTO_CGROUP), in a
+    private mount namespace with cgroup2 mounted."""
+    def in_v2(cmd):
+        return ["unshare", "-m", "sh", "-c",
+                "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"", "sh"] + cmd
+
+    probe = subprocess.run(in_v2(["true"]), capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("cannot mount cgroup2 here")
+    results = _concurrent_runs(env, 24, in_v2)
+    assert all(rc == 0 and out == "1\n" and err == "" for rc, out, err in results), \
+        [r for r in results if r[0] != 0][:3]
