@@ -389,13 +389,10 @@ def list_states(store):
 
 # --- run ---------------------------------------------------------------------
 
-_NO_FORWARD = {17, 28, 23, 9, 19}  # CHLD, WINCH, URG, KILL, STOP
-
-
 def run(store, cid, opts, keep=False, subreaper=True):
     """create + start + wait, forwarding signals; returns the exit status
     (128+N when killed by signal N).  Cleans up unless detached or keep."""
-    import _signal
+    from ocirun.foreground import SignalForwarder, exec_error, wait_status
 
     if opts.detach:
         create(store, cid, opts)
@@ -405,99 +402,40 @@ def run(store, cid, opts, keep=False, subreaper=True):
             _force_delete(store, cid)
             raise
         return 0
-    relay = None
     if subreaper:
         from ocirun import _native
 
         _native.set_child_subreaper()
-    pending = []
+    master = []
 
-    def forward(sig, _frame):
-        if pid:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        else:
-            pending.append(sig)
+    def take_pty(fd):
+        master.append(os.dup(fd))
+        if os.isatty(0):
+            from ocirun.tty import copy_winsize
 
-    pid = 0
-    old = {}
-    for s in range(1, 32):
-        if s in _NO_FORWARD:
-            continue
-        try:
-            old[s] = _signal.signal(s, forward)
-        except (OSError, ValueError):
-            pass
+            copy_winsize(fd)
+
     try:
-        on_pty = None
-        cfg_terminal = [None]
-
-        def take_pty(fd):
-            cfg_terminal[0] = os.dup(fd)
-            if os.isatty(0):
-                from ocirun.tty import copy_winsize
-
-                copy_winsize(fd)
-
-        on_pty = take_pty
-        st, sp = create(store, cid, opts, keep_sync=True, on_pty=on_pty)
-        pid = st["pid"]
-        try:
-            start(store, cid)
-        except BaseException:
-            sp.sock.close()
-            _force_delete(store, cid)
-            raise
-        for s in pending:
-            forward(s, None)
-        # EOF on the sync socket means the execve succeeded
-        data = b""
-        try:
-            data = sp.sock.recv(2048)
-        except OSError:
-            pass
-        finally:
-            sp.sock.close()
-        if len(data) >= 16:
-            from ocirun import proto as P
-            from ocirun.launch import format_error
-
-            typ, err, step, value = P.MSG_HDR.unpack_from(data)
-            if typ == P.M_ERROR:
-                detail = data[16:].split(b"\0", 1)[0].decode(errors="replace")
-                log.error(format_error(None, step, err, value, detail))
-        if cfg_terminal[0] is not None:
-            from ocirun.tty import Relay
-
-            relay = Relay(cfg_terminal[0])
-            relay.run_until_exit(pid)
-        code = _wait(pid)
-        return code
-    finally:
-        for s, h in old.items():
+        with SignalForwarder() as fwd:
+            st, sp = create(store, cid, opts, keep_sync=True, on_pty=take_pty)
             try:
-                _signal.signal(s, h)
-            except (OSError, ValueError, TypeError):
-                pass
+                start(store, cid)
+            except BaseException:
+                sp.sock.close()
+                _force_delete(store, cid)
+                raise
+            fwd.set_target(st["pid"])
+            err = exec_error(sp.sock)
+            sp.sock.close()
+            if err:
+                log.error(err)
+            return wait_status(st["pid"], master[0] if master else None)
+    finally:
         if not keep:
             try:
                 _force_delete(store, cid)
             except OcirunError as e:
                 log.warning(str(e))
-
-
-def _wait(pid):
-    while True:
-        try:
-            _, status_ = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return 0
-        if os.WIFEXITED(status_):
-            return os.WEXITSTATUS(status_)
-        if os.WIFSIGNALED(status_):
-            return 128 + os.WTERMSIG(status_)
 
 
 def _force_delete(store, cid):

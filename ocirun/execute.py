@@ -192,8 +192,9 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         raise
     finally:
         os.close(pidfd)
-    # EOF on the sync socket: the execve happened; an error record: it failed
-    err = _exec_result(sp.sock)
+    from ocirun.foreground import exec_error
+
+    err = exec_error(sp.sock)
     sp.sock.close()
     if err:
         _reap(child)
@@ -207,22 +208,6 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
     return _wait_foreground(child, master[0] if master else None)
 
 
-def _exec_result(sock):
-    from ocirun import proto as P
-    from ocirun.launch import format_error
-
-    try:
-        data = sock.recv(2048)
-    except OSError:
-        return None
-    if len(data) >= P.MSG_HDR.size:
-        typ, err, step, value = P.MSG_HDR.unpack_from(data)
-        if typ == P.M_ERROR:
-            detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
-            return format_error(None, step, err, value, detail)
-    return None
-
-
 def _reap(pid):
     try:
         os.waitpid(pid, 0)
@@ -231,39 +216,8 @@ def _reap(pid):
 
 
 def _wait_foreground(pid, master):
-    import _signal
+    from ocirun.foreground import SignalForwarder, wait_status
 
-    def forward(sig, _frame):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    old = {}
-    for s in range(1, 32):
-        if s in (9, 17, 19, 23, 28):
-            continue
-        try:
-            old[s] = _signal.signal(s, forward)
-        except (OSError, ValueError):
-            pass
-    try:
-        if master is not None:
-            from ocirun.tty import Relay
-
-            Relay(master).run_until_exit(pid)
-        while True:
-            try:
-                _, st = os.waitpid(pid, 0)
-            except ChildProcessError:
-                return 0
-            if os.WIFEXITED(st):
-                return os.WEXITSTATUS(st)
-            if os.WIFSIGNALED(st):
-                return 128 + os.WTERMSIG(st)
-    finally:
-        for s, h in old.items():
-            try:
-                _signal.signal(s, h)
-            except (OSError, ValueError, TypeError):
-                pass
+    with SignalForwarder() as fwd:
+        fwd.set_target(pid)
+        return wait_status(pid, master)

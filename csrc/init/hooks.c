@@ -56,13 +56,7 @@ static void run_one(struct plan *p, struct hook_op *h) {
     if (errno != EINTR) fail(S_HOOK, errno, h->h->index | (h->h->phase << 16), h->path);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
   char msg[64] = "exit status ";
-  int v = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  char num[12];
-  int n = 0;
-  do num[n++] = (char)('0' + v % 10); while ((v /= 10) && n < 11);
-  size_t k = strlen(msg);
-  while (n && k < sizeof msg - 1) msg[k++] = num[--n];
-  msg[k] = 0;
+  itoa_signed(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), msg + strlen(msg));
   fail2(S_HOOK, 0, h->h->index | (h->h->phase << 16), h->path, msg);
 }
 

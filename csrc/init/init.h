@@ -113,6 +113,7 @@ int send_msg(unsigned int type, unsigned int value, int fd);
 int recv_msg(unsigned int want);
 int recv_msg_detail(unsigned int want, char *buf, size_t size);
 void str_copy(char *dst, size_t size, const char *src);
+void itoa_signed(int v, char *out);
 
 /* plan.c */
 void plan_parse(struct plan *p, const unsigned char *buf, size_t len);

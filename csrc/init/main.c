@@ -81,16 +81,6 @@ static void write_proc_self(int procfd, const char *file, const char *data, int 
   close(fd);
 }
 
-static void itoa_signed(int v, char *out) {
-  char tmp[16];
-  int n = 0, neg = v < 0;
-  unsigned int u = neg ? (unsigned int)(-(long)v) : (unsigned int)v;
-  do tmp[n++] = (char)('0' + u % 10); while ((u /= 10) && n < 15);
-  int k = 0;
-  if (neg) out[k++] = '-';
-  while (n) out[k++] = tmp[--n];
-  out[k] = 0;
-}
 
 static void loopback_up(void) {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -158,6 +148,14 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   const char *path = lookup_exec(p, exe, sizeof exe);
   if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
   wait_fifo_and_exec(p, selffd, fifofd, path);
+}
+
+/* After entering a user namespace: become its root (uid/gid 0 there); the
+ * credential change may reset the dumpable flag, so clear it again (G3). */
+static void become_root_in_userns(void) {
+  if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresgid(0) in the user namespace");
+  if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresuid(0) in the user namespace");
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 /* clone(CLONE_PARENT) the next process; it waits until the bootstrap has
@@ -256,11 +254,7 @@ int main(int argc, char **argv) {
     if (p->exec_ns && setns(pidfd, (int)p->exec_ns) < 0) fail(S_SETNS, errno, 0, "the container's namespaces");
     close(pidfd);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    if (p->exec_ns & CLONE_NEWUSER) {
-      if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresgid(0) in the user namespace");
-      if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresuid(0) in the user namespace");
-      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
+    if (p->exec_ns & CLONE_NEWUSER) become_root_in_userns();
     clone_reported();
     exec_child(p, procfd);
     _exit(1);
@@ -290,11 +284,7 @@ int main(int argc, char **argv) {
   int joined_user = 0;
   for (unsigned int i = 0; i < p->njoins; i++)
     if (p->joins[i].nstype == CLONE_NEWUSER) joined_user = 1;
-  if (userns || joined_user) {
-    if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresgid(0) in the user namespace");
-    if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(S_USERNS, errno, 0, "setresuid(0) in the user namespace");
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  }
+  if (userns || joined_user) become_root_in_userns();
   unsigned long rest = (unsigned long)(p->ns_new & ~(unsigned long long)CLONE_NEWUSER);
   if (rest && unshare((int)rest) < 0) fail(S_UNSHARE, errno, 0, NULL);
   if (p->timens) write_proc_self(procfd, "self/timens_offsets", p->timens, S_TIMENS);

@@ -259,11 +259,7 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
   if (send_msg(M_READY, 0, -1) < 0) _exit(1);
   if (fifofd >= 0) {
     char name[16];
-    int n = 0, v = fifofd;
-    char tmp[16];
-    do tmp[n++] = (char)('0' + v % 10); while ((v /= 10) && n < 15);
-    for (int i = 0; i < n; i++) name[i] = tmp[n - 1 - i];
-    name[n] = 0;
+    itoa_signed(fifofd, name);
     int w;
     do w = openat(procfd_self_fd, name, O_WRONLY | O_CLOEXEC);
     while (w < 0 && errno == EINTR);

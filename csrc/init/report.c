@@ -8,6 +8,19 @@
 
 int sync_fd = -1;
 
+/* Decimal formatting without stdio. */
+void itoa_signed(int v, char *out) {
+  char tmp[16];
+  int n = 0, neg = v < 0;
+  unsigned int u = neg ? (unsigned int)(-(long)v) : (unsigned int)v;
+  do tmp[n++] = (char)('0' + u % 10); while ((u /= 10) && n < 15);
+  int k = 0;
+  if (neg) out[k++] = '-';
+  while (n) out[k++] = tmp[--n];
+  out[k] = 0;
+}
+
+
 void str_copy(char *dst, size_t size, const char *src) {
   size_t n = 0;
   if (!src) src = "";

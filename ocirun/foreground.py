@@ -1,0 +1,92 @@
+"""What `run` and `exec` share when they stay in the foreground: forwarding
+the signals they receive to the container process, learning whether the
+final execve happened, and waiting for the exit status."""
+
+import os
+
+# CHLD, WINCH (a terminal resize, handled by the relay), URG, KILL, STOP
+NO_FORWARD = {17, 28, 23, 9, 19}
+
+
+class SignalForwarder:
+    """Forward every catchable signal to `target` once it is known; signals
+    that arrive before are delivered then.  Restores the handlers on exit."""
+
+    def __init__(self):
+        self.target = 0
+        self.pending = []
+        self.old = {}
+
+    def _handler(self, sig, _frame):
+        if self.target:
+            try:
+                os.kill(self.target, sig)
+            except ProcessLookupError:
+                pass
+        else:
+            self.pending.append(sig)
+
+    def set_target(self, pid):
+        self.target = pid
+        for sig in self.pending:
+            self._handler(sig, None)
+        self.pending = []
+
+    def __enter__(self):
+        import _signal
+
+        for s in range(1, 32):
+            if s in NO_FORWARD:
+                continue
+            try:
+                self.old[s] = _signal.signal(s, self._handler)
+            except (OSError, ValueError):
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        import _signal
+
+        for s, h in self.old.items():
+            try:
+                _signal.signal(s, h)
+            except (OSError, ValueError, TypeError):
+                pass
+        return False
+
+
+def exec_error(sock):
+    """Read the sync socket after start: EOF means the execve happened (the
+    socket is close-on-exec in the container); an error record is returned
+    as its message."""
+    from ocirun import proto as P
+    from ocirun.launch import format_error
+
+    try:
+        data = sock.recv(2048)
+    except OSError:
+        return None
+    if len(data) >= P.MSG_HDR.size:
+        typ, err, step, value = P.MSG_HDR.unpack_from(data)
+        if typ == P.M_ERROR:
+            detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
+            return format_error(None, step, err, value, detail)
+    return None
+
+
+def wait_status(pid, master=None):
+    """Relay the terminal (if any) until the process exits, then its status:
+    the exit code, or 128+N when killed by signal N."""
+    if master is not None:
+        from ocirun.tty import Relay
+
+        Relay(master).run_until_exit(pid)
+    while True:
+        try:
+            _, st = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 0
+        if os.WIFEXITED(st):
+            return os.WEXITSTATUS(st)
+        if os.WIFSIGNALED(st):
+            return 128 + os.WTERMSIG(st)
