@@ -43,3 +43,17 @@ def spawn(exe_fd, argv, fd_src, fd_dst, keep_below, cgroup_fd=-1):
     pid = lib.ocirun_spawn(exe_fd, argv_c, envp_c, src, dst, len(fd_src), keep_below, cgroup_fd)
     _check(pid, "spawning ocirun-init")
     return pid
+
+
+def idmapped_tree(source, recursive, userns_fd):
+    """A detached clone of `source` idmapped through the user namespace
+    `userns_fd` (recursive: 1 = rbind, 2 = ridmap); returns its fd."""
+    r = lib.ocirun_idmapped_tree(source.encode(), recursive, userns_fd)
+    _check(r, f"idmapped mount of {source}")
+    return r
+
+
+def userns_fd(uid_map, gid_map):
+    r = lib.ocirun_userns_fd(uid_map.encode(), gid_map.encode())
+    _check(r, "creating a user namespace for the mount's mappings")
+    return r

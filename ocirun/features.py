@@ -30,7 +30,7 @@ def features():
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"io.github.seccomp.libseccomp.version": seccomp.libseccomp_version()},
         "potentiallyUnsafeConfigAnnotations": [],

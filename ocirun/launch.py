@@ -140,6 +140,29 @@ def _write_proc(pid, name, data):
         os.close(fd)
 
 
+def _send_idmapped(sock, pid, n, source, rec, uid_map, gid_map):
+    """Build an idmapped tree (through the container's user namespace, or
+    one with the mount's own mappings) and pass it to the bootstrap."""
+    from ocirun import _native
+
+    try:
+        if uid_map is None:
+            ns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        else:
+            ns = _native.userns_fd(uid_map, gid_map)
+        try:
+            tree = _native.idmapped_tree(source, rec, ns)
+        finally:
+            os.close(ns)
+    except OSError as e:
+        raise InitError(f"idmapped mount of {source}: {strerror(e.errno)}") from None
+    try:
+        sock.sendmsg([P.MSG_HDR.pack(P.M_MOUNT_FD, 0, 0, n) + b"\0"],
+                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", tree))])
+    finally:
+        os.close(tree)
+
+
 def send_console(path, master_fd):
     """runc's console-socket protocol: connect, one sendmsg carrying the 9
     bytes '/dev/ptmx' and exactly one fd, close."""
@@ -179,6 +202,8 @@ def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, on_seccomp=No
                 raise InitError(f"linux.uidMappings: writing id maps of pid {pid}: {strerror(e.errno)}") from None
             if cgroup:
                 cgroups.add_pid(cgroup, pid)
+            for n, source, rec, uid_map, gid_map in plan.idmap_mounts:
+                _send_idmapped(sock, pid, n, source, rec, uid_map, gid_map)
             sock.send(P.MSG_HDR.pack(P.M_SETUP_ACK, 0, 0, 0) + b"\0")
         elif typ == P.M_PID:
             sp.init_pid = value

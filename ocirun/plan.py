@@ -50,6 +50,7 @@ class Plan:
         self.env = []
         self.rlimits = []
         self.seccomp = None
+        self.idmap_mounts = []  # (mount record number, source, recursive bits, uid_map, gid_map)
 
     def rlimit_name(self, index):
         return self.rlimits[index] if 0 <= index < len(self.rlimits) else f"rlimit {index}"
@@ -410,7 +411,7 @@ def _parse_options(opts, field):
         elif o in T.EXTENSION_OPTIONS:
             ext.add(o)
         elif o in ("idmap", "ridmap"):
-            raise ConfigError(f"{field}[{j}]: {o} mounts are not supported by this version of ocirun")
+            ext.add(o)
         else:
             data.append(o)
     return flags, prop, aset, aclr, data, ext
@@ -425,6 +426,8 @@ def _mount_rec(w, kind, index, flags, prop, aset, aclr, source, dest, fstype, da
         pflags |= P.MNT_REC_PROP
     payload = P.REC_MOUNT.pack(kind, index, pflags, prop & ~T.MS_REC, aset, aclr)
     w.rec(P.R_MOUNT, payload + P.cstr(source) + P.cstr(dest) + P.cstr(fstype) + P.cstr(data))
+    w.nmounts = getattr(w, "nmounts", 0) + 1
+    return w.nmounts - 1
 
 
 def _mounts(plan, cfg, bundle):
@@ -437,9 +440,8 @@ def _mounts(plan, cfg, bundle):
         dest = _abs_path(m.get("destination"), f + ".destination")
         mtype = _str(m.get("type"), f + ".type") or ""
         source = _str(m.get("source"), f + ".source") or ""
-        if m.get("uidMappings") or m.get("gidMappings"):
-            raise ConfigError(f"{f}: idmapped mounts are not supported by this version of ocirun")
         flags, prop, aset, aclr, data, ext = _parse_options(m.get("options"), f + ".options")
+        idmap = _mount_idmap(plan, m, f, ext)
         if dest.startswith("/proc/") and dest not in PROC_ALLOWED:
             raise ConfigError(f"{f}.destination: {dest} cannot be mounted under /proc")
         is_bind = mtype == "bind" or flags & T.MS_BIND
@@ -455,8 +457,18 @@ def _mounts(plan, cfg, bundle):
             if dest == "/dev":
                 dev_bound = True
             xflags = flags | (P.MNT_SRC_PROC if dest == "/proc" else 0)
-            _mount_rec(w, P.MK_BIND, i, xflags, prop, aset, aclr, source, dest, "", "")
+            if idmap:
+                xflags |= P.MNT_IDMAP
+            n = _mount_rec(w, P.MK_BIND, i, xflags, prop, aset, aclr, source, dest, "", "")
+            if idmap:
+                rec = (1 if flags & T.MS_REC else 0) | (2 if "ridmap" in ext else 0)
+                plan.idmap_mounts.append((n, source, rec, idmap[0], idmap[1]))
+                if not plan.setup_sync:
+                    plan.setup_sync = True
+                    w.flag(P.R_SETUP_SYNC)
             continue
+        if idmap:
+            raise ConfigError(f"{f}.options: idmap/ridmap are only supported for bind mounts")
         if not mtype:
             raise ConfigError(f"{f}.type: is required for a non-bind mount")
         if mtype == "cgroup":
@@ -476,6 +488,34 @@ def _mounts(plan, cfg, bundle):
         _mount_rec(w, P.MK_FS, i, xflags, prop, aset, aclr, source, dest, mtype,
                    ",".join([o for o in data if o not in T.SB_OPTIONS] + sb))
     return dev_bound
+
+
+def _mount_idmap(plan, m, f, ext):
+    """(uid_map, gid_map) for an idmapped mount: its own mappings, or (None,
+    None) for the container's user namespace; False when not idmapped."""
+    maps = []
+    for key in ("uidMappings", "gidMappings"):
+        lines = []
+        for j, mp in enumerate(_list(m.get(key), f"{f}.{key}")):
+            mf = f"{f}.{key}[{j}]"
+            mp = _obj(mp, mf)
+            c = _int(mp.get("containerID"), mf + ".containerID", 0, 2**32 - 1, required=True)
+            h = _int(mp.get("hostID"), mf + ".hostID", 0, 2**32 - 1, required=True)
+            s = _int(mp.get("size"), mf + ".size", 1, 2**32 - 1, required=True)
+            lines.append(f"{c} {h} {s}\n")
+        maps.append("".join(lines))
+    wants = bool(ext & {"idmap", "ridmap"})
+    if (maps[0] or maps[1]) and not wants:
+        raise ConfigError(f"{f}.uidMappings: mount mappings need the idmap or ridmap option")
+    if not wants:
+        return False
+    if bool(maps[0]) != bool(maps[1]):
+        raise ConfigError(f"{f}: an idmapped mount needs both uidMappings and gidMappings")
+    if not maps[0]:
+        if "user" not in plan.ns_new:
+            raise ConfigError(f"{f}.options: idmap without mount mappings needs a new user namespace")
+        return (None, None)
+    return (maps[0], maps[1])
 
 
 def _cgroup_mount(plan, i, dest, flags, prop, aset, aclr):

@@ -123,7 +123,7 @@ RECURSIVE_ATTRS = {
     "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
 }
 RECURSIVE_ATIME = {"rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime"}
-EXTENSION_OPTIONS = {"tmpcopyup"}
+EXTENSION_OPTIONS = {"tmpcopyup", "idmap", "ridmap"}
 
 # what `features` reports as recognised generic mount options
 KNOWN_MOUNT_OPTIONS = sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS) | EXTENSION_OPTIONS)

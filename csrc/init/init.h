@@ -18,6 +18,7 @@
 struct mount_op {
   const struct rec_mount *m;
   const char *source, *dest, *fstype, *data;
+  int idmap_fd; /* an idmapped tree prepared by the parent, or -1 */
 };
 
 struct device_op {
@@ -112,6 +113,7 @@ void warn_parent(const char *detail);
 int send_msg(unsigned int type, unsigned int value, int fd);
 int recv_msg(unsigned int want);
 int recv_msg_detail(unsigned int want, char *buf, size_t size);
+int recv_msg_fd(unsigned int *type, unsigned int *value, int *fd);
 void str_copy(char *dst, size_t size, const char *src);
 void itoa_signed(int v, char *out);
 

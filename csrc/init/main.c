@@ -279,7 +279,15 @@ int main(int argc, char **argv) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (p->setup_sync) {
     if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
-    recv_msg(M_SETUP_ACK);
+    /* idmapped trees for bind mounts may come first */
+    for (;;) {
+      unsigned int type, value;
+      int fd;
+      if (recv_msg_fd(&type, &value, &fd) < 0) _exit(1);
+      if (type == M_SETUP_ACK) break;
+      if (type != M_MOUNT_FD || fd < 0 || value >= p->nmounts) _exit(1);
+      p->mounts[value].idmap_fd = fd;
+    }
   }
   int joined_user = 0;
   for (unsigned int i = 0; i < p->njoins; i++)

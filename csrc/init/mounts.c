@@ -160,7 +160,13 @@ static void set_propagation(const struct mount_op *op, int mfd) {
 
 static void mount_bind(int rootfd, const struct mount_op *op) {
   unsigned int rec = (op->m->flags & OCIRUN_MNT_REC_BIND) ? AT_RECURSIVE : 0;
-  int tree = sys_open_tree(AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  int tree;
+  if (op->m->flags & OCIRUN_MNT_IDMAP) {
+    tree = op->idmap_fd; /* prepared by the parent */
+    if (tree < 0) fail2(S_MOUNT, EBADF, op->m->index, op->dest, "no idmapped tree from the runtime");
+  } else {
+    tree = sys_open_tree(AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  }
   if (tree < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, op->source);
   struct stat st, tst;
   if (fstat(tree, &st) < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, op->source);

@@ -72,6 +72,7 @@ enum ocirun_mount_kind { MK_BIND = 1, MK_FS = 2, MK_SYMLINK = 3, MK_SETATTR = 4 
 #define OCIRUN_MNT_SRC_PROC   (1ULL << 42) /* bind source must be procfs */
 #define OCIRUN_MNT_TMPCOPYUP  (1ULL << 43)
 #define OCIRUN_MNT_REC_PROP   (1ULL << 44) /* propagation is recursive */
+#define OCIRUN_MNT_IDMAP      (1ULL << 45) /* the source comes as an idmapped tree fd (M_MOUNT_FD) */
 
 struct rec_mount {
   unsigned int kind;
@@ -111,7 +112,9 @@ enum ocirun_msg_type {
   M_WARN = 7,      /* any -> parent: detail */
   M_HOOK_REQ = 8,  /* init -> parent: run createRuntime hooks now */
   M_HOOK_ACK = 9,  /* parent -> init; detail = the state JSON for in-container hooks */
-  M_SECCOMP = 10   /* init -> parent: seccomp listener fd (SCM_RIGHTS) */
+  M_SECCOMP = 10,  /* init -> parent: seccomp listener fd (SCM_RIGHTS) */
+  M_MOUNT_FD = 11  /* parent -> bootstrap, before SETUP_ACK: an idmapped tree for
+                      mount record `value` (SCM_RIGHTS) */
 };
 
 struct ocirun_msg {

@@ -71,6 +71,25 @@ int recv_msg(unsigned int want) {
   return (int)m.value;
 }
 
+/* One message from the parent, with at most one fd (SCM_RIGHTS). */
+int recv_msg_fd(unsigned int *type, unsigned int *value, int *fd) {
+  struct ocirun_msg m;
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  ssize_t r;
+  while ((r = recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  if (r < (ssize_t)OCIRUN_MSG_HDR) return -1;
+  *type = m.type;
+  *value = m.value;
+  *fd = -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+    memcpy(fd, CMSG_DATA(c), sizeof(int));
+  return 0;
+}
+
 /* Like recv_msg, keeping the NUL-terminated payload (the hook state). */
 int recv_msg_detail(unsigned int want, char *buf, size_t size) {
   ssize_t r;

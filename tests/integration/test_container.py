@@ -430,3 +430,50 @@ def test_rootfs_propagation_applied_to_the_container_root(env):
         if tag:
             assert tag in fields, r.stdout
         assert not any(f.startswith("shared:") for f in fields)
+
+
+def _userns(env, host=100000):
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+    subprocess.run(["chown", "-R", f"{host}:{host}", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+
+
+def test_idmapped_mounts(env, tmp_path):
+    """Files owned by host root appear as the container's root through an
+    idmapped bind mount, and as nobody through a plain one."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "f").write_text("x")
+    os.chmod(vol, 0o755)
+    os.chmod(tmp_path, 0o755)
+    _userns(env)
+    env.cfg["mounts"] += [
+        {"destination": "/idm", "type": "bind", "source": str(vol), "options": ["bind", "idmap"]},
+        {"destination": "/own", "type": "bind", "source": str(vol), "options": ["rbind", "ridmap"],
+         "uidMappings": [{"containerID": 0, "hostID": 4000, "size": 10}],
+         "gidMappings": [{"containerID": 0, "hostID": 4000, "size": 10}]},
+        {"destination": "/plain", "type": "bind", "source": str(vol), "options": ["bind"]},
+    ]
+    r = env.sh("stat -c %u:%g /idm/f /own/f /plain/f; grep -c idmapped /proc/self/mountinfo")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert lines[0] == "0:0"            # host 0 -> 100000 -> container 0
+    assert lines[1] == "65534:65534"    # host 0 -> 4000 (own mappings) -> unmapped in the container
+    assert lines[2] == "65534:65534"    # not idmapped
+    assert int(lines[3]) >= 2
+
+
+def test_idmap_errors(env, tmp_path):
+    env.cfg["mounts"].append({"destination": "/idm", "type": "bind", "source": str(tmp_path), "options": ["idmap"]})
+    r = env.run(["true"])
+    assert r.returncode == 1 and "idmap without mount mappings needs a new user namespace" in r.stderr
+    env.cfg["mounts"][-1] = {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"],
+                             "uidMappings": [{"containerID": 0, "hostID": 4000, "size": 1}],
+                             "gidMappings": [{"containerID": 0, "hostID": 4000, "size": 1}]}
+    r = env.run(["true"])
+    assert r.returncode == 1 and "only supported for bind mounts" in r.stderr

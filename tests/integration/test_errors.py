@@ -159,7 +159,8 @@ def test_features_document(env):
     assert r.returncode == 0 and r.stdout.startswith('{\n    "ociVersionMin"')
     doc = json.loads(r.stdout)
     schema_validator("features-schema.json").validate(doc)
-    assert "rro" in doc["mountOptions"] and "idmap" not in doc["mountOptions"]
+    assert "rro" in doc["mountOptions"] and "idmap" in doc["mountOptions"]
+    assert doc["linux"]["mountExtensions"]["idmap"]["enabled"] is True
     assert set(doc["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}
     assert "SECCOMP_FILTER_FLAG_LOG" in doc["linux"]["seccomp"]["supportedFlags"]
     assert doc["annotations"]["io.github.seccomp.libseccomp.version"].count(".") == 2
