@@ -32,7 +32,8 @@ def write_pid_file(path, pid):
 
 class CreateOptions:
     def __init__(self, bundle=".", console_socket=None, pid_file=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0, detach=True):
+                 no_new_keyring=False, preserve_fds=0, detach=True, pidfd_socket=None):
+        self.pidfd_socket = pidfd_socket
         self.bundle = bundle
         self.console_socket = console_socket
         self.pid_file = pid_file
@@ -147,6 +148,8 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         }
         store.write_file(cid, "config.json", raw_cfg)
         store.write(cid, st)
+        if opts.pidfd_socket:
+            launch.send_pidfd(opts.pidfd_socket, pid, b"standard")
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         if not keep_sync:

@@ -121,7 +121,7 @@ def _sub_cgroup(cg, spec):
 
 
 def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
-                 cgroup_spec=None, ignore_paused=False):
+                 cgroup_spec=None, ignore_paused=False, pidfd_socket=None):
     """Returns the process's exit status (128+N if killed), or 0 with detach."""
     from ocirun import launch
     from ocirun.errors import ConfigError
@@ -199,6 +199,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
     if err:
         _reap(child)
         raise ExecError(f"exec failed: {err}")
+    if pidfd_socket:
+        launch.send_pidfd(pidfd_socket, child, b"setns")
     if pid_file:
         from ocirun.container import write_pid_file
 

@@ -163,18 +163,31 @@ def _send_idmapped(sock, pid, n, source, rec, uid_map, gid_map):
         os.close(tree)
 
 
-def send_console(path, master_fd):
-    """runc's console-socket protocol: connect, one sendmsg carrying the 9
-    bytes '/dev/ptmx' and exactly one fd, close."""
+def send_fd(path, fd, payload, flag):
+    """runc's socket protocol for --console-socket and --pidfd-socket:
+    connect, one sendmsg carrying `payload` and exactly one fd, close."""
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         try:
             s.connect(path)
         except OSError as e:
-            raise OcirunError(f"--console-socket {path}: connect: {strerror(e.errno)}") from None
-        s.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master_fd))])
+            raise OcirunError(f"{flag} {path}: connect: {strerror(e.errno)}") from None
+        s.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
     finally:
         s.close()
+
+
+def send_console(path, master_fd):
+    send_fd(path, master_fd, b"/dev/ptmx", "--console-socket")
+
+
+def send_pidfd(path, pid, payload):
+    """--pidfd-socket (runc 1.2): a pidfd of the new process."""
+    fd = os.pidfd_open(pid)
+    try:
+        send_fd(path, fd, payload, "--pidfd-socket")
+    finally:
+        os.close(fd)
 
 
 def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, on_seccomp=None, warn=None):

@@ -23,7 +23,7 @@ GLOBAL_FLAGS = [
 CREATE_FLAGS = [
     Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory, defaults to the current directory"),
     Flag("console-socket", STR, "", "path to an AF_UNIX socket which will receive the pty master"),
-    Flag("pidfd-socket", STR, "", "accepted for compatibility", hidden=True),
+    Flag("pidfd-socket", STR, "", "path to an AF_UNIX socket which will receive the pidfd of the process"),
     Flag("pid-file", STR, "", "specify the file to write the process id to"),
     Flag("no-pivot", BOOL, False, "do not use pivot root to jail process inside rootfs"),
     Flag("no-new-keyring", BOOL, False, "do not create a new session keyring for the container"),
@@ -38,7 +38,7 @@ RUN_FLAGS = CREATE_FLAGS + [
 HELP = [Flag(("help", "h"), BOOL, False, "show help")]
 EXEC_FLAGS = [
     Flag("console-socket", STR, "", "path to an AF_UNIX socket which will receive the pty master"),
-    Flag("pidfd-socket", STR, "", "accepted for compatibility", hidden=True),
+    Flag("pidfd-socket", STR, "", "path to an AF_UNIX socket which will receive the pidfd of the process"),
     Flag("cwd", STR, "", "current working directory in the container"),
     Flag(("env", "e"), LIST, None, "set environment variables"),
     Flag(("tty", "t"), BOOL, False, "allocate a pseudo-TTY"),

@@ -33,7 +33,8 @@ def _create_opts(opts, detach):
         raise OcirunError("--preserve-fds must not be negative")
     return CreateOptions(bundle=opts["bundle"] or ".", console_socket=opts["console_socket"] or None,
                          pid_file=pid_file, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
-                         preserve_fds=opts["preserve_fds"], detach=detach)
+                         preserve_fds=opts["preserve_fds"], detach=detach,
+                         pidfd_socket=opts["pidfd_socket"] or None)
 
 
 def _harden_fds(preserve):
@@ -178,7 +179,8 @@ def cmd_exec(g, opts, pos):
     pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
     return execute.exec_process(store, cid, proc, detach=opts["detach"], pid_file=pid_file,
                                 console_socket=opts["console_socket"] or None, preserve_fds=opts["preserve_fds"],
-                                cgroup_spec=opts["cgroup"] or None, ignore_paused=opts["ignore_paused"])
+                                cgroup_spec=opts["cgroup"] or None, ignore_paused=opts["ignore_paused"],
+                                pidfd_socket=opts["pidfd_socket"] or None)
 
 
 def cmd_features(g, opts, pos):

@@ -151,3 +151,37 @@ def test_exec_preserve_fds(env, running):
                        timeout=30)
     os.close(r_)
     assert open(out).read() == "preserved\n"
+
+
+def test_pidfd_socket(env, running, tmp_path):
+    """--pidfd-socket: a pidfd of the new process, payload "setns" for exec
+    and "standard" for the init (runc 1.2)."""
+    import struct
+
+    for payload, args in ((b"setns", ["exec", "-d", "--pidfd-socket", None, running, "sleep", "5"]),
+                          (b"standard", None)):
+        path = str(tmp_path / f"{payload.decode()}.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        if args:
+            args[3] = path
+            r = env.cli(*args)
+        else:
+            env.cfg["process"]["args"] = ["sleep", "5"]
+            env.write()
+            cid = env.new_id()
+            r = env.cli("create", "--pidfd-socket", path, "-b", env.bundle, cid)
+        assert r.returncode == 0, r.stderr
+        conn, _ = srv.accept()
+        msg, anc, _f, _a = conn.recvmsg(64, socket.CMSG_SPACE(4))
+        fd = struct.unpack("i", anc[0][2][:4])[0]
+        assert msg == payload
+        pid = int([line for line in open(f"/proc/self/fdinfo/{fd}") if line.startswith("Pid:")][0].split()[1])
+        assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] in ("sleep", "ocirun-init")
+        os.close(fd)
+        conn.close()
+        srv.close()
+        if not args:
+            assert env.state(cid)["pid"] == pid
+            env.cli("delete", "-f", cid)
