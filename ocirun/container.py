@@ -97,7 +97,17 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
     sp = None
     fifo_fd = None
     made_cg = False
+    st = {
+        "id": cid, "pid": 0, "start_time": None, "bundle": bundle,
+        "rootfs": plan.rootfs, "created": _rfc3339_now(), "ociVersion": plan.oci_version,
+        "annotations": plan.annotations, "cgroup": cg, "hooks": plan.hooks,
+        "ns": sorted(plan.ns_new), "config": os.path.join(bundle, "config.json"),
+    }
     try:
+        # recorded before anything exists, so that if this process dies at
+        # any point, `delete --force <id>` finds the cgroup and the init
+        store.write_file(cid, "config.json", raw_cfg)
+        store.write(cid, st)
         fifo = os.path.join(store.dir(cid), FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
@@ -138,16 +148,12 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
                 os.close(cg_fd)
         os.close(fifo_fd)
         fifo_fd = None
-        pid = launch.converse(sp, plan, cgroup=None if born_in_cgroup else cg, on_pty=pty, on_hooks=hooks,
-                              on_seccomp=seccomp_listener, warn=log.warning)
-        st = {
-            "id": cid, "pid": pid, "start_time": pid_start_time(pid), "bundle": bundle,
-            "rootfs": plan.rootfs, "created": _rfc3339_now(), "ociVersion": plan.oci_version,
-            "annotations": plan.annotations, "cgroup": cg, "hooks": plan.hooks,
-            "ns": sorted(plan.ns_new), "config": os.path.join(bundle, "config.json"),
-        }
-        store.write_file(cid, "config.json", raw_cfg)
-        store.write(cid, st)
+        def record_pid(pid):
+            st["pid"], st["start_time"] = pid, pid_start_time(pid)
+            store.write(cid, st)
+
+        pid = launch.converse(sp, plan, cgroup=None if born_in_cgroup else cg, on_pid=record_pid, on_pty=pty,
+                              on_hooks=hooks, on_seccomp=seccomp_listener, warn=log.warning)
         if opts.pidfd_socket:
             launch.send_pidfd(opts.pidfd_socket, pid, b"standard")
         if opts.pid_file:

@@ -190,7 +190,7 @@ def send_pidfd(path, pid, payload):
         os.close(fd)
 
 
-def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, on_seccomp=None, warn=None):
+def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, on_seccomp=None, warn=None):
     """Serve the init until READY; returns the init's pid.  Raises InitError."""
     from ocirun import cgroups
 
@@ -227,6 +227,8 @@ def converse(sp, plan, *, cgroup=None, on_pty=None, on_hooks=None, on_seccomp=No
             sp.bootstrap_pid = 0
             if cgroup and not plan.setup_sync:
                 cgroups.add_pid(cgroup, value)
+            if on_pid:
+                on_pid(value)
         elif typ == P.M_PTY:
             try:
                 if on_pty is None:

@@ -283,3 +283,38 @@ def test_concurrent_runs_cgroup_v2(env):
     results = _concurrent_runs(env, 24, in_v2)
     assert all(rc == 0 and out == "1\n" and err == "" for rc, out, err in results), \
         [r for r in results if r[0] != 0][:3]
+
+
+def test_crashed_create_is_cleaned_by_delete_force(env):
+    """An engine call killed in the middle of create leaves nothing that
+    `delete --force` cannot clean, and the id is usable again."""
+    import signal as sig
+
+    marker = os.path.join(env.tmp, "hook-running")
+    hook = os.path.join(env.tmp, "slow-hook")
+    with open(hook, "w") as f:
+        f.write(f"#!/bin/sh\ntouch {marker}\nsleep 30\n")
+    os.chmod(hook, 0o755)
+    env.cfg["hooks"] = {"createRuntime": [{"path": hook}]}
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    cid = env.new_id()
+    out = open(os.path.join(env.tmp, "create.out"), "w")
+    p = subprocess.Popen(env.cmd + ["--root", env.root, "create", "-b", env.bundle, cid], stdout=out, stderr=out,
+                         start_new_session=True)
+    for _ in range(200):
+        if os.path.exists(marker):
+            break
+        time.sleep(0.05)
+    assert os.path.exists(marker)
+    os.killpg(p.pid, sig.SIGKILL)  # the runtime and its hook, as a dying engine would
+    p.wait()
+    out.close()
+    # the id is known (the init noticed its runtime die and exited)
+    assert env.state(cid)["status"] in ("stopped", "created")
+    assert env.cli("delete", "--force", cid).returncode == 0
+    # nothing left (the env fixture checks mounts, processes, cgroups, state)
+    env.cfg["hooks"] = {}
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    assert env.cli("run", "-b", env.bundle, cid).returncode == 0
