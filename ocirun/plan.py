@@ -349,18 +349,21 @@ def _namespaces(plan, linux):
             plan.ns_new.add(t)
 
 
+def _parse_id_map(entries, field):
+    """uidMappings/gidMappings -> [(containerID, hostID, size)]."""
+    lines = []
+    for i, m in enumerate(_list(entries, field)):
+        f = f"{field}[{i}]"
+        m = _obj(m, f)
+        c = _int(m.get("containerID"), f + ".containerID", 0, 2**32 - 1, required=True)
+        h = _int(m.get("hostID"), f + ".hostID", 0, 2**32 - 1, required=True)
+        s = _int(m.get("size"), f + ".size", 1, 2**32 - 1, required=True)
+        lines.append((c, h, s))
+    return lines
+
+
 def _id_maps(plan, linux):
-    maps = {}
-    for key in ("uidMappings", "gidMappings"):
-        lines = []
-        for i, m in enumerate(_list(linux.get(key), f"linux.{key}")):
-            f = f"linux.{key}[{i}]"
-            m = _obj(m, f)
-            c = _int(m.get("containerID"), f + ".containerID", 0, 2**32 - 1, required=True)
-            h = _int(m.get("hostID"), f + ".hostID", 0, 2**32 - 1, required=True)
-            s = _int(m.get("size"), f + ".size", 1, 2**32 - 1, required=True)
-            lines.append((c, h, s))
-        maps[key] = lines
+    maps = {key: _parse_id_map(linux.get(key), f"linux.{key}") for key in ("uidMappings", "gidMappings")}
     user = "user" in plan.ns_new
     if (maps["uidMappings"] or maps["gidMappings"]) and not user:
         if "user" not in plan.ns_paths:
@@ -493,17 +496,8 @@ def _mounts(plan, cfg, bundle):
 def _mount_idmap(plan, m, f, ext):
     """(uid_map, gid_map) for an idmapped mount: its own mappings, or (None,
     None) for the container's user namespace; False when not idmapped."""
-    maps = []
-    for key in ("uidMappings", "gidMappings"):
-        lines = []
-        for j, mp in enumerate(_list(m.get(key), f"{f}.{key}")):
-            mf = f"{f}.{key}[{j}]"
-            mp = _obj(mp, mf)
-            c = _int(mp.get("containerID"), mf + ".containerID", 0, 2**32 - 1, required=True)
-            h = _int(mp.get("hostID"), mf + ".hostID", 0, 2**32 - 1, required=True)
-            s = _int(mp.get("size"), mf + ".size", 1, 2**32 - 1, required=True)
-            lines.append(f"{c} {h} {s}\n")
-        maps.append("".join(lines))
+    maps = ["".join(f"{c} {h} {s}\n" for c, h, s in _parse_id_map(m.get(key), f"{f}.{key}"))
+            for key in ("uidMappings", "gidMappings")]
     wants = bool(ext & {"idmap", "ridmap"})
     if (maps[0] or maps[1]) and not wants:
         raise ConfigError(f"{f}.uidMappings: mount mappings need the idmap or ridmap option")

@@ -94,6 +94,28 @@ static void loopback_up(void) {
   close(s);
 }
 
+/* The process half, shared by the init and exec: limits, scheduling,
+ * seccomp and credentials in the order they need privileges, then the cwd
+ * and args[0] checked as the container user, then the exec (fifo-gated for
+ * the init). */
+static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
+  do_rlimits(p);
+  apply_sched(p);
+  /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while
+   * we still have it; with it, as late as possible (right before execve) */
+  if (!p->nnp) load_seccomp(p);
+  apply_lsm(p, procfd);
+  do_user(p, procfd);
+  close(procfd);
+  /* validate the working directory as the container user now, so that a bad
+   * cwd fails create; it is entered for real after the fds are closed */
+  static char exe[4096];
+  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
+  const char *path = lookup_exec(p, exe, sizeof exe);
+  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
+  wait_fifo_and_exec(p, selffd, fifofd, path);
+}
+
 static void container_init(struct plan *p, int procfd, int fifofd) {
   if (setsid() < 0) fail(S_CONSOLE, errno, 0, "setsid");
   /* the runtime's own verified null device, for masks (G9) */
@@ -132,22 +154,8 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   do_pivot(p, rootfd);
   close(rootfd);
   do_root_finish(p);
-  do_rlimits(p);
   if (p->has_personality && personality(p->personality) < 0) fail(S_PERSONALITY, errno, 0, NULL);
-  apply_sched(p);
-  /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while
-   * we still have it; with it, as late as possible (right before execve) */
-  if (!p->nnp) load_seccomp(p);
-  apply_lsm(p, procfd);
-  do_user(p, procfd);
-  close(procfd);
-  /* validate the working directory as the container user now, so that a bad
-   * cwd fails create; it is entered for real after the fds are closed */
-  static char exe[4096];
-  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
-  const char *path = lookup_exec(p, exe, sizeof exe);
-  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
-  wait_fifo_and_exec(p, selffd, fifofd, path);
+  finish_process(p, procfd, selffd, fifofd);
 }
 
 /* After entering a user namespace: become its root (uid/gid 0 there); the
@@ -204,17 +212,7 @@ static void exec_child(struct plan *p, int procfd) {
     alloc_console(p, rootfd, 0);
   }
   close(rootfd);
-  do_rlimits(p);
-  apply_sched(p);
-  if (!p->nnp) load_seccomp(p);
-  apply_lsm(p, procfd);
-  do_user(p, procfd);
-  close(procfd);
-  static char exe[4096];
-  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
-  const char *path = lookup_exec(p, exe, sizeof exe);
-  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
-  wait_fifo_and_exec(p, -1, -1, path);
+  finish_process(p, procfd, -1, -1);
 }
 
 int main(int argc, char **argv) {
