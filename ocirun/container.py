@@ -64,6 +64,11 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
     cfg, raw_cfg = load_config(bundle, raw=True)
     nlisten = _listen_fds()
     extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
+    from ocirun import notify
+
+    notify_host = notify.host_socket()
+    if notify_host:
+        extra_env.append("NOTIFY_SOCKET=" + notify.CONTAINER_SOCKET)
     preserve = nlisten + opts.preserve_fds
     for i in range(3, 3 + preserve):
         try:
@@ -94,6 +99,12 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
     blob = plan.blob()
 
     lockfd = store.create_dir(cid)
+    if notify_host:
+        os.mkdir(notify.state_dir(store, cid), 0o755)
+        from ocirun.plan import add_runtime_bind
+
+        add_runtime_bind(plan, notify.state_dir(store, cid), notify.CONTAINER_DIR)
+        blob = plan.blob()
     sp = None
     fifo_fd = None
     made_cg = False
@@ -193,9 +204,13 @@ def _poll_fd(fd, timeout_ms):
     return p.poll(timeout_ms)
 
 
-def start(store, cid):
+def start(store, cid, notify_wait=True):
+    """Release a created container.  With NOTIFY_SOCKET set (and the
+    container created with it), wait for its READY= and forward it (unless
+    notify_wait is False: `run` relays it while it waits for the exit)."""
     validate_id(cid)
     lockfd = store.lock(cid)
+    nsock = None
     try:
         st = store.read(cid)
         s = status(store, st)
@@ -206,6 +221,10 @@ def start(store, cid):
         if s == "paused":
             raise StateError("cannot start a container in the paused state")
         fifo = os.path.join(store.dir(cid), FIFO)
+        from ocirun import notify
+
+        if notify.host_socket() and os.path.isdir(notify.state_dir(store, cid)):
+            nsock = notify.bind(store, cid)
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
         except FileNotFoundError:
@@ -234,8 +253,15 @@ def start(store, cid):
             from ocirun import hooks as H
 
             H.run_poststart(st["hooks"], public_state(store, st))
+        if nsock is not None:
+            if notify_wait:
+                notify.relay_ready(nsock, st["pid"], st.get("start_time"), notify.host_socket())
+            else:
+                st["notify_sock"], nsock = nsock, None
         return st
     finally:
+        if nsock is not None:
+            nsock.close()
         os.close(lockfd)
 
 
@@ -428,12 +454,15 @@ def run(store, cid, opts, keep=False, subreaper=True):
         with SignalForwarder() as fwd:
             st, sp = create(store, cid, opts, keep_sync=True, on_pty=take_pty)
             try:
-                start(store, cid)
+                started = start(store, cid, notify_wait=False)
             except BaseException:
                 sp.sock.close()
                 _force_delete(store, cid)
                 raise
             fwd.set_target(st["pid"])
+            nsock = started.get("notify_sock")
+            if nsock is not None:
+                _relay_in_background(nsock, st)
             err = exec_error(sp.sock)
             sp.sock.close()
             if err:
@@ -445,6 +474,23 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 _force_delete(store, cid)
             except OcirunError as e:
                 log.warning(str(e))
+
+
+def _relay_in_background(nsock, st):
+    """`run` forwards READY= while it waits for the container to exit."""
+    import threading
+
+    from ocirun import notify
+
+    def relay():
+        try:
+            notify.relay_ready(nsock, st["pid"], st.get("start_time"), notify.host_socket())
+        except OSError as e:
+            log.warning(f"NOTIFY_SOCKET: {e}")
+        finally:
+            nsock.close()
+
+    threading.Thread(target=relay, daemon=True).start()
 
 
 def _force_delete(store, cid):

@@ -512,6 +512,13 @@ def _mount_idmap(plan, m, f, ext):
     return (maps[0], maps[1])
 
 
+def add_runtime_bind(plan, source, dest, readonly=True):
+    """A bind mount the runtime adds after the config's own mounts (so it
+    lands on top of them), e.g. the NOTIFY_SOCKET directory."""
+    flags = T.MS_BIND | T.MS_NOSUID | T.MS_NODEV | T.MS_NOEXEC | (T.MS_RDONLY if readonly else 0)
+    _mount_rec(plan.w, P.MK_BIND, 0xFFFF, flags, 0, 0, 0, source, dest, "", "")
+
+
 def _cgroup_mount(plan, i, dest, flags, prop, aset, aclr):
     """Expand a `cgroup` mount the way runc does: cgroup2 directly on a unified
     host; on v1, a tmpfs with one mount per hierarchy (bind-mounted from the

@@ -130,11 +130,15 @@ class Store:
 
     def remove(self, cid):
         d = self.dir(cid)
-        for name in (STATE_FILE, ".state.json.tmp", FIFO, "config.json"):
+        for name in (STATE_FILE, ".state.json.tmp", FIFO, "config.json", "notify/notify.sock"):
             try:
                 os.unlink(os.path.join(d, name))
             except FileNotFoundError:
                 pass
+        try:
+            os.rmdir(os.path.join(d, "notify"))
+        except FileNotFoundError:
+            pass
         try:
             os.rmdir(d)
         except FileNotFoundError:

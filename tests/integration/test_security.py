@@ -206,3 +206,27 @@ def test_g13_malformed_plans_are_rejected_by_the_init(mangle):
         struct.pack_into("=H", blob, 16, 999)
     typ, step, detail, status = _init_with_plan(bytes(blob))
     assert typ == proto.M_ERROR and proto.STEPS[step] == "plan" and status == 1, detail
+
+
+def test_g2_g4_exec_path(env):
+    """exec: cwd through a leaked fd never reaches the host, and what joins
+    the container is the sealed memfd, never a host binary."""
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    cid = env.new_id()
+    assert env.cli("run", "-d", "-b", env.bundle, cid).returncode == 0
+    try:
+        for n in range(3, 9):
+            r = env.cli("exec", "--cwd", f"/proc/self/fd/{n}", cid, "sh", "-c", "pwd")
+            if r.returncode == 0:
+                assert r.stdout.startswith("/") and "(unreachable)" not in r.stdout, (n, r.stdout)
+            else:
+                assert "process.cwd" in r.stderr and r.returncode == 255, r.stderr
+        # a detached exec parks nothing; the exec'd process runs the user's binary
+        pid_file = os.path.join(env.tmp, "e.pid")
+        assert env.cli("exec", "-d", "--pid-file", pid_file, cid, "sleep", "30").returncode == 0
+        pid = int(open(pid_file).read())
+        assert os.readlink(f"/proc/{pid}/exe") == os.path.join(env.rootfs, "bin/busybox") or \
+            os.readlink(f"/proc/{pid}/exe").endswith("/bin/busybox")
+    finally:
+        env.cli("delete", "-f", cid)
