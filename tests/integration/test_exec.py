@@ -185,3 +185,15 @@ def test_pidfd_socket(env, running, tmp_path):
         if not args:
             assert env.state(cid)["pid"] == pid
             env.cli("delete", "-f", cid)
+
+
+def test_exec_into_paused_container(env, running):
+    assert env.cli("pause", running).returncode == 0
+    try:
+        assert env.state(running)["status"] == "paused"
+        r = env.cli("exec", running, "true")
+        assert r.returncode == 255
+        assert "cannot exec in a paused container (use --ignore-paused to override)" in r.stderr
+    finally:
+        assert env.cli("resume", running).returncode == 0
+    assert env.cli("exec", running, "true").returncode == 0
