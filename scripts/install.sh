@@ -13,8 +13,17 @@ if [ -n "$need" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
 PY=${PYTHON:-python3}
-$PY -m pip install -q --upgrade "cffi>=1.15" "setuptools>=61" wheel >/dev/null 2>&1
-$PY -m pip install -q --no-build-isolation . >/dev/null 2>&1 || $PY -m pip install --no-build-isolation .
+if ! $PY -m pip --version >/dev/null 2>&1; then
+  # Debian's own interpreter comes without pip
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+fi
+PIPFLAGS=""
+# PEP 668: Debian marks its interpreter externally managed; ocirun is a system tool
+if $PY -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
+  PIPFLAGS="--break-system-packages"
+fi
+$PY -m pip install -q $PIPFLAGS --upgrade "cffi>=1.15" "setuptools>=61" wheel >/dev/null 2>&1
+$PY -m pip install -q $PIPFLAGS --no-build-isolation . >/dev/null 2>&1 || $PY -m pip install $PIPFLAGS --no-build-isolation .
 # The fast launcher engines are pointed at: the interpreter in isolated mode
 # without `site` (no PYTHON* variables, no .pth or sitecustomize code; site
 # alone costs 30-50 ms here), with the one directory ocirun lives in.

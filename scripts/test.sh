@@ -15,5 +15,9 @@ if [ -n "$need" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
 PY=${PYTHON:-python3}
-$PY -m pip install -q "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4" >/dev/null
+PIPFLAGS=""
+if $PY -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
+  PIPFLAGS="--break-system-packages"
+fi
+$PY -m pip install -q $PIPFLAGS "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4" >/dev/null
 exec $PY -m pytest -q -p no:cacheprovider "$@" tests
