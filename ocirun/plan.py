@@ -612,6 +612,17 @@ def _sysctls(plan, linux):
         w.rec(P.R_SYSCTL, struct.pack("=II", i, 0) + P.cstr("/".join(parts)) + P.cstr(v))
 
 
+def _own_bounding_set():
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return (1 << 64) - 1
+
+
 def _caps(plan, caps):
     for key in caps:
         if key not in ("bounding", "effective", "permitted", "inheritable", "ambient"):
@@ -632,6 +643,13 @@ def _caps(plan, caps):
         masks[key] = m
     if unknown:
         plan.warnings.append("ignoring unknown or unavailable capabilities: [" + " ".join(unknown) + "]")
+    # capset cannot grant what the runtime itself may not hold: say which
+    bnd = _own_bounding_set()
+    for key in ("effective", "permitted", "inheritable", "ambient"):
+        missing = [T.CAPABILITIES[n] for n in range(len(T.CAPABILITIES)) if masks[key] >> n & 1 and not bnd >> n & 1]
+        if missing:
+            raise ConfigError(f"process.capabilities.{key}: {' '.join(missing)} not in the runtime's own bounding "
+                              "set, so capset would fail with EPERM")
     plan.w.rec(P.R_CAPS, struct.pack("=QQQQQ", masks["bounding"], masks["effective"], masks["permitted"],
                                      masks["inheritable"], masks["ambient"]))
 

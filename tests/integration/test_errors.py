@@ -176,3 +176,17 @@ def test_usage_errors_reach_the_log_file(env):
     assert r.returncode == 3
     rec = json.loads(open(log).read().splitlines()[-1])
     assert rec["level"] == "error" and "frobnicate" in rec["msg"]
+
+
+def test_capability_outside_the_runtime_bounding_set(env):
+    """This host's root lacks CAP_SYS_RESOURCE: asking for it is one clear
+    error naming it, not a bare EPERM from capset."""
+    from ocirun.tables import CAPABILITIES
+
+    with open("/proc/self/status") as f:
+        bnd = int([line for line in f if line.startswith("CapBnd:")][0].split()[1], 16)
+    missing = [c for i, c in enumerate(CAPABILITIES) if not bnd >> i & 1 and i <= 40]
+    if not missing:
+        pytest.skip("the runtime holds every capability here")
+    env.cfg["process"]["capabilities"]["permitted"].append(missing[0])
+    fails(env.run(["true"]), "process.capabilities.permitted", missing[0], "bounding set")
