@@ -14,10 +14,6 @@ def set_child_subreaper():
     _check(lib.ocirun_set_child_subreaper(), "PR_SET_CHILD_SUBREAPER")
 
 
-def cloexec_from(first):
-    _check(lib.ocirun_cloexec_from(first), "close_range")
-
-
 def cgroup_device_attach(prog, cgroup_fd):
     """Load the eBPF device filter `prog` (bytes of struct bpf_insn) and
     attach it to the cgroup v2 directory fd."""

@@ -61,6 +61,10 @@ def _plan_memfd(blob):
     return fd
 
 
+# every signal back to its default in the init (Python ignores SIGPIPE, …)
+_SIGNALS = [s for s in range(1, 65) if s not in (9, 19, 32, 33)]
+
+
 class Spawn:
     """One init being set up.  kill() undoes everything process-related."""
 
@@ -110,10 +114,18 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
             srcs.append(fcntl.fcntl(fifo_fd, fcntl.F_DUPFD_CLOEXEC, base + 3))
             opened.append(srcs[-1])
         argv = ["ocirun-init", str(base)] + (["fifo"] if fifo_fd is not None else [])
-        from ocirun import _native
+        dsts = [base + i for i in range(len(srcs))]
+        if cgroup_fd is not None:
+            # born in its cgroup v2 directory: clone3(CLONE_INTO_CGROUP), in C
+            from ocirun import _native
 
-        sp.bootstrap_pid = _native.spawn(exe, argv, srcs, [base + i for i in range(len(srcs))], base,
-                                         -1 if cgroup_fd is None else cgroup_fd)
+            sp.bootstrap_pid = _native.spawn(exe, argv, srcs, dsts, base, cgroup_fd)
+        else:
+            # vfork + exec; dup2(fd, fd) clears close-on-exec on the preserved fds
+            actions = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in range(3, base)]
+            actions += [(os.POSIX_SPAWN_DUP2, s, d) for s, d in zip(srcs, dsts)]
+            sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe}", argv, {}, file_actions=actions,
+                                              setsigmask=(), setsigdef=_SIGNALS)
     except OSError as e:
         sp.kill()
         raise OcirunError(f"starting ocirun-init: {strerror(e.errno)}") from None

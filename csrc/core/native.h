@@ -1,7 +1,5 @@
 /* Parent-side calls Python lacks, bound with cffi (ocirun/_native_build.py). */
 int ocirun_set_child_subreaper(void);
-int ocirun_cloexec_from(unsigned int first);
-int ocirun_close_range(unsigned int first, unsigned int last);
 int ocirun_cgroup_device_attach(const void *insns, unsigned int ninsns, int cgroup_fd, char *log,
                                 unsigned int logsz);
 int ocirun_spawn(int exe_fd, char *const argv[], char *const envp[], const int *fd_src, const int *fd_dst,

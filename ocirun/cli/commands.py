@@ -38,13 +38,20 @@ def _create_opts(opts, detach):
 
 
 def _harden_fds(preserve):
-    """G1: inherited fds beyond stdio and the preserved ones never reach the
-    container (the init closes them too)."""
-    from ocirun import _native
-
+    """G1: inherited fds beyond stdio and the preserved ones become
+    close-on-exec at once (the init closes them too).  A walk of
+    /proc/self/fd rather than close_range(CLOSE_RANGE_CLOEXEC): it keeps the
+    cffi extension (and its memory) off the create path."""
     listen = os.environ.get("LISTEN_FDS", "0")
     n = int(listen) if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()) else 0
-    _native.cloexec_from(3 + n + preserve)
+    first = 3 + n + preserve
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory fd of the listing itself
 
 
 def _cgroup_driver(g):
