@@ -296,6 +296,37 @@ def plot(report, path):
     print(f"wrote {path}")
 
 
+LABELS = {"run": "run /bin/true", "lifecycle": "create+start+wait+delete", "state": "state",
+          "concurrent50": "50 concurrent runs (wall)", "create_peak_rss_mb": "peak RSS of `create`",
+          "parked_pss_mb": "PSS parked until `start`"}
+
+
+def markdown(report):
+    """The README's table, from a results JSON."""
+    names = ["ocirun", "runc", "crun"]
+    out = ["| scenario | benchmark | ocirun | runc | crun | ocirun/runc | ocirun/crun |",
+           "|---|---|---|---|---|---|---|"]
+    for sc, res in report["scenarios"].items():
+        for bench in ("run", "lifecycle", "state", "concurrent50", "create_peak_rss_mb", "parked_pss_mb"):
+            per = res.get(bench)
+            if not per:
+                continue
+            unit = UNITS.get(bench, "ms")
+            cells = []
+            for n in names:
+                r = per.get(n)
+                if not r:
+                    cells.append("–")
+                elif bench in ("run", "lifecycle", "state"):
+                    cells.append(f"{r['median']:.1f} {unit} ({r['p10']:.1f}–{r['p90']:.1f})")
+                else:
+                    cells.append(f"{r['median']:.1f} {unit}" if unit == "MB" else f"{r['median']:.0f} {unit}")
+            ratios = [f"{per['ocirun']['median'] / per[ref]['median']:.2f}" if ref in per and "ocirun" in per
+                      else "–" for ref in ("runc", "crun")]
+            out.append(f"| {sc} | {LABELS[bench]} | " + " | ".join(cells + ratios) + " |")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=40)
@@ -304,7 +335,12 @@ def main():
     ap.add_argument("--scenarios", default="v1,v2")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.json"))
     ap.add_argument("--scenario-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the README table of a results file")
     a = ap.parse_args()
+    if a.markdown:
+        with open(a.markdown) as f:
+            print(markdown(json.load(f)))
+        return 0
     names = a.runtimes.split(",")
     if a.scenario_worker:
         print(json.dumps(run_scenario(a.scenario_worker, names, a.runs, a.warmup)))
