@@ -26,21 +26,6 @@ def cgroup_device_attach(prog, cgroup_fd):
         raise OSError(-r, os.strerror(-r), msg[-1] if msg else None)
 
 
-def spawn(exe_fd, argv, fd_src, fd_dst, keep_below, cgroup_fd=-1):
-    """clone3 + execveat of exe_fd (see csrc/core/spawn.c).  Returns the pid;
-    raises OSError if the clone or the exec failed."""
-    from ocirun._native_c import ffi
-
-    args = [ffi.new("char[]", a.encode()) for a in argv]
-    argv_c = ffi.new("char *[]", args + [ffi.NULL])
-    envp_c = ffi.new("char *[]", [ffi.NULL])
-    src = ffi.new("int[]", list(fd_src))
-    dst = ffi.new("int[]", list(fd_dst))
-    pid = lib.ocirun_spawn(exe_fd, argv_c, envp_c, src, dst, len(fd_src), keep_below, cgroup_fd)
-    _check(pid, "spawning ocirun-init")
-    return pid
-
-
 def idmapped_tree(source, recursive, userns_fd):
     """A detached clone of `source` idmapped through the user namespace
     `userns_fd` (recursive: 1 = rbind, 2 = ridmap); returns its fd."""

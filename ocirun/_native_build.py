@@ -13,7 +13,7 @@ with open(os.path.join(CORE, "native.h")) as f:
 ffibuilder.set_source(
     "ocirun._native_c",
     '#include "native.h"',
-    sources=[os.path.relpath(os.path.join(CORE, f)) for f in ("native.c", "bpfdev.c", "spawn.c", "idmap.c")],
+    sources=[os.path.relpath(os.path.join(CORE, f)) for f in ("native.c", "bpfdev.c", "idmap.c")],
     include_dirs=[os.path.relpath(CORE)],
     extra_compile_args=["-O2", "-Wall"],
 )

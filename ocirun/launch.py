@@ -91,9 +91,9 @@ class Spawn:
 
 
 def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
-    """Start the bootstrap process (in the cgroup v2 directory `cgroup_fd`
-    when given).  Returns a Spawn whose .sock is the parent's end of the
-    sync socket."""
+    """Start the bootstrap process; with `cgroup_fd` (a cgroup v2 directory)
+    it creates the container's process directly in that cgroup.  Returns a
+    Spawn whose .sock is the parent's end of the sync socket."""
     sp = Spawn()
     base = 3 + preserve_fds
     parent_end, child_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
@@ -107,25 +107,21 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
         import fcntl
 
         # move our fds above the target slots so no dup2 clobbers another
-        srcs = [fcntl.fcntl(plan_fd, fcntl.F_DUPFD_CLOEXEC, base + 3),
-                fcntl.fcntl(opened[0], fcntl.F_DUPFD_CLOEXEC, base + 3)]
-        opened.extend(srcs)
+        slots = [(plan_fd, 0), (opened[0], 1)]
+        argv = ["ocirun-init", str(base)]
         if fifo_fd is not None:
-            srcs.append(fcntl.fcntl(fifo_fd, fcntl.F_DUPFD_CLOEXEC, base + 3))
-            opened.append(srcs[-1])
-        argv = ["ocirun-init", str(base)] + (["fifo"] if fifo_fd is not None else [])
-        dsts = [base + i for i in range(len(srcs))]
+            slots.append((fifo_fd, 2))
+            argv.append("fifo")
         if cgroup_fd is not None:
-            # born in its cgroup v2 directory: clone3(CLONE_INTO_CGROUP), in C
-            from ocirun import _native
-
-            sp.bootstrap_pid = _native.spawn(exe, argv, srcs, dsts, base, cgroup_fd)
-        else:
-            # vfork + exec; dup2(fd, fd) clears close-on-exec on the preserved fds
-            actions = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in range(3, base)]
-            actions += [(os.POSIX_SPAWN_DUP2, s, d) for s, d in zip(srcs, dsts)]
-            sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe}", argv, {}, file_actions=actions,
-                                              setsigmask=(), setsigdef=_SIGNALS)
+            slots.append((cgroup_fd, 3))  # the init is cloned into this cgroup
+            argv.append("cgroup")
+        actions = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in range(3, base)]  # clears close-on-exec
+        for fd, slot in slots:
+            src = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base + 4)
+            opened.append(src)
+            actions.append((os.POSIX_SPAWN_DUP2, src, base + slot))
+        sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe}", argv, {}, file_actions=actions,
+                                          setsigmask=(), setsigdef=_SIGNALS)
     except OSError as e:
         sp.kill()
         raise OcirunError(f"starting ocirun-init: {strerror(e.errno)}") from None

@@ -2,7 +2,5 @@
 int ocirun_set_child_subreaper(void);
 int ocirun_cgroup_device_attach(const void *insns, unsigned int ninsns, int cgroup_fd, char *log,
                                 unsigned int logsz);
-int ocirun_spawn(int exe_fd, char *const argv[], char *const envp[], const int *fd_src, const int *fd_dst,
-                 int nfds, int keep_below, int cgroup_fd);
 int ocirun_idmapped_tree(const char *source, int recursive, int userns_fd);
 int ocirun_userns_fd(const char *uid_map, const char *gid_map);

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <net/if.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -166,18 +167,31 @@ static void become_root_in_userns(void) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* clone(CLONE_PARENT) the next process; it waits until the bootstrap has
+/* clone(CLONE_PARENT) the next process, with a cgroup v2 fd directly into
+ * that cgroup (clone3 CLONE_INTO_CGROUP: no migration, which costs an RCU
+ * grace period in the kernel).  The child waits until the bootstrap has
  * reported its pid, so the parent always learns the pid before any message
  * of the new process (both write to the same socket). */
-static long clone_reported(void) {
+static long clone_reported(int cgfd) {
   int gate[2];
   if (pipe2(gate, O_CLOEXEC) < 0) fail(S_CLONE, errno, 0, "pipe");
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
-  long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
-  if (pid < 0) fail(S_CLONE, errno, 0, NULL);
+  long pid;
+  if (cgfd >= 0) {
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
+    /* no exit_signal: with CLONE_PARENT the child inherits ours (SIGCHLD) */
+    ca.cgroup = (unsigned long long)cgfd;
+    pid = syscall(SYS_clone3, &ca, sizeof ca);
+  } else {
+    pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+  }
+  if (pid < 0) fail(S_CLONE, errno, 0, cgfd >= 0 ? "clone3 into the cgroup" : NULL);
   if (pid == 0) {
+    if (cgfd >= 0) close(cgfd);
     for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
     sigprocmask(SIG_SETMASK, &old, NULL);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -221,7 +235,12 @@ int main(int argc, char **argv) {
   int base = argc > 1 ? parse_fd(argv[1]) : -1;
   if (base < 3) return 2;
   sync_fd = OCIRUN_FD_SYNC(base);
-  int fifofd = argc > 2 ? OCIRUN_FD_FIFO(base) : -1;
+  int fifofd = -1, cgfd = -1;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "fifo")) fifofd = OCIRUN_FD_FIFO(base);
+    else if (!strcmp(argv[i], "cgroup")) cgfd = OCIRUN_FD_CGROUP(base);
+    else return 2;
+  }
   size_t len;
   unsigned char *buf = read_plan(OCIRUN_FD_PLAN(base), &len);
   close(OCIRUN_FD_PLAN(base));
@@ -229,9 +248,12 @@ int main(int argc, char **argv) {
   struct plan *p = &plan;
   if ((unsigned int)base != 3 + p->npreserve) fail(S_PLAN, EINVAL, 0, "fd layout");
   /* G1: any fd the caller leaked beyond ours is closed now */
-  syscall(SYS_close_range, (unsigned int)(base + 3), ~0U, 0);
+  if (fifofd < 0) close(OCIRUN_FD_FIFO(base));
+  if (cgfd < 0) close(OCIRUN_FD_CGROUP(base));
+  syscall(SYS_close_range, (unsigned int)(base + 4), ~0U, 0);
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
   if (fifofd >= 0) fcntl(fifofd, F_SETFD, FD_CLOEXEC);
+  if (cgfd >= 0) fcntl(cgfd, F_SETFD, FD_CLOEXEC);
   /* the host procfs, checked, for writes to our own /proc entries (G8) */
   int procfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
   struct statfs sf;
@@ -253,7 +275,7 @@ int main(int argc, char **argv) {
     close(pidfd);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (p->exec_ns & CLONE_NEWUSER) become_root_in_userns();
-    clone_reported();
+    clone_reported(cgfd);
     exec_child(p, procfd);
     _exit(1);
   }
@@ -292,9 +314,14 @@ int main(int argc, char **argv) {
     if (p->joins[i].nstype == CLONE_NEWUSER) joined_user = 1;
   if (userns || joined_user) become_root_in_userns();
   unsigned long rest = (unsigned long)(p->ns_new & ~(unsigned long long)CLONE_NEWUSER);
+  /* born into its cgroup, the init makes its own cgroup namespace, so that
+   * the namespace's root is the container's cgroup and not ours */
+  int late_cgroupns = cgfd >= 0 && (rest & CLONE_NEWCGROUP);
+  if (late_cgroupns) rest &= ~(unsigned long)CLONE_NEWCGROUP;
   if (rest && unshare((int)rest) < 0) fail(S_UNSHARE, errno, 0, NULL);
   if (p->timens) write_proc_self(procfd, "self/timens_offsets", p->timens, S_TIMENS);
-  clone_reported();
+  clone_reported(cgfd);
+  if (late_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail(S_UNSHARE, errno, 0, "cgroup namespace");
   container_init(p, procfd, fifofd);
   _exit(1);
 }

@@ -16,10 +16,12 @@
 #define OCIRUN_PLAN_VERSION 1U
 #define OCIRUN_PLAN_MAX     (16U << 20)
 
-/* fds handed to the init: base = 3 + preserved fds; argv[1] is base. */
+/* fds handed to the init: base = 3 + preserved fds; argv[1] is base, then
+ * "fifo" and/or "cgroup" say which optional slots are filled. */
 #define OCIRUN_FD_PLAN(base) (base)
 #define OCIRUN_FD_SYNC(base) ((base) + 1)
-#define OCIRUN_FD_FIFO(base) ((base) + 2)
+#define OCIRUN_FD_FIFO(base) ((base) + 2)   /* exec.fifo (create) or the init's pidfd (exec) */
+#define OCIRUN_FD_CGROUP(base) ((base) + 3) /* cgroup v2 directory: clone3(CLONE_INTO_CGROUP) */
 
 enum ocirun_rec {
   R_NS_NEW = 1,        /* u64 CLONE_NEW* flags to create */
