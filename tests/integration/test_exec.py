@@ -197,3 +197,25 @@ def test_exec_into_paused_container(env, running):
     finally:
         assert env.cli("resume", running).returncode == 0
     assert env.cli("exec", running, "true").returncode == 0
+
+
+def test_exec_into_user_namespace(env):
+    """exec joins the container's user namespace first (setns with the pidfd
+    does the ordering) and becomes its root."""
+    from tests.integration.test_container import _userns
+
+    _userns(env)
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    cid = env.new_id()
+    r = env.cli("run", "-d", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        pid = env.state(cid)["pid"]
+        r = env.cli("exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0] == "0" and lines[1].split() == ["0", "100000", "65536"]
+        assert lines[2] == os.readlink(f"/proc/{pid}/ns/user")
+    finally:
+        env.cli("delete", "-f", cid)
