@@ -22,9 +22,9 @@ import _socket
 from ocirun import proto as P
 from ocirun.errors import InitError, OcirunError, strerror
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-INIT_PATH = os.environ.get("OCIRUN_INIT") if os.environ.get("OCIRUN_TESTING") else None
-INIT_PATH = INIT_PATH or os.path.join(_HERE, "libexec", "ocirun-init")
+# the init that runs in containers is always the one installed with this
+# package: nothing in the environment can choose another
+INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libexec", "ocirun-init")
 _SEALS = 0x0001 | 0x0002 | 0x0004 | 0x0008  # F_SEAL_SEAL|SHRINK|GROW|WRITE
 _F_ADD_SEALS = 1033
 
