@@ -230,3 +230,49 @@ def test_g2_g4_exec_path(env):
             os.readlink(f"/proc/{pid}/exe").endswith("/bin/busybox")
     finally:
         env.cli("delete", "-f", cid)
+
+
+def test_g14_symlink_exchange_race_in_a_shared_volume(env, tmp_path):
+    """A concurrent writer (another container sharing the volume) keeps
+    swapping a mount destination between a directory and a symlink to a
+    host directory while containers start: no mount and no file ever lands
+    on the host."""
+    import threading
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    env.cfg["mounts"] += [
+        {"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind"]},
+        {"destination": "/data/sub/deeper", "type": "tmpfs", "source": "tmpfs"},
+    ]
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    stop = threading.Event()
+
+    def writer():
+        sub, tmp = str(shared / "sub"), str(shared / "sub.tmp")
+        while not stop.is_set():
+            try:
+                os.symlink(str(victim), tmp)
+                os.rename(tmp, sub)  # atomically a symlink to the host directory
+                os.unlink(sub)
+                os.makedirs(os.path.join(sub, "deeper"), exist_ok=True)  # and back to a directory
+                import shutil
+
+                shutil.rmtree(sub, ignore_errors=True)
+            except OSError:
+                pass
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        outcomes = [env.cli("run", "-b", env.bundle, env.new_id()).returncode for _ in range(15)]
+    finally:
+        stop.set()
+        t.join(5)
+    assert list(victim.iterdir()) == [], list(victim.iterdir())
+    with open("/proc/self/mountinfo") as f:
+        assert str(victim) not in f.read()
+    assert set(outcomes) <= {0, 1}  # a lost race may fail a start, never escape
