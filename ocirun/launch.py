@@ -297,15 +297,7 @@ def send_seccomp_listener(path, fd, state, metadata):
 
     msg = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"], "pid": state.get("pid", 0),
            "metadata": metadata or "", "state": state}
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-    try:
-        try:
-            s.connect(path)
-        except OSError as e:
-            raise OcirunError(f"linux.seccomp.listenerPath {path}: connect: {strerror(e.errno)}") from None
-        s.sendmsg([dumps(msg).encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
-    finally:
-        s.close()
+    send_fd(path, fd, dumps(msg).encode(), "linux.seccomp.listenerPath")
 
 
 def format_error(plan, step, err, index, detail):

@@ -4,24 +4,12 @@
 # builds the example bundle's rootfs.  Idempotent.
 set -eu
 cd "$(dirname "$0")/.."
-need=""
-for p in gcc libc6-dev libseccomp-dev busybox-static file python3-dev iproute2 procps; do
-  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
-done
-if [ -n "$need" ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
-fi
+. scripts/lib.sh
+apt_need gcc libc6-dev libseccomp-dev busybox-static file python3-dev iproute2 procps
 PY=${PYTHON:-python3}
-if ! $PY -m pip --version >/dev/null 2>&1; then
-  # Debian's own interpreter comes without pip
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
-fi
-PIPFLAGS=""
-# PEP 668: Debian marks its interpreter externally managed; ocirun is a system tool
-if $PY -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
-  PIPFLAGS="--break-system-packages"
-fi
+# Debian's own interpreter comes without pip
+$PY -m pip --version >/dev/null 2>&1 || apt_need python3-pip
+PIPFLAGS=$(pip_flags)
 $PY -m pip install -q $PIPFLAGS --upgrade "cffi>=1.15" "setuptools>=61" wheel >/dev/null 2>&1
 $PY -m pip install -q $PIPFLAGS --no-build-isolation . >/dev/null 2>&1 || $PY -m pip install $PIPFLAGS --no-build-isolation .
 # The fast launcher engines are pointed at: the interpreter in isolated mode

@@ -151,6 +151,7 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
 void load_seccomp(struct plan *p);
 void run_hooks(struct plan *p, unsigned int phase);
 void apply_lsm(struct plan *p, int procfd);
+void write_proc_self(int procfd, const char *file, const char *data, int step);
 void apply_sched(struct plan *p);
 void set_affinity(const void *mask, unsigned int len);
 

@@ -72,15 +72,6 @@ static unsigned char *read_plan(int fd, size_t *len) {
   return buf;
 }
 
-static void write_proc_self(int procfd, const char *file, const char *data, int step) {
-  int fd = openat(procfd, file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) fail(step, errno, 0, file);
-  struct statfs sf;
-  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(step, EPERM, 0, file);
-  size_t len = strlen(data);
-  if (write(fd, data, len) != (ssize_t)len) fail(step, errno, 0, file);
-  close(fd);
-}
 
 
 static void loopback_up(void) {

@@ -222,6 +222,18 @@ void set_affinity(const void *mask, unsigned int len) {
   if (mask && syscall(SYS_sched_setaffinity, 0, len, mask) < 0) fail(S_AFFINITY, errno, 0, NULL);
 }
 
+/* G8: write one of our own /proc files through the runtime's procfs handle,
+ * without following symlinks, and only if it really is on procfs. */
+void write_proc_self(int procfd, const char *file, const char *data, int step) {
+  int fd = openat(procfd, file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) fail(step, errno, 0, file);
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(step, EPERM, 0, file);
+  size_t len = strlen(data);
+  if (write(fd, data, len) != (ssize_t)len) fail(step, errno, 0, file);
+  close(fd);
+}
+
 /* AppArmor / SELinux: the label the kernel applies at our execve, written
  * through the runtime's procfs handle (G8).  Only reached when the host has
  * the LSM: the parent refuses a label for an LSM the host lacks. */
@@ -237,14 +249,7 @@ void apply_lsm(struct plan *p, int procfd) {
     file = "thread-self/attr/exec";
     label = p->selinux;
   }
-  if (!file) return;
-  int fd = openat(procfd, file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) fail(S_USER, errno, 0, file);
-  struct statfs sf;
-  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(S_USER, EPERM, 0, file);
-  size_t len = strlen(label);
-  if (write(fd, label, len) != (ssize_t)len) fail(S_USER, errno, 0, file);
-  close(fd);
+  if (file) write_proc_self(procfd, file, label, S_USER);
 }
 
 /* Block until `ocirun start` opens the fifo for reading, then exec.  Everything
