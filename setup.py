@@ -1,5 +1,7 @@
-"""Builds ocirun: the cffi extension (ocirun._native_c) and the C init
-executable (csrc/init -> ocirun/libexec/ocirun-init)."""
+"""Builds ocirun: the cffi extension (ocirun._native_c), the C init
+executable (csrc/init -> ocirun/libexec/ocirun-init) and the front-end
+(csrc/front -> ocirun/libexec/ocirun-front, installed as the `ocirun` command
+by scripts/install.sh)."""
 
 import os
 import subprocess
@@ -8,8 +10,15 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-INIT_SOURCES = sorted(os.path.join("csrc", "init", f) for f in os.listdir(os.path.join(HERE, "csrc", "init"))
-                      if f.endswith(".c"))
+
+
+def sources(part):
+    return sorted(os.path.join("csrc", part, f) for f in os.listdir(os.path.join(HERE, "csrc", part))
+                  if f.endswith(".c"))
+
+
+INIT_SOURCES = sources("init")
+FRONT_SOURCES = sources("front")
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong", "-fPIE"]
 LDFLAGS = ["-pie", "-Wl,-z,relro,-z,now"]
 
@@ -20,10 +29,18 @@ def build_init(out):
     subprocess.check_call([cc, *CFLAGS, "-o", out, *INIT_SOURCES, *LDFLAGS], cwd=HERE)
 
 
+def build_front(out):
+    """Static: no dynamic loader work on every state/start/kill/delete."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    subprocess.check_call([cc, *CFLAGS, "-o", out, *FRONT_SOURCES, "-static-pie", "-s", "-Wl,-z,relro,-z,now"], cwd=HERE)
+
+
 class BuildPy(build_py):
     def run(self):
         super().run()
         build_init(os.path.join(self.build_lib, "ocirun", "libexec", "ocirun-init"))
+        build_front(os.path.join(self.build_lib, "ocirun", "libexec", "ocirun-front"))
 
 
 if __name__ == "__main__":
@@ -31,5 +48,6 @@ if __name__ == "__main__":
 
     if sys.argv[1:] == ["build_init"]:
         build_init(os.path.join(HERE, "ocirun", "libexec", "ocirun-init"))
+        build_front(os.path.join(HERE, "ocirun", "libexec", "ocirun-front"))
         sys.exit(0)
     setup(cmdclass={"build_py": BuildPy}, cffi_modules=["ocirun/_native_build.py:ffibuilder", "ocirun/_seccomp_build.py:ffibuilder"])

@@ -12,6 +12,10 @@ from ocirun.errors import ContainerExists, ContainerNotFound, OcirunError
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
+# What the C front-end (csrc/front) reads to answer state/start/kill/delete
+# without starting an interpreter; see fast_record().
+FAST_FILE = "fast"
+FAST_MAGIC = "ocirun-fast 1"
 
 
 def validate_id(cid):
@@ -79,17 +83,31 @@ class Store:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
-    def write(self, cid, state):
-        from ocirun.jsonutil import dumps
-
+    def _replace(self, cid, name, data):
         d = self.dir(cid)
-        tmp = os.path.join(d, ".state.json.tmp")
+        tmp = os.path.join(d, "." + name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, dumps(state).encode())
+            os.write(fd, data)
         finally:
             os.close(fd)
-        os.rename(tmp, os.path.join(d, STATE_FILE))
+        os.rename(tmp, os.path.join(d, name))
+
+    def write(self, cid, state):
+        """state.json, and the front-end's record of the same state (written
+        first: a record never claims less than state.json; without one the
+        front-end hands the command to Python)."""
+        from ocirun.jsonutil import dumps
+
+        rec = fast_record(state)
+        if rec is None:
+            try:
+                os.unlink(os.path.join(self.dir(cid), FAST_FILE))
+            except FileNotFoundError:
+                pass
+        else:
+            self._replace(cid, FAST_FILE, rec)
+        self._replace(cid, STATE_FILE, dumps(state).encode())
 
     def write_file(self, cid, name, data):
         """A private copy of something the container was created with."""
@@ -130,7 +148,8 @@ class Store:
 
     def remove(self, cid):
         d = self.dir(cid)
-        for name in (STATE_FILE, ".state.json.tmp", FIFO, "config.json", "notify/notify.sock"):
+        for name in (FAST_FILE, "." + FAST_FILE + ".tmp", STATE_FILE, ".state.json.tmp", FIFO, "config.json",
+                     "notify/notify.sock"):
             try:
                 os.unlink(os.path.join(d, name))
             except FileNotFoundError:
@@ -158,7 +177,8 @@ class Store:
 def status(store, st):
     """Derive created/running/paused/stopped for a state dict."""
     pid = st.get("pid") or 0
-    if pid <= 0 or pid_start_time(pid) != st.get("start_time"):
+    cur = pid_start_time(pid) if pid > 0 else None
+    if cur is None or cur != st.get("start_time"):
         return "stopped"
     from ocirun import cgroups
 
@@ -186,3 +206,46 @@ def public_state(store, st, owner=""):
         out["annotations"] = st["annotations"]
     out["owner"] = owner
     return out
+
+
+def fast_record(st):
+    """The state as the C front-end reads it: `key value` lines (values never
+    hold a newline, else no record is written and Python answers), then the
+    `state` output pre-rendered in two pieces around pid and status:
+
+        ocirun-fast 1
+        pid 1234
+        start 5678              start time of the pid (- when unknown)
+        freeze <file>           freezer.state (v1) / cgroup.freeze (v2), or -
+        cgv 1|2|0
+        cg <dir>                one line per cgroup directory, in order
+        py start delete         commands this container leaves to Python
+        head <n>                then n bytes: output up to the pid
+        tail <n>                then n bytes: output after the status
+    """
+    from ocirun import cgroups
+    from ocirun.jsonutil import dumps_indent
+
+    cg = st.get("cgroup")
+    hooks = st.get("hooks") or {}
+    py = []
+    if hooks.get("poststart") or hooks.get("startContainer"):
+        py.append("start")
+    if hooks.get("poststop"):
+        py.append("delete")
+    start = st.get("start_time")
+    lines = [FAST_MAGIC, f"pid {int(st.get('pid') or 0)}", f"start {'-' if start is None else int(start)}",
+             f"freeze {cgroups._freezer_path(cg) or '-'}", f"cgv {cg['version'] if cg else 0}"]
+    lines += [f"cg {p}" for p in (cg["paths"].values() if cg else ())]
+    lines.append("py " + " ".join(py))
+    if any("\n" in x for x in lines):
+        return None
+    head = dumps_indent({"ociVersion": st.get("ociVersion", ""), "id": st["id"]})
+    tail = {"bundle": st.get("bundle", ""), "rootfs": st.get("rootfs", ""), "created": st.get("created", "")}
+    if st.get("annotations"):
+        tail["annotations"] = st["annotations"]
+    tail["owner"] = ""
+    head = (head[:-2] + ',\n  "pid": ').encode()
+    tail = ('",\n' + dumps_indent(tail)[2:]).encode()
+    out = ("\n".join(lines) + "\n").encode()
+    return out + b"head %d\n" % len(head) + head + b"\ntail %d\n" % len(tail) + tail + b"\n"

@@ -12,26 +12,40 @@ $PY -m pip --version >/dev/null 2>&1 || apt_need python3-pip
 PIPFLAGS=$(pip_flags)
 $PY -m pip install -q $PIPFLAGS --upgrade "cffi>=1.15" "setuptools>=61" wheel >/dev/null 2>&1
 $PY -m pip install -q $PIPFLAGS --no-build-isolation . >/dev/null 2>&1 || $PY -m pip install $PIPFLAGS --no-build-isolation .
-# The fast launcher engines are pointed at: the interpreter in isolated mode
-# without `site` (no PYTHON* variables, no .pth or sitecustomize code; site
-# alone costs 30-50 ms here), with the one directory ocirun lives in.
+# What engines call, /usr/local/bin/ocirun, is the C front-end (csrc/front):
+# it answers state/start/kill/delete itself and hands everything else to the
+# Python CLI, /usr/local/libexec/ocirun/ocirun-py: the interpreter in isolated
+# mode without `site` (no PYTHON* variables, no .pth or sitecustomize code;
+# site alone costs 30-50 ms here), with the one directory ocirun lives in.
 (cd / && $PY - <<'PYEOF'
-import os, sys, ocirun
-site_dir = os.path.dirname(os.path.dirname(os.path.abspath(ocirun.__file__)))
+import os, shutil, sys, ocirun
+pkg = os.path.dirname(os.path.abspath(ocirun.__file__))
+site_dir = os.path.dirname(pkg)
 import _cffi_backend
 cffi_dir = os.path.dirname(os.path.abspath(_cffi_backend.__file__))
 paths = [site_dir] + ([cffi_dir] if cffi_dir != site_dir else [])
 text = (f"#!{os.path.realpath(sys.executable)} -IS\n"
-        "# ocirun launcher written by scripts/install.sh\n"
+        "# ocirun's Python CLI, written by scripts/install.sh\n"
         "import sys\n"
         f"sys.path[:0] = {paths!r}\n"
         "from ocirun.cli import run_main\n"
         "run_main()\n")
-tmp = "/usr/local/bin/.ocirun.tmp"
-with open(tmp, "w") as f:
-    f.write(text)
-os.chmod(tmp, 0o755)
-os.replace(tmp, "/usr/local/bin/ocirun")
+
+
+def install(path, data=None, src=None):
+    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    if src:
+        shutil.copyfile(src, tmp)
+    else:
+        with open(tmp, "w") as f:
+            f.write(data)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
+
+
+install("/usr/local/libexec/ocirun/ocirun-py", data=text)
+install("/usr/local/bin/ocirun", src=os.path.join(pkg, "libexec", "ocirun-front"))
 PYEOF
 )
 bundles/busybox/build-rootfs.sh >/dev/null

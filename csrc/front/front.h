@@ -1,0 +1,59 @@
+/* ocirun front-end: the `ocirun` executable engines call.
+ *
+ * It answers the hot, interpreter-free commands (state, start, kill, delete)
+ * from the record Python keeps next to state.json (<root>/<id>/fast, see
+ * ocirun/state.py:fast_record), and hands every other command, and every case
+ * it is not sure of, to the Python CLI unchanged (execve of the launcher, same
+ * pid, argv, environment and fds).  The rule: a hand-off happens before any
+ * side effect, so Python always sees the request as the caller made it.
+ */
+#ifndef OCIRUN_FRONT_H
+#define OCIRUN_FRONT_H
+
+#include <stddef.h>
+
+#define MAX_CGROUPS 32
+
+struct record {
+  long long pid;
+  long long start;       /* -1: unknown */
+  const char *freeze;    /* freezer file, or NULL */
+  int cgv;               /* 0: no cgroup */
+  const char *cg[MAX_CGROUPS];
+  int ncg;
+  int py_start, py_delete; /* hooks: leave these commands to Python */
+  const char *head, *tail;
+  size_t head_len, tail_len;
+  char buf[1 << 16];
+};
+
+struct ctx {
+  char **argv;          /* the original argv, for the hand-off */
+  const char *root, *log_path;
+  int log_json;
+  const char *id;
+  char dir[4096];       /* <root>/<id> */
+};
+
+enum status { ST_STOPPED, ST_CREATED, ST_RUNNING, ST_PAUSED };
+
+/* main.c */
+void handoff(struct ctx *c) __attribute__((noreturn));
+
+/* record.c: 0 ok, -1 absent or unreadable (hand off) */
+int record_read(const struct ctx *c, struct record *r);
+long long pid_start_time(long long pid);
+enum status record_status(const struct ctx *c, const struct record *r);
+const char *status_name(enum status s);
+
+/* log.c: runc's log lines (text or json) to --log or stderr */
+void log_msg(const struct ctx *c, const char *level, const char *msg);
+void log_error(const struct ctx *c, const char *msg); /* + bare text on stderr with --log */
+
+/* commands.c: exit status, or hand off */
+int cmd_state(struct ctx *c);
+int cmd_start(struct ctx *c);
+int cmd_kill(struct ctx *c, int sig);
+int cmd_delete(struct ctx *c, int force);
+
+#endif

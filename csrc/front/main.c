@@ -1,0 +1,232 @@
+/* ocirun front-end: argv in runc's grammar (urfave/cli v1 rules, the same as
+ * ocirun/cli/args.py), dispatch of the four hot commands, hand-off of the rest.
+ * Anything unexpected in argv is handed off, and Python reports it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "front.h"
+
+enum kind { K_BOOL, K_STR };
+
+struct flag {
+  const char *name, *alias;
+  enum kind kind;
+};
+
+struct parsed {
+  const char *str[16];
+  int set[16], boolv[16];
+  char *pos[8];
+  int npos;
+};
+
+enum { G_ROOT, G_LOG, G_LOGFMT, G_DEBUG, G_SYSTEMD, G_ROOTLESS, G_CRIU, G_HELP, G_VERSION, G_N };
+
+static const struct flag GLOBAL[G_N] = {
+    [G_ROOT] = {"root", NULL, K_STR},       [G_LOG] = {"log", NULL, K_STR},
+    [G_LOGFMT] = {"log-format", NULL, K_STR}, [G_DEBUG] = {"debug", NULL, K_BOOL},
+    [G_SYSTEMD] = {"systemd-cgroup", NULL, K_BOOL}, [G_ROOTLESS] = {"rootless", NULL, K_STR},
+    [G_CRIU] = {"criu", NULL, K_STR},       [G_HELP] = {"help", "h", K_BOOL},
+    [G_VERSION] = {"version", "v", K_BOOL},
+};
+
+/* per command: 0 help, 1 the command's own bool (kill --all, delete --force) */
+static const struct flag CMD_HELP[] = {{"help", "h", K_BOOL}};
+static const struct flag CMD_KILL[] = {{"help", "h", K_BOOL}, {"all", "a", K_BOOL}};
+static const struct flag CMD_DELETE[] = {{"help", "h", K_BOOL}, {"force", "f", K_BOOL}};
+
+static int lookup(const struct flag *fl, int n, const char *name, size_t len) {
+  for (int i = 0; i < n; i++) {
+    if ((strlen(fl[i].name) == len && !strncmp(fl[i].name, name, len)) ||
+        (fl[i].alias && strlen(fl[i].alias) == len && !strncmp(fl[i].alias, name, len)))
+      return i;
+  }
+  return -1;
+}
+
+static int truthy(const char *v) {
+  if (!strcmp(v, "1") || !strcasecmp(v, "t") || !strcasecmp(v, "true")) return 1;
+  if (!strcmp(v, "0") || !strcasecmp(v, "f") || !strcasecmp(v, "false")) return 0;
+  return -1;
+}
+
+/* args.py:parse without stop_at_positional; -1 on anything it would reject */
+static int parse(char **a, int n, const struct flag *fl, int nfl, struct parsed *p) {
+  memset(p, 0, sizeof(*p));
+  for (int i = 0; i < n;) {
+    const char *arg = a[i++];
+    if (!strcmp(arg, "--")) {
+      while (i < n) {
+        if (p->npos == 8) return -1;
+        p->pos[p->npos++] = a[i++];
+      }
+      break;
+    }
+    if (strlen(arg) < 2 || arg[0] != '-') {
+      if (p->npos == 8) return -1;
+      p->pos[p->npos++] = (char *)arg;
+      continue;
+    }
+    if (!strncmp(arg, "---", 3)) return -1;
+    const char *name = arg;
+    while (*name == '-') name++;
+    if (!*name) return -1;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    int f = lookup(fl, nfl, name, len);
+    if (f < 0) return -1;
+    const char *val = eq ? eq + 1 : NULL;
+    p->set[f] = 1;
+    if (fl[f].kind == K_BOOL) {
+      int b = val ? truthy(val) : 1;
+      if (b < 0) return -1;
+      p->boolv[f] = b;
+      continue;
+    }
+    if (!val) {
+      if (i >= n) return -1;
+      val = a[i++];
+    }
+    p->str[f] = val;
+  }
+  return 0;
+}
+
+/* cli/__init__.py:_split_global: global options come before the command */
+static int split_global(int argc, char **argv) {
+  int i = 1;
+  while (i < argc) {
+    const char *a = argv[i];
+    if (a[0] != '-' || !strcmp(a, "-")) break;
+    const char *name = a;
+    while (*name == '-') name++;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    int f = lookup(GLOBAL, G_N, name, len);
+    if (f < 0) return -1;
+    i++;
+    if (GLOBAL[f].kind != K_BOOL && !strchr(a, '=')) i++;
+  }
+  return i > argc ? argc : i;
+}
+
+/* state.py:validate_id */
+static int valid_id(const char *id) {
+  size_t n = strlen(id);
+  if (!n || n > 1024 || !strcmp(id, ".") || !strcmp(id, "..")) return 0;
+  for (const char *p = id; *p; p++) {
+    char ch = *p;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("_+.-", ch)))
+      return 0;
+  }
+  return 1;
+}
+
+/* Python's os.path.abspath would rewrite "." and ".." components: such roots
+ * (and over-long ones) go to Python, so both always name the same files. */
+static int plain_root(const char *root) {
+  size_t n = strlen(root);
+  if (!n || n > 2048) return 0;
+  for (const char *p = root; *p;) {
+    const char *e = strchr(p, '/');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) return 0;
+    if (!e) break;
+    p = e + 1;
+  }
+  return 1;
+}
+
+static const struct {
+  const char *name;
+  int sig;
+} SIGNALS[] = {
+    {"HUP", 1},    {"INT", 2},     {"QUIT", 3},   {"ILL", 4},   {"TRAP", 5},    {"ABRT", 6},   {"IOT", 6},
+    {"BUS", 7},    {"FPE", 8},     {"KILL", 9},   {"USR1", 10}, {"SEGV", 11},   {"USR2", 12},  {"PIPE", 13},
+    {"ALRM", 14},  {"TERM", 15},   {"STKFLT", 16}, {"CHLD", 17}, {"CLD", 17},   {"CONT", 18},  {"STOP", 19},
+    {"TSTP", 20},  {"TTIN", 21},   {"TTOU", 22},  {"URG", 23},  {"XCPU", 24},   {"XFSZ", 25},  {"VTALRM", 26},
+    {"PROF", 27},  {"WINCH", 28},  {"IO", 29},    {"POLL", 29}, {"PWR", 30},    {"SYS", 31},
+};
+
+/* tables.py:parse_signal for the plain forms; 0 = let Python decide */
+static int parse_signal(const char *text) {
+  char u[32];
+  size_t n = strlen(text);
+  if (!n || n >= sizeof(u)) return 0;
+  int digits = 1;
+  for (size_t i = 0; i < n; i++) {
+    if (text[i] < '0' || text[i] > '9') digits = 0;
+    u[i] = (text[i] >= 'a' && text[i] <= 'z') ? text[i] - 32 : text[i];
+  }
+  u[n] = 0;
+  if (digits) {
+    if (n > 3) return 0;
+    int v = atoi(u);
+    return v > 0 && v <= 64 ? v : 0;
+  }
+  const char *s = strncmp(u, "SIG", 3) ? u : u + 3;
+  for (size_t i = 0; i < sizeof(SIGNALS) / sizeof(SIGNALS[0]); i++)
+    if (!strcmp(s, SIGNALS[i].name)) return SIGNALS[i].sig;
+  return 0; /* RTMIN+n and the like: Python */
+}
+
+void handoff(struct ctx *c) {
+  char self[PATH_MAX], path[PATH_MAX + 64];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) {
+    perror("ocirun: /proc/self/exe");
+    _exit(1);
+  }
+  self[n] = 0;
+  char *slash = strrchr(self, '/');
+  if (slash) *slash = 0;
+  slash = strrchr(self, '/');
+  if (slash) *slash = 0;
+  snprintf(path, sizeof(path), "%s/libexec/ocirun/ocirun-py", self);
+  c->argv[0] = path;
+  execv(path, c->argv);
+  fprintf(stderr, "ocirun: cannot run the Python CLI %s: %s\n", path, strerror(errno));
+  _exit(1);
+}
+
+int main(int argc, char **argv) {
+  struct ctx c = {.argv = argv, .root = "/run/ocirun"};
+  struct parsed g, p;
+  if (argc < 2) handoff(&c);
+  int ci = split_global(argc, argv);
+  if (ci < 0 || ci >= argc || parse(argv + 1, ci - 1, GLOBAL, G_N, &g) < 0) handoff(&c);
+  if (g.set[G_HELP] || g.set[G_VERSION]) handoff(&c);
+  if (g.str[G_ROOT]) c.root = g.str[G_ROOT];
+  if (g.str[G_LOG] && *g.str[G_LOG]) c.log_path = g.str[G_LOG];
+  if (g.str[G_LOGFMT]) {
+    if (!strcmp(g.str[G_LOGFMT], "json")) c.log_json = 1;
+    else if (strcmp(g.str[G_LOGFMT], "text")) handoff(&c);
+  }
+  if (!plain_root(c.root)) handoff(&c);
+
+  const char *cmd = argv[ci];
+  const struct flag *fl = CMD_HELP;
+  int nfl = 1, maxpos = 1;
+  if (!strcmp(cmd, "kill")) fl = CMD_KILL, nfl = 2, maxpos = 2;
+  else if (!strcmp(cmd, "delete")) fl = CMD_DELETE, nfl = 2;
+  else if (strcmp(cmd, "state") && strcmp(cmd, "start")) handoff(&c);
+  if (parse(argv + ci + 1, argc - ci - 1, fl, nfl, &p) < 0 || p.set[0]) handoff(&c);
+  if (p.npos < 1 || p.npos > maxpos || !valid_id(p.pos[0])) handoff(&c);
+  c.id = p.pos[0];
+  if ((size_t)snprintf(c.dir, sizeof(c.dir), "%s/%s", c.root, c.id) >= sizeof(c.dir)) handoff(&c);
+
+  if (!strcmp(cmd, "state")) return cmd_state(&c);
+  if (!strcmp(cmd, "start")) return cmd_start(&c);
+  if (!strcmp(cmd, "delete")) return cmd_delete(&c, p.set[1] && p.boolv[1]);
+  /* kill [--all] <id> [signal] */
+  if (p.set[1] && p.boolv[1]) handoff(&c);
+  int sig = p.npos > 1 ? parse_signal(p.pos[1]) : 15;
+  if (!sig) handoff(&c);
+  return cmd_kill(&c, sig);
+}

@@ -1,0 +1,159 @@
+/* The front-end's view of a container: <root>/<id>/fast, written by
+ * ocirun/state.py:fast_record under the container's lock (temp + rename), and
+ * the status derived from it exactly as state.py:status does. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "front.h"
+
+static ssize_t read_all(int fd, char *buf, size_t cap) {
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0) return -1;
+    if (r == 0) return (ssize_t)n;
+    n += (size_t)r;
+    if (n == cap) return -1; /* too large for us: Python reads it */
+  }
+}
+
+static int num(const char *s, long long *out) {
+  char *end;
+  if (!*s) return -1;
+  long long v = strtoll(s, &end, 10);
+  if (*end) return -1;
+  *out = v;
+  return 0;
+}
+
+/* "<key> <n>\n" then n bytes then "\n" */
+static int blob(char **p, char *end, const char *key, const char **out, size_t *len) {
+  size_t kl = strlen(key);
+  char *nl = memchr(*p, '\n', (size_t)(end - *p));
+  if (!nl || (size_t)(nl - *p) <= kl || strncmp(*p, key, kl) || (*p)[kl] != ' ') return -1;
+  *nl = 0;
+  long long n;
+  if (num(*p + kl + 1, &n) < 0 || n < 0 || n > end - (nl + 1) - 1) return -1;
+  *out = nl + 1;
+  *len = (size_t)n;
+  if (nl[1 + n] != '\n') return -1;
+  *p = nl + 2 + n;
+  return 0;
+}
+
+int record_read(const struct ctx *c, struct record *r) {
+  char path[4200];
+  memset(r, 0, offsetof(struct record, buf));
+  snprintf(path, sizeof(path), "%s/fast", c->dir);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read_all(fd, r->buf, sizeof(r->buf) - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  r->buf[n] = 0;
+  char *p = r->buf, *end = r->buf + n;
+  int seen = 0;
+  /* key-value lines up to "py" */
+  for (int line = 0;; line++) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) return -1;
+    *nl = 0;
+    char *v = strchr(p, ' ');
+    if (v) *v++ = 0;
+    if (line == 0) {
+      if (strcmp(p, "ocirun-fast") || !v || strcmp(v, "1")) return -1;
+    } else if (!v) {
+      return -1;
+    } else if (!strcmp(p, "pid")) {
+      if (num(v, &r->pid) < 0) return -1;
+      seen |= 1;
+    } else if (!strcmp(p, "start")) {
+      if (!strcmp(v, "-")) r->start = -1;
+      else if (num(v, &r->start) < 0 || r->start < 0) return -1;
+      seen |= 2;
+    } else if (!strcmp(p, "freeze")) {
+      r->freeze = strcmp(v, "-") ? v : NULL;
+      seen |= 4;
+    } else if (!strcmp(p, "cgv")) {
+      long long cgv;
+      if (num(v, &cgv) < 0 || cgv < 0 || cgv > 2) return -1;
+      r->cgv = (int)cgv;
+      seen |= 8;
+    } else if (!strcmp(p, "cg")) {
+      if (r->ncg == MAX_CGROUPS || v[0] != '/') return -1;
+      r->cg[r->ncg++] = v;
+    } else if (!strcmp(p, "py")) {
+      for (char *w = strtok(v, " "); w; w = strtok(NULL, " ")) {
+        if (!strcmp(w, "start")) r->py_start = 1;
+        else if (!strcmp(w, "delete")) r->py_delete = 1;
+      }
+      p = nl + 1;
+      break;
+    } else {
+      return -1; /* a newer format: Python knows it */
+    }
+    p = nl + 1;
+  }
+  if (seen != 15) return -1;
+  if (blob(&p, end, "head", &r->head, &r->head_len) < 0) return -1;
+  if (blob(&p, end, "tail", &r->tail, &r->tail_len) < 0) return -1;
+  return 0;
+}
+
+/* state.py:pid_start_time: field 22 of /proc/<pid>/stat; -1 if gone or a zombie */
+long long pid_start_time(long long pid) {
+  char path[64], buf[4096];
+  if (pid <= 0) return -1;
+  snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p || p[1] != ' ' || !p[2]) return -1;
+  p += 2;
+  if (*p == 'Z' || *p == 'X') return -1;
+  for (int field = 0; field < 19; field++) {
+    p = strchr(p, ' ');
+    if (!p) return -1;
+    p++;
+  }
+  return strtoll(p, NULL, 10);
+}
+
+static int frozen(const struct record *r) {
+  char buf[32];
+  if (!r->freeze) return 0;
+  int fd = open(r->freeze, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  buf[strcspn(buf, " \t\r\n")] = 0;
+  if (r->cgv == 2) return !strcmp(buf, "1");
+  return !strcmp(buf, "FROZEN") || !strcmp(buf, "FREEZING");
+}
+
+enum status record_status(const struct ctx *c, const struct record *r) {
+  long long cur = pid_start_time(r->pid);
+  if (cur < 0 || r->start < 0 || cur != r->start) return ST_STOPPED;
+  if (frozen(r)) return ST_PAUSED; /* before the fifo, as runc */
+  char fifo[4200];
+  struct stat st;
+  snprintf(fifo, sizeof(fifo), "%s/exec.fifo", c->dir);
+  return stat(fifo, &st) == 0 ? ST_CREATED : ST_RUNNING;
+}
+
+const char *status_name(enum status s) {
+  static const char *names[] = {"stopped", "created", "running", "paused"};
+  return names[s];
+}
