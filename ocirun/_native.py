@@ -10,8 +10,8 @@ def _check(r, what):
         raise OSError(-r, f"{what}: {os.strerror(-r)}")
 
 
-def set_child_subreaper():
-    _check(lib.ocirun_set_child_subreaper(), "PR_SET_CHILD_SUBREAPER")
+def set_child_subreaper(on=True):
+    _check(lib.ocirun_set_child_subreaper(1 if on else 0), "PR_SET_CHILD_SUBREAPER")
 
 
 def cgroup_device_attach(prog, cgroup_fd):

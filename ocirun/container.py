@@ -429,7 +429,10 @@ def run(store, cid, opts, keep=False, subreaper=True):
     (128+N when killed by signal N).  Cleans up unless detached or keep."""
     from ocirun.foreground import SignalForwarder, exec_error, wait_status
 
+    from ocirun import front
+
     if opts.detach:
+        front.subreaper(False)
         create(store, cid, opts)
         try:
             start(store, cid)
@@ -437,10 +440,7 @@ def run(store, cid, opts, keep=False, subreaper=True):
             _force_delete(store, cid)
             raise
         return 0
-    if subreaper:
-        from ocirun import _native
-
-        _native.set_child_subreaper()
+    front.subreaper(subreaper)
     master = []
 
     def take_pty(fd):

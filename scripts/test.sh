@@ -11,4 +11,8 @@ apt_need containerd podman conmon docker.io
 PY=${PYTHON:-python3}
 PIPFLAGS=$(pip_flags)
 $PY -m pip install -q $PIPFLAGS "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4" >/dev/null
+# the tests also import ocirun in-process: install it for their interpreter
+# too (install.sh installed it for the runtime's, which may be another one)
+$PY -m pip install -q $PIPFLAGS --upgrade "cffi>=1.15" "setuptools>=61" wheel >/dev/null 2>&1
+$PY -m pip install -q $PIPFLAGS --no-build-isolation . >/dev/null
 exec $PY -m pytest -q -p no:cacheprovider "$@" tests

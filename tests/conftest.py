@@ -162,6 +162,7 @@ def leftovers(env):
                 problems.append(f"cgroup {base}/{cid}")
             if base.count("/") > 6:
                 dirs[:] = []
+    front = os.path.realpath(env.cmd[0]) if len(env.cmd) == 1 else None
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -171,6 +172,12 @@ def leftovers(env):
             continue
         if root.startswith(env.tmp):
             problems.append(f"process {pid} rooted in {root}")
+        try:
+            # the front-end's cgroup v1 primer (a fork, never an exec, of it)
+            if front and os.readlink(f"/proc/{pid}/exe") == front:
+                problems.append(f"front-end process {pid} still running")
+        except OSError:
+            pass
     return problems
 
 

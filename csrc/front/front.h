@@ -40,6 +40,10 @@ enum status { ST_STOPPED, ST_CREATED, ST_RUNNING, ST_PAUSED };
 /* main.c */
 void handoff(struct ctx *c) __attribute__((noreturn));
 
+/* primer.c: on cgroup v1, start the helper that pre-pays the migration's
+ * RCU grace period (its pid goes to Python in _OCIRUN_PRIMER) */
+void prime_cgroup_v1(void);
+
 /* record.c: 0 ok, -1 absent or unreadable (hand off) */
 int record_read(const struct ctx *c, struct record *r);
 long long pid_start_time(long long pid);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "front.h"
@@ -176,6 +177,23 @@ static int parse_signal(const char *text) {
   return 0; /* RTMIN+n and the like: Python */
 }
 
+/* A foreground `run` reaps what its container leaves behind, so Python sets
+ * PR_SET_CHILD_SUBREAPER first thing; doing it here keeps the cffi
+ * extension off the run path (ocirun/front.py).  Any argument that could
+ * mean --detach or --no-subreaper leaves it to Python. */
+static void foreground_subreaper(int n, char **a) {
+  static const char *opt_out[] = {"d", "detach", "no-subreaper"};
+  for (int i = 0; i < n; i++) {
+    if (a[i][0] != '-') continue;
+    const char *name = a[i];
+    while (*name == '-') name++;
+    size_t len = strcspn(name, "=");
+    for (size_t k = 0; k < sizeof(opt_out) / sizeof(opt_out[0]); k++)
+      if (strlen(opt_out[k]) == len && !strncmp(name, opt_out[k], len)) return;
+  }
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0) setenv("_OCIRUN_SUBREAPER", "1", 1);
+}
+
 void handoff(struct ctx *c) {
   char self[PATH_MAX], path[PATH_MAX + 64];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -198,6 +216,9 @@ void handoff(struct ctx *c) {
 int main(int argc, char **argv) {
   struct ctx c = {.argv = argv, .root = "/run/ocirun"};
   struct parsed g, p;
+  /* only ever what this process set up itself (ocirun/front.py) */
+  unsetenv("_OCIRUN_PRIMER");
+  unsetenv("_OCIRUN_SUBREAPER");
   if (argc < 2) handoff(&c);
   int ci = split_global(argc, argv);
   if (ci < 0 || ci >= argc || parse(argv + 1, ci - 1, GLOBAL, G_N, &g) < 0) handoff(&c);
@@ -211,6 +232,11 @@ int main(int argc, char **argv) {
   if (!plain_root(c.root)) handoff(&c);
 
   const char *cmd = argv[ci];
+  if (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) {
+    prime_cgroup_v1();
+    if (!strcmp(cmd, "run")) foreground_subreaper(argc - ci - 1, argv + ci + 1);
+    handoff(&c);
+  }
   const struct flag *fl = CMD_HELP;
   int nfl = 1, maxpos = 1;
   if (!strcmp(cmd, "kill")) fl = CMD_KILL, nfl = 2, maxpos = 2;

@@ -203,11 +203,16 @@ def create(cg):
 
 
 def add_pid(cg, pid):
-    for path in cg["paths"].values():
-        try:
-            _write(os.path.join(path, "cgroup.procs"), str(pid))
-        except OSError as e:
-            raise CgroupError(f"adding pid {pid} to cgroup {path}: {os.strerror(e.errno).lower()}") from None
+    from ocirun import front
+
+    try:
+        for path in cg["paths"].values():
+            try:
+                _write(os.path.join(path, "cgroup.procs"), str(pid))
+            except OSError as e:
+                raise CgroupError(f"adding pid {pid} to cgroup {path}: {os.strerror(e.errno).lower()}") from None
+    finally:
+        front.stop_primer()  # the migration it pre-paid for is done
 
 
 def pids(cg):

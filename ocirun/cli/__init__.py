@@ -138,7 +138,16 @@ def run_main():
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+    from ocirun import front
+
+    front.take()
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    finally:
+        front.stop_primer()
+
+
+def _main(argv):
     from ocirun import log
 
     try:

@@ -1,0 +1,250 @@
+"""The C front-end (csrc/front): what engines call as `ocirun`.  It answers
+state/start/kill/delete from the per-container record and hands everything
+else to the Python CLI.  These tests check that both paths say the same
+thing, byte for byte, and that the C path works on its own (a copy of the
+front-end with no Python CLI next to it fails any hand-off)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+
+def front_and_python(env):
+    cmd = env.cmd
+    if len(cmd) != 1 or not os.path.exists(cmd[0]):
+        pytest.skip("ocirun is not installed (scripts/install.sh)")
+    front = os.path.realpath(cmd[0])
+    with open(front, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            pytest.skip("the installed ocirun is not the C front-end")
+    py = os.path.join(os.path.dirname(os.path.dirname(front)), "libexec", "ocirun", "ocirun-py")
+    if not os.path.exists(py):
+        pytest.skip("no Python CLI next to the front-end")
+    return front, py
+
+
+@pytest.fixture
+def lone_front(env, tmp_path):
+    """A copy of the front-end that cannot hand off: only its own C path works."""
+    front, _ = front_and_python(env)
+    d = tmp_path / "lone" / "bin"
+    d.mkdir(parents=True)
+    shutil.copy(front, d / "ocirun")
+    return str(d / "ocirun")
+
+
+def call(binary, env, *args):
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.run([binary, "--root", env.root, *args], stdout=out, stderr=err, timeout=30)
+        out.seek(0)
+        err.seek(0)
+        return p.returncode, out.read().decode(), err.read().decode()
+
+
+TIME = re.compile(r'time="[^"]*"|"time":"[^"]*"')
+
+
+def same(a, b):
+    """Outputs equal but for log timestamps."""
+    return (a[0], a[1], TIME.sub("T", a[2])) == (b[0], b[1], TIME.sub("T", b[2]))
+
+
+def test_state_is_byte_identical_for_every_status(env):
+    front, py = front_and_python(env)
+    env.cfg["annotations"] = {"org.example/ünïcode": 'quote " and \\ backslash', "emoji": "\U0001f433"}
+    cid = env.create(["sleep", "100"])
+    seen = []
+
+    def compare():
+        a, b = call(front, env, "state", cid), call(py, env, "state", cid)
+        assert a == b
+        assert a[0] == 0
+        st = json.loads(a[1])
+        seen.append(st["status"])
+        return st
+
+    st = compare()
+    assert st["annotations"]["emoji"] == "\U0001f433"
+    assert env.cli("start", cid).returncode == 0
+    compare()
+    assert env.cli("pause", cid).returncode == 0
+    compare()
+    assert env.cli("resume", cid).returncode == 0
+    assert env.cli("kill", cid, "KILL").returncode == 0
+    for _ in range(100):
+        if compare()["status"] == "stopped":
+            break
+        subprocess.run(["sleep", "0.02"])
+    assert seen[:3] == ["created", "running", "paused"] and seen[-1] == "stopped"
+    assert compare()["pid"] == 0
+    assert env.cli("delete", cid).returncode == 0
+
+
+ARGV_FORMS = [
+    ["state"], ["state", "-h"], ["state", "a", "b"], ["state", "bad/id"], ["state", "MISSING"],
+    ["state", "--", "MISSING"], ["--log-format=xml", "state", "MISSING"], ["--log-format", "json", "state", "MISSING"],
+    ["--debug", "state", "MISSING"], ["---root", "x", "state", "MISSING"], ["--bogus", "state", "MISSING"],
+    ["start", "MISSING"], ["start"], ["kill", "MISSING"], ["kill", "MISSING", "TERM"], ["kill", "--all", "MISSING"],
+    ["kill", "MISSING", "SIGNOPE"], ["kill", "MISSING", "0"], ["kill", "MISSING", "RTMIN+2"], ["kill", "a", "b", "c"],
+    ["delete", "MISSING"], ["delete", "--force", "MISSING"], ["delete", "-f=maybe", "MISSING"],
+    ["delete", "MISSING", "--force=false"], ["--version"], ["nonsense"], ["help"],
+]
+
+
+@pytest.mark.parametrize("argv", ARGV_FORMS, ids=lambda a: " ".join(a))
+def test_cli_forms_answer_like_python(env, argv):
+    """runc's grammar and errors are the same whichever side answers."""
+    front, py = front_and_python(env)
+    cid = env.new_id("argv")
+    argv = [cid if a == "MISSING" else a for a in argv]
+    a, b = call(front, env, *argv), call(py, env, *argv)
+    assert same(a, b), (a, b)
+
+
+CREATED_FORMS = [
+    ["state", "ID"], ["--debug", "state", "ID"], ["--log-format=json", "state", "ID"], ["-log-format", "text", "state", "ID"],
+    ["--systemd-cgroup", "state", "ID"], ["--rootless=true", "state", "ID"], ["--criu", "x", "state", "ID"],
+    ["state", "--", "ID"], ["state", "ID", "extra"], ["state", "-h", "ID"], ["state", "ID", "-x"],
+    ["--log", "LOG", "state", "ID"], ["--root=ROOT", "state", "ID"], ["kill", "ID", "0"], ["kill", "ID", "nope"],
+    ["kill", "ID", "CONT"], ["kill", "ID", "sigcont"], ["kill", "ID", "18"], ["start", "ID", "extra"],
+    ["delete", "ID", "--force=notabool"],
+]
+
+
+def test_cli_forms_on_a_created_container(env, tmp_path):
+    """The forms the C path parses itself give Python's answers."""
+    front, py = front_and_python(env)
+    cid = env.create(["sleep", "100"])
+    for i, form in enumerate(CREATED_FORMS):
+        argv = [{"ID": cid, "ROOT": env.root}.get(a, a) for a in form]
+        argv = [str(tmp_path / f"log{i}") if a == "LOG" else a.replace("ROOT", env.root) for a in argv]
+        a, b = call(front, env, *argv), call(py, env, *argv)
+        assert same(a, b), (form, a, b)
+    assert env.state(cid)["status"] == "created"
+    assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_c_path_runs_the_lifecycle_without_python(env, lone_front, tmp_path):
+    """state, start, kill and delete need no interpreter: the lone copy (which
+    cannot hand off) drives a container through its whole life."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env.cfg["mounts"].append({"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]})
+    cid = env.create(["sh", "-c", "trap 'echo got-term > /out/term; exit 7' TERM; echo up > /out/up; "
+                                  "while :; do sleep 0.05; done"])
+    rc, so, se = call(lone_front, env, "state", cid)
+    assert rc == 0 and json.loads(so)["status"] == "created", se
+    rc, so, se = call(lone_front, env, "start", cid)
+    assert rc == 0, se
+    for _ in range(200):
+        if (out / "up").exists():
+            break
+        subprocess.run(["sleep", "0.02"])
+    assert (out / "up").read_text() == "up\n"
+    rc, so, se = call(lone_front, env, "state", cid)
+    assert json.loads(so)["status"] == "running"
+    rc, so, se = call(lone_front, env, "kill", cid)  # SIGTERM by default
+    assert rc == 0, se
+    for _ in range(200):
+        if json.loads(call(lone_front, env, "state", cid)[1])["status"] == "stopped":
+            break
+        subprocess.run(["sleep", "0.02"])
+    assert (out / "term").read_text() == "got-term\n"
+    rc, so, se = call(lone_front, env, "delete", cid)
+    assert rc == 0, se
+    assert not os.path.exists(os.path.join(env.root, cid))
+    # what the C path cannot answer it hands off, and says so when it cannot
+    rc, so, se = call(lone_front, env, "state", cid)
+    assert rc == 1 and "cannot run the Python CLI" in se
+
+
+def test_c_path_force_deletes_a_running_container(env, lone_front):
+    cid = env.create(["sleep", "100"])
+    assert env.cli("start", cid).returncode == 0
+    pid = env.state(cid)["pid"]
+    rc, so, se = call(lone_front, env, "delete", "--force", cid)
+    assert rc == 0, se
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] in "ZX"  # dead, not yet reaped by init
+    except FileNotFoundError:
+        pass
+    assert not os.path.exists(os.path.join(env.root, cid))
+
+
+def _poison_cgroups(env, cid, bogus):
+    """Append a cgroup path that cannot be removed to both records."""
+    d = os.path.join(env.root, cid)
+    with open(os.path.join(d, "state.json")) as f:
+        st = json.load(f)
+    st["cgroup"]["paths"]["/bogus"] = bogus
+    with open(os.path.join(d, "state.json"), "w") as f:
+        json.dump(st, f)
+    with open(os.path.join(d, "fast"), "rb") as f:
+        rec = f.read()
+    head, sep, rest = rec.partition(b"\npy ")
+    with open(os.path.join(d, "fast"), "wb") as f:
+        f.write(head + b"\ncg " + bogus.encode() + sep + rest)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_c_log_lines_match_python(env, lone_front, tmp_path, fmt):
+    """A warning the C path writes after the point of no return (a cgroup it
+    cannot remove) is the same record Python writes, escaping included."""
+    _, py = front_and_python(env)
+    bogus = str(tmp_path / 'not a "dir" é')
+    with open(bogus, "w"):
+        pass
+    lines, raw = [], []
+    for binary in (lone_front, py):
+        cid = env.create(["sleep", "100"])
+        _poison_cgroups(env, cid, bogus)
+        log = tmp_path / f"log-{len(lines)}"
+        with tempfile.TemporaryFile() as err:
+            p = subprocess.run([binary, "--root", env.root, "--log", str(log), "--log-format", fmt,
+                                "delete", "--force", cid], stderr=err, timeout=30)
+        assert p.returncode == 0
+        assert not os.path.exists(os.path.join(env.root, cid))
+        raw.append(log.read_text())
+        lines.append(TIME.sub("T", raw[-1]).replace(cid, "ID"))
+    assert lines[0] == lines[1]
+    assert "removing cgroup" in lines[0] and "not a directory" in lines[0]
+    if fmt == "json":
+        rec = json.loads(raw[0].splitlines()[0])
+        assert rec["level"] == "warning" and bogus in rec["msg"]
+
+
+def test_v1_primer_is_gone_when_create_returns(env):
+    """On cgroup v1 create/run/exec fork a helper that pre-pays the cgroup
+    migration (csrc/front/primer.c); it must never outlive the command, on
+    success or on failure."""
+    if not os.path.isdir("/sys/fs/cgroup/pids"):
+        pytest.skip("not a cgroup v1 host")
+    front, _ = front_and_python(env)
+
+    def helpers():
+        found = []
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and os.readlink(f"/proc/{pid}/exe") == front:
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    cid = env.create(["sleep", "100"])
+    assert helpers() == []
+    env.cfg["process"]["args"] = ["/no/such/program"]
+    env.write()
+    r = env.cli("run", "-b", env.bundle, env.new_id())
+    assert r.returncode != 0 and "no/such/program" in r.stderr
+    assert helpers() == []
+    r = env.cli("exec", cid, "true")
+    assert r.returncode == 0, r.stderr
+    assert helpers() == []
+    assert env.cli("delete", "--force", cid).returncode == 0
