@@ -11,9 +11,13 @@ Measures, for each runtime installed, in one run and on the same bundle
   state      `RT state id` of a created container
 
 Scenarios:
-  v1  the host as it is (cgroup v1 hybrid here): ocirun vs runc
+  v1  the host as it is (cgroup v1 hybrid here), the default config with its
+      linux.resources: ocirun vs runc
   v2  a private mount namespace whose /sys/fs/cgroup is cgroup2, config
       without linux.resources: ocirun vs runc vs crun (crun 1.8 refuses v1)
+  floors  what no runtime here can go below: the kernel's namespace set-up
+      (`unshare -fmpinu true`), and the Python interpreter ocirun's CLI runs
+      on, bare and with the modules `run` imports
 
 Prints medians, p10-p90 spreads and ratios against runc and crun, and writes
 JSON (--out).  Run as root:  python3 benchmarks/bench.py [--runs 40]
@@ -47,7 +51,7 @@ def runtimes(wanted):
     return found
 
 
-def make_bundle(root):
+def make_bundle(root, resources):
     sys.path.insert(0, REPO)
     from ocirun.spec.template import default_spec
 
@@ -58,7 +62,8 @@ def make_bundle(root):
     cfg["ociVersion"] = "1.0.2-dev"  # what every runtime here accepts (crun 1.8 rejects 1.2)
     cfg["process"]["terminal"] = False
     cfg["process"]["args"] = ["/bin/true"]
-    cfg["linux"].pop("resources", None)
+    if not resources:
+        cfg["linux"].pop("resources", None)
     with open(os.path.join(root, "config.json"), "w") as f:
         json.dump(cfg, f)
     return root
@@ -215,7 +220,10 @@ def run_scenario(scenario, names, n, warm):
         rts.pop("crun", None)  # crun 1.8 refuses the v1 hybrid hierarchy
     work = tempfile.mkdtemp(prefix="ocirun-bench-")
     try:
-        bundle = make_bundle(os.path.join(work, "bundle"))
+        # v1: the default `spec` config as is (its linux.resources holds the
+        # default device rules); v2: without linux.resources, which crun 1.8
+        # needs on this host
+        bundle = make_bundle(os.path.join(work, "bundle"), resources=scenario == "v1")
         results = {}
         mem = {name: bench_memory(path, os.path.join(work, "state-" + name), bundle, n, warm)
                for name, path in rts.items()}
@@ -243,6 +251,37 @@ def in_cgroup2_namespace(argv):
     script = ("umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec "
               + " ".join(f"'{a}'" for a in argv))
     return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+
+
+RUN_MODULES = ("ocirun.cli", "ocirun.cli.commands", "ocirun.container", "ocirun.launch", "ocirun.plan",
+               "ocirun.cgroups", "ocirun.cgroups.resources", "ocirun.cgroups.devices", "ocirun.spec.load",
+               "ocirun.jsonutil", "ocirun.state", "ocirun.foreground", "ocirun.front", "ocirun.notify")
+
+
+def python_cli(ocirun):
+    """(interpreter, sys.path line) of the Python CLI behind the front-end."""
+    py = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(ocirun))), "libexec", "ocirun", "ocirun-py")
+    with open(py) as f:
+        lines = f.read().splitlines()
+    interp = lines[0][2:].split()[0]
+    path_line = next(line for line in lines if line.startswith("sys.path"))
+    return interp, path_line
+
+
+def floors(ocirun, n):
+    """Medians (ms) of what a container start cannot go below here."""
+    interp, path_line = python_cli(ocirun)
+    cmds = {
+        "kernel: unshare -fmpinu true": ["unshare", "-fmpinu", "true"],
+        "python -IS -c pass": [interp, "-IS", "-c", "pass"],
+        "python -IS + run's imports": [interp, "-IS", "-c", f"import sys; {path_line}; import " + ", ".join(RUN_MODULES)],
+    }
+    out = {}
+    for name, argv in cmds.items():
+        argv[0] = shutil.which(argv[0]) or argv[0]
+        samples = [timed(argv) for _ in range(3 + n)][3:]
+        out[name] = {"samples": samples, **summarize(samples)}
+    return out
 
 
 UNITS = {"create_peak_rss_mb": "MB", "parked_pss_mb": "MB"}
@@ -324,6 +363,10 @@ def markdown(report):
             ratios = [f"{per['ocirun']['median'] / per[ref]['median']:.2f}" if ref in per and "ocirun" in per
                       else "–" for ref in ("runc", "crun")]
             out.append(f"| {sc} | {LABELS[bench]} | " + " | ".join(cells + ratios) + " |")
+    if report.get("floors"):
+        out += ["", "| floor (no runtime here goes below it) | median |", "|---|---|"]
+        for name, r in report["floors"].items():
+            out.append(f"| {name} | {r['median']:.1f} ms ({r['p10']:.1f}–{r['p90']:.1f}) |")
     return "\n".join(out)
 
 
@@ -362,6 +405,11 @@ def main():
         report["scenarios"][sc] = json.loads(p.stdout)
         print(table(report["scenarios"][sc], sc))
         print()
+    rts = runtimes(names)
+    if "ocirun" in rts:
+        report["floors"] = floors(rts["ocirun"], a.runs)
+        for name, r in report["floors"].items():
+            print(f"floor  {name:<36}{r['median']:>7.1f} ms ({r['p10']:.1f}-{r['p90']:.1f})")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(report, f, indent=1)

@@ -64,10 +64,10 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
     cfg, raw_cfg = load_config(bundle, raw=True)
     nlisten = _listen_fds()
     extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
-    from ocirun import notify
-
-    notify_host = notify.host_socket()
+    notify_host = os.environ.get("NOTIFY_SOCKET")
     if notify_host:
+        from ocirun import notify
+
         extra_env.append("NOTIFY_SOCKET=" + notify.CONTAINER_SOCKET)
     preserve = nlisten + opts.preserve_fds
     for i in range(3, 3 + preserve):
@@ -221,10 +221,11 @@ def start(store, cid, notify_wait=True):
         if s == "paused":
             raise StateError("cannot start a container in the paused state")
         fifo = os.path.join(store.dir(cid), FIFO)
-        from ocirun import notify
+        if os.environ.get("NOTIFY_SOCKET"):
+            from ocirun import notify
 
-        if notify.host_socket() and os.path.isdir(notify.state_dir(store, cid)):
-            nsock = notify.bind(store, cid)
+            if os.path.isdir(notify.state_dir(store, cid)):
+                nsock = notify.bind(store, cid)
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
         except FileNotFoundError:

@@ -77,9 +77,23 @@ COMMANDS = {
              "create a new specification file", "ocirun spec [command options]"),
 }
 
-from ocirun.cli.cgroupcmds import COMMANDS as _CGROUP_COMMANDS  # noqa: E402
+# pause, resume, ps, events, update: their flag tables load with them
+# (cli/cgroupcmds.py), off the create/run path
+CGROUP_COMMANDS = ("pause", "resume", "ps", "events", "update")
 
-COMMANDS.update(_CGROUP_COMMANDS)
+
+def _command(cmd):
+    if cmd in CGROUP_COMMANDS:
+        from ocirun.cli.cgroupcmds import COMMANDS as C
+
+        return C[cmd]
+    return COMMANDS.get(cmd)
+
+
+def _all_commands():
+    from ocirun.cli.cgroupcmds import COMMANDS as C
+
+    return {**COMMANDS, **C}
 
 # these stop parsing options at the first positional: what follows the id
 # belongs to the command (ps's own arguments)
@@ -97,7 +111,7 @@ def _version():
 def _usage():
     lines = ["NAME:\n   ocirun - Open Container Initiative runtime\n", "USAGE:\n   ocirun [global options] command [command options] [arguments...]\n",
              "COMMANDS:"]
-    for name, (_f, desc, _u) in COMMANDS.items():
+    for name, (_f, desc, _u) in _all_commands().items():
         lines.append(f"   {name:<10}{desc}")
     lines.append("\nGLOBAL OPTIONS:")
     for f in GLOBAL_FLAGS:
@@ -171,7 +185,7 @@ def _main(argv):
     if cmd == "help":
         sys.stdout.write(_usage())
         return 0
-    spec = COMMANDS.get(cmd)
+    spec = _command(cmd)
     if spec is None:
         sys.stdout.write(f"No help topic for '{cmd}'\n")
         log.error(f"No help topic for '{cmd}'")
