@@ -194,12 +194,20 @@ static void foreground_subreaper(int n, char **a) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0) setenv("_OCIRUN_SUBREAPER", "1", 1);
 }
 
+/* The Python CLI lives at <prefix>/libexec/ocirun/ocirun-py next to
+ * <prefix>/bin/ocirun (found through /proc/self/exe, so the pair can be
+ * installed under any prefix and called through symlinks); without /proc,
+ * the default prefix. */
+#ifndef OCIRUN_PREFIX
+#define OCIRUN_PREFIX "/usr/local"
+#endif
+
 void handoff(struct ctx *c) {
   char self[PATH_MAX], path[PATH_MAX + 64];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) {
-    perror("ocirun: /proc/self/exe");
-    _exit(1);
+    snprintf(self, sizeof(self), "%s/bin/ocirun", OCIRUN_PREFIX);
+    n = (ssize_t)strlen(self);
   }
   self[n] = 0;
   char *slash = strrchr(self, '/');
