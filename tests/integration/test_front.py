@@ -248,3 +248,62 @@ def test_v1_primer_is_gone_when_create_returns(env):
     assert r.returncode == 0, r.stderr
     assert helpers() == []
     assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_c_path_deletes_a_created_container_without_force(env, lone_front):
+    """As runc: a created (never started) container is deleted, its init killed."""
+    cid = env.create(["sleep", "100"])
+    pid = env.state(cid)["pid"]
+    rc, so, se = call(lone_front, env, "delete", cid)
+    assert rc == 0, se
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        pass
+    assert not os.path.exists(os.path.join(env.root, cid))
+
+
+def test_c_path_kill_of_a_paused_container(env, lone_front):
+    """SIGKILL of a paused container also thaws it, so the kill lands."""
+    cid = env.create(["sleep", "100"])
+    assert env.cli("start", cid).returncode == 0
+    assert env.cli("pause", cid).returncode == 0
+    rc, so, se = call(lone_front, env, "state", cid)
+    assert json.loads(so)["status"] == "paused"
+    rc, so, se = call(lone_front, env, "kill", cid, "KILL")
+    assert rc == 0, se
+    for _ in range(200):
+        if json.loads(call(lone_front, env, "state", cid)[1])["status"] == "stopped":
+            break
+        subprocess.run(["sleep", "0.02"])
+    assert json.loads(call(lone_front, env, "state", cid)[1])["status"] == "stopped"
+    rc, so, se = call(lone_front, env, "delete", cid)
+    assert rc == 0, se
+
+
+def test_hooks_are_left_to_python_before_any_side_effect(env, lone_front, tmp_path):
+    """A container with poststart/poststop hooks: the C path hands start and
+    delete off untouched (the lone copy fails the hand-off, and the container
+    is exactly as it was); through the real front-end Python runs the hooks."""
+    log = tmp_path / "hooks.log"
+    env.cfg["hooks"] = {
+        "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", f"echo poststart >> {log}"]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"echo poststop >> {log}"]}],
+    }
+    cid = env.create(["sleep", "100"])
+    rc, so, se = call(lone_front, env, "start", cid)
+    assert rc == 1 and "cannot run the Python CLI" in se
+    assert env.state(cid)["status"] == "created"
+    assert os.path.exists(os.path.join(env.root, cid, "exec.fifo"))
+    assert env.cli("start", cid).returncode == 0
+    assert env.cli("kill", cid, "KILL").returncode == 0
+    for _ in range(200):
+        if env.state(cid)["status"] == "stopped":
+            break
+        subprocess.run(["sleep", "0.02"])
+    rc, so, se = call(lone_front, env, "delete", cid)
+    assert rc == 1 and "cannot run the Python CLI" in se
+    assert env.state(cid)["status"] == "stopped"
+    assert env.cli("delete", cid).returncode == 0
+    assert log.read_text() == "poststart\npoststop\n"
