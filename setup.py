@@ -29,11 +29,51 @@ def build_init(out):
     subprocess.check_call([cc, *CFLAGS, "-o", out, *INIT_SOURCES, *LDFLAGS], cwd=HERE)
 
 
+def _musl_dir():
+    """Debian's musl-tools: /usr/lib/<arch>-linux-musl with its specs and the
+    static-pie start file, or None."""
+    try:
+        triplet = subprocess.run([os.environ.get("CC", "cc"), "-dumpmachine"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    d = "/usr/lib/" + triplet.replace("-gnu", "-musl")
+    ok = all(os.path.exists(os.path.join(d, f)) for f in ("musl-gcc.specs", "rcrt1.o", "crti.o", "crtn.o", "libc.a"))
+    return d if ok else None
+
+
 def build_front(out):
-    """Static: no dynamic loader work on every state/start/kill/delete."""
+    """Static-pie, so no dynamic loader runs on every state/start/kill/delete.
+    Linked with musl when musl-tools is installed (starts in 0.2 ms against
+    0.4 ms for static glibc, hyperfine on this VM), else with glibc.  Debian's
+    musl-gcc cannot link static-pie, hence the explicit start files."""
+    import tempfile
+
     os.makedirs(os.path.dirname(out), exist_ok=True)
     cc = os.environ.get("CC", "cc")
-    subprocess.check_call([cc, *CFLAGS, "-o", out, *FRONT_SOURCES, "-static-pie", "-s", "-Wl,-z,relro,-z,now"], cwd=HERE)
+    musl = None if os.environ.get("OCIRUN_FRONT_LIBC") == "glibc" else _musl_dir()
+    relro = ["-s", "-Wl,-z,relro,-z,now"]
+    if not musl:
+        subprocess.check_call([cc, *CFLAGS, "-o", out, *FRONT_SOURCES, "-static-pie", *relro], cwd=HERE)
+        return
+
+    def gccfile(name):
+        return subprocess.run([cc, f"-print-file-name={name}"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        objs = []
+        for src in FRONT_SOURCES:
+            obj = os.path.join(tmp, os.path.basename(src)[:-2] + ".o")
+            subprocess.check_call([cc, "-specs", os.path.join(musl, "musl-gcc.specs"), *CFLAGS, "-c", src, "-o", obj],
+                                  cwd=HERE)
+            objs.append(obj)
+        libgcc = subprocess.run([cc, "-print-libgcc-file-name"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        subprocess.check_call([cc, "-static-pie", "-nostdlib", "-nostartfiles", "-o", out,
+                               os.path.join(musl, "rcrt1.o"), os.path.join(musl, "crti.o"), gccfile("crtbeginS.o"),
+                               *objs, "-L" + musl, "-lc", libgcc, gccfile("crtendS.o"), os.path.join(musl, "crtn.o"),
+                               *relro], cwd=HERE)
 
 
 class BuildPy(build_py):

@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-apt_need gcc libc6-dev libseccomp-dev busybox-static file python3-dev iproute2 procps
+apt_need gcc libc6-dev musl-tools libseccomp-dev busybox-static file python3-dev iproute2 procps
 # The interpreter the runtime runs on: the system's own by default (Debian's
 # python3.11 links libpython statically and has _socket, _struct, select and
 # fcntl built in: about 1 ms less per command than a shared-libpython build,

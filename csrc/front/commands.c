@@ -165,7 +165,7 @@ int cmd_kill(struct ctx *c, int sig) {
   }
   if (err) {
     char msg[256];
-    snprintf(msg, sizeof(msg), "sending signal %d: %s", sig, strerror(err));
+    snprintf(msg, sizeof(msg), "sending signal %d: %s", sig, errstr(err));
     log_error(c, msg);
     return 1;
   }
@@ -235,7 +235,7 @@ static void remove_cgroups(const struct ctx *c, const struct record *r) {
     while (rmdir(r->cg[i]) < 0 && errno != ENOENT) {
       if (errno != EBUSY || mono() > deadline) {
         char es[128], msg[4400];
-        snprintf(es, sizeof(es), "%s", strerror(errno));
+        snprintf(es, sizeof(es), "%s", errstr(errno));
         lower(es);
         snprintf(msg, sizeof(msg), "removing cgroup %s: %s", r->cg[i], es);
         log_msg(c, "warning", msg);

@@ -53,6 +53,7 @@ const char *status_name(enum status s);
 /* log.c: runc's log lines (text or json) to --log or stderr */
 void log_msg(const struct ctx *c, const char *level, const char *msg);
 void log_error(const struct ctx *c, const char *msg); /* + bare text on stderr with --log */
+const char *errstr(int e);                            /* glibc's strerror wording */
 
 /* commands.c: exit status, or hand off */
 int cmd_state(struct ctx *c);

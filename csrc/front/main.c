@@ -217,7 +217,7 @@ void handoff(struct ctx *c) {
   snprintf(path, sizeof(path), "%s/libexec/ocirun/ocirun-py", self);
   c->argv[0] = path;
   execv(path, c->argv);
-  fprintf(stderr, "ocirun: cannot run the Python CLI %s: %s\n", path, strerror(errno));
+  fprintf(stderr, "ocirun: cannot run the Python CLI %s: %s\n", path, errstr(errno));
   _exit(1);
 }
 
