@@ -23,57 +23,80 @@ CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-D_FORTIFY_SOURCE=2", "-fstack-
 LDFLAGS = ["-pie", "-Wl,-z,relro,-z,now"]
 
 
-def build_init(out):
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    cc = os.environ.get("CC", "cc")
-    subprocess.check_call([cc, *CFLAGS, "-o", out, *INIT_SOURCES, *LDFLAGS], cwd=HERE)
+def _cc():
+    return os.environ.get("CC", "cc")
 
 
-def _musl_dir():
-    """Debian's musl-tools: /usr/lib/<arch>-linux-musl with its specs and the
-    static-pie start file, or None."""
+def _out(*args):
+    return subprocess.run([_cc(), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _musl():
+    """Debian's musl-tools: (/usr/lib/<arch>-linux-musl, kernel-header dir) or
+    None.  OCIRUN_LIBC=glibc forces the glibc builds."""
+    if os.environ.get("OCIRUN_LIBC") == "glibc":
+        return None
     try:
-        triplet = subprocess.run([os.environ.get("CC", "cc"), "-dumpmachine"], capture_output=True, text=True,
-                                 check=True).stdout.strip()
+        triplet = _out("-dumpmachine")
     except (OSError, subprocess.CalledProcessError):
         return None
     d = "/usr/lib/" + triplet.replace("-gnu", "-musl")
-    ok = all(os.path.exists(os.path.join(d, f)) for f in ("musl-gcc.specs", "rcrt1.o", "crti.o", "crtn.o", "libc.a"))
-    return d if ok else None
+    if not all(os.path.exists(os.path.join(d, f)) for f in ("musl-gcc.specs", "rcrt1.o", "crti.o", "crtn.o", "libc.a")):
+        return None
+    return d, triplet
+
+
+def _static_musl(srcs, out):
+    """A static-pie executable linked with musl.  Debian's musl-gcc cannot
+    link static-pie, hence the explicit start files; the kernel's uapi headers
+    (linux/, asm/) come from the glibc tree, after musl's own."""
+    import tempfile
+
+    musl, triplet = _musl()
+
+    def gccfile(name):
+        return _out(f"-print-file-name={name}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kh = os.path.join(tmp, "kernel-headers")
+        os.mkdir(kh)
+        for name, target in (("linux", "/usr/include/linux"), ("asm-generic", "/usr/include/asm-generic"),
+                             ("asm", f"/usr/include/{triplet}/asm")):
+            os.symlink(target, os.path.join(kh, name))
+        objs = []
+        for src in srcs:
+            obj = os.path.join(tmp, os.path.basename(src)[:-2] + ".o")
+            subprocess.check_call([_cc(), "-specs", os.path.join(musl, "musl-gcc.specs"), "-idirafter", kh, *CFLAGS,
+                                   "-c", src, "-o", obj], cwd=HERE)
+            objs.append(obj)
+        subprocess.check_call([_cc(), "-static-pie", "-nostdlib", "-nostartfiles", "-o", out,
+                               os.path.join(musl, "rcrt1.o"), os.path.join(musl, "crti.o"), gccfile("crtbeginS.o"),
+                               *objs, "-L" + musl, "-lc", _out("-print-libgcc-file-name"), gccfile("crtendS.o"),
+                               os.path.join(musl, "crtn.o"), "-s", "-Wl,-z,relro,-z,now"], cwd=HERE)
+
+
+def build_init(out):
+    """The init, copied into a sealed memfd for every container.  With musl:
+    static-pie, 59 KB, no dynamic loader when the bootstrap starts and no host
+    libc mapped in the parked init (PSS 0.70 MB against 0.86 MB for the
+    dynamic glibc build, measured).  Without: dynamic PIE against glibc."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    if _musl():
+        _static_musl(INIT_SOURCES, out)
+        return
+    subprocess.check_call([_cc(), *CFLAGS, "-o", out, *INIT_SOURCES, *LDFLAGS], cwd=HERE)
 
 
 def build_front(out):
     """Static-pie, so no dynamic loader runs on every state/start/kill/delete.
-    Linked with musl when musl-tools is installed (starts in 0.2 ms against
-    0.4 ms for static glibc, hyperfine on this VM), else with glibc.  Debian's
-    musl-gcc cannot link static-pie, hence the explicit start files."""
-    import tempfile
-
+    With musl it starts in 0.2 ms, against 0.4 ms for static glibc (hyperfine
+    on this VM)."""
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    cc = os.environ.get("CC", "cc")
-    musl = None if os.environ.get("OCIRUN_FRONT_LIBC") == "glibc" else _musl_dir()
-    relro = ["-s", "-Wl,-z,relro,-z,now"]
-    if not musl:
-        subprocess.check_call([cc, *CFLAGS, "-o", out, *FRONT_SOURCES, "-static-pie", *relro], cwd=HERE)
+    if _musl():
+        _static_musl(FRONT_SOURCES, out)
         return
-
-    def gccfile(name):
-        return subprocess.run([cc, f"-print-file-name={name}"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        objs = []
-        for src in FRONT_SOURCES:
-            obj = os.path.join(tmp, os.path.basename(src)[:-2] + ".o")
-            subprocess.check_call([cc, "-specs", os.path.join(musl, "musl-gcc.specs"), *CFLAGS, "-c", src, "-o", obj],
-                                  cwd=HERE)
-            objs.append(obj)
-        libgcc = subprocess.run([cc, "-print-libgcc-file-name"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        subprocess.check_call([cc, "-static-pie", "-nostdlib", "-nostartfiles", "-o", out,
-                               os.path.join(musl, "rcrt1.o"), os.path.join(musl, "crti.o"), gccfile("crtbeginS.o"),
-                               *objs, "-L" + musl, "-lc", libgcc, gccfile("crtendS.o"), os.path.join(musl, "crtn.o"),
-                               *relro], cwd=HERE)
+    subprocess.check_call([_cc(), *CFLAGS, "-o", out, *FRONT_SOURCES, "-static-pie", "-s", "-Wl,-z,relro,-z,now"],
+                          cwd=HERE)
 
 
 class BuildPy(build_py):
