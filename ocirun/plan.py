@@ -154,8 +154,15 @@ def _unescape(s):
     return "".join(out)
 
 
+_HIERARCHIES = []
+
+
 def cgroup_hierarchies():
-    """[(fstype, mountpoint, options)] of the host's cgroup mounts."""
+    """[(fstype, mountpoint, options)] of the host's cgroup mounts; read once
+    per command (the plan and the cgroup set-up both ask, and mountinfo is
+    long on hosts with many mounts)."""
+    if _HIERARCHIES:
+        return list(_HIERARCHIES[0])
     res = []
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f.read().decode().splitlines():
@@ -164,7 +171,8 @@ def cgroup_hierarchies():
             fstype, _src, sopts = (post.split(" ") + ["", "", ""])[:3]
             if fstype in ("cgroup", "cgroup2"):
                 res.append((fstype, _unescape(fields[4]), sopts))
-    return res
+    _HIERARCHIES.append(res)
+    return list(res)
 
 
 def own_cgroup_paths():
