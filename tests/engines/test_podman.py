@@ -33,6 +33,26 @@ class Podman:
                      "--tmpdir", f"{tmp}/libpod", "--cgroup-manager", "cgroupfs", "--storage-driver", "vfs",
                      "--events-backend", "file", "--network-config-dir", f"{tmp}/networks"]
         self.image = None
+        # podman's cgroupfs manager makes libpod_parent/ (conmon goes in
+        # libpod_parent/conmon); removed at the end unless it was there before
+        self.made_cgroups = [d for d in self._libpod_dirs() if not os.path.isdir(d)]
+
+    @staticmethod
+    def _libpod_dirs():
+        root = "/sys/fs/cgroup"
+        try:
+            hiers = [os.path.join(root, h) for h in os.listdir(root)]
+        except OSError:
+            return []
+        return [os.path.join(h, "libpod_parent") for h in hiers if os.path.isdir(h)]
+
+    def remove_cgroups(self):
+        for d in self.made_cgroups:
+            for sub in (os.path.join(d, "conmon"), d):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
 
     def __call__(self, *args, timeout=90, **kw):
         return run(self.base + [str(a) for a in args], timeout=timeout, env=self.env, **kw)
@@ -50,6 +70,7 @@ class Podman:
             pass
         kill_pids(pids_matching(self.tmp))  # conmon processes carry our paths
         time.sleep(0.2)
+        self.remove_cgroups()
 
 
 def make_podman(busybox_archive, supports_json):
