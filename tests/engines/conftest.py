@@ -99,6 +99,29 @@ def private_tmpdir(prefix):
     return tempfile.mkdtemp(prefix=f"ocirun-{prefix}-", dir=base)
 
 
+def missing_parent_cgroups(name):
+    """The /sys/fs/cgroup/<hierarchy>/<name> directories that do not exist
+    yet: engines make their parent cgroup (docker: docker, podman:
+    libpod_parent) on first use and never remove it."""
+    root = "/sys/fs/cgroup"
+    try:
+        hiers = [os.path.join(root, h) for h in os.listdir(root)]
+    except OSError:
+        return []
+    return [os.path.join(h, name) for h in hiers if os.path.isdir(h) and not os.path.isdir(os.path.join(h, name))]
+
+
+def remove_cgroup_dirs(dirs):
+    """rmdir each (empty) cgroup and its sub-cgroups, deepest first."""
+    for d in dirs:
+        subs = [os.path.join(b, x) for b, ds, _ in os.walk(d) for x in ds]
+        for sub in sorted(subs, key=len, reverse=True) + [d]:
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+
+
 def remove_tree(path):
     unmount_all_under(path)
     shutil.rmtree(path, ignore_errors=True)

@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from tests.engines.conftest import (PtySession, Runtime, free_port, http_get, kill_pids, need_binaries, need_root,
-                                    pids_matching, private_tmpdir, remove_tree, run, stop_process, uid, wait_for)
+from tests.engines.conftest import (PtySession, Runtime, free_port, http_get, kill_pids, missing_parent_cgroups,
+                                    need_binaries, need_root, pids_matching, private_tmpdir, remove_cgroup_dirs,
+                                    remove_tree, run, stop_process, uid, wait_for)
 
 DOCKER = "/usr/bin/docker"  # the client from docker.io, matching dockerd 20.10
 IMAGE = "ocirun-busybox:latest"
@@ -40,6 +41,9 @@ class Dockerd:
         self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(tmp, "cli"),
                         DOCKER_BUILDKIT="0")
         self.env.pop("DOCKER_CONTEXT", None)
+        # dockerd's cgroupfs driver makes /docker in every hierarchy; removed
+        # at the end unless it was there before
+        self.made_cgroups = missing_parent_cgroups("docker")
         cmd = ["dockerd", "--config-file", cfg, "--data-root", f"{tmp}/data", "--exec-root", f"{tmp}/exec",
                "-H", f"unix://{self.sock}", "--pidfile", f"{tmp}/docker.pid", "--bridge", self.bridge,
                "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--storage-driver", "overlay2",
@@ -83,6 +87,7 @@ class Dockerd:
         from tests.engines.conftest import unmount_all_under
         unmount_all_under(self.tmp)
         run(["ip", "link", "del", self.bridge])
+        remove_cgroup_dirs(self.made_cgroups)
         self.log_fh.close()
 
 

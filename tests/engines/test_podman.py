@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from tests.engines.conftest import (PtySession, Runtime, kill_pids, need_binaries, need_root, pids_matching,
-                                    private_tmpdir, remove_tree, run, uid, wait_for)
+from tests.engines.conftest import (PtySession, Runtime, kill_pids, missing_parent_cgroups, need_binaries, need_root,
+                                    pids_matching, private_tmpdir, remove_cgroup_dirs, remove_tree, run, uid,
+                                    wait_for)
 
 
 # this machine's hard limits are below podman's defaults
@@ -35,24 +36,7 @@ class Podman:
         self.image = None
         # podman's cgroupfs manager makes libpod_parent/ (conmon goes in
         # libpod_parent/conmon); removed at the end unless it was there before
-        self.made_cgroups = [d for d in self._libpod_dirs() if not os.path.isdir(d)]
-
-    @staticmethod
-    def _libpod_dirs():
-        root = "/sys/fs/cgroup"
-        try:
-            hiers = [os.path.join(root, h) for h in os.listdir(root)]
-        except OSError:
-            return []
-        return [os.path.join(h, "libpod_parent") for h in hiers if os.path.isdir(h)]
-
-    def remove_cgroups(self):
-        for d in self.made_cgroups:
-            for sub in (os.path.join(d, "conmon"), d):
-                try:
-                    os.rmdir(sub)
-                except OSError:
-                    pass
+        self.made_cgroups = missing_parent_cgroups("libpod_parent")
 
     def __call__(self, *args, timeout=90, **kw):
         return run(self.base + [str(a) for a in args], timeout=timeout, env=self.env, **kw)
@@ -70,7 +54,7 @@ class Podman:
             pass
         kill_pids(pids_matching(self.tmp))  # conmon processes carry our paths
         time.sleep(0.2)
-        self.remove_cgroups()
+        remove_cgroup_dirs(self.made_cgroups)
 
 
 def make_podman(busybox_archive, supports_json):
