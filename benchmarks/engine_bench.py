@@ -25,6 +25,8 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--ocirun", default="/usr/local/bin/ocirun")
     a = ap.parse_args()
+    if a.runs < 2:
+        sys.exit("--runs must be at least 2")
     if os.geteuid() != 0:
         sys.exit("run as root")
     for b in ("containerd", "ctr", "containerd-shim-runc-v2", "runc"):
