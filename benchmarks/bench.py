@@ -307,7 +307,7 @@ def table(results, scenario):
 
 
 def plot(report, path):
-    """Latency distributions per benchmark and runtime (box plots)."""
+    """Latency distributions: one row of box plots per scenario."""
     try:
         import matplotlib
 
@@ -316,22 +316,31 @@ def plot(report, path):
     except ImportError:
         print("matplotlib not installed: no plot (pip install -r benchmarks/requirements.txt)")
         return
-    panels = [(sc, b) for sc, res in report["scenarios"].items() for b in res if b in BENCHES or b == "concurrent50"]
-    if not panels:
+    order = ["run", "lifecycle", "state", "concurrent50"]
+    rows = [(sc, [b for b in order if b in res]) for sc, res in report["scenarios"].items()]
+    rows = [(sc, bs) for sc, bs in rows if bs]
+    if not rows:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
-    for ax, (sc, b) in zip(axes if len(panels) > 1 else [axes], panels):
-        per = report["scenarios"][sc][b]
-        names = [n for n in ("ocirun", "runc", "crun") if n in per]
-        ax.boxplot([per[n]["samples"] for n in names], showfliers=False)
-        ax.set_xticks(range(1, len(names) + 1), names)
-        ax.set_title(f"{sc}: {b}", fontsize=9)
-        ax.set_ylabel("ms")
-        ax.set_ylim(bottom=0)
-    fig.suptitle(f"ocirun / runc / crun start-up, {report['date']}, {report['machine']['cpus']} cpus, "
-                 f"kernel {report['machine']['kernel']}", fontsize=9)
+    ncols = max(len(bs) for _, bs in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.3 * ncols, 3.2 * len(rows)), squeeze=False)
+    for r, (sc, benches) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r][c]
+            if c >= len(benches):
+                ax.axis("off")
+                continue
+            b = benches[c]
+            per = report["scenarios"][sc][b]
+            names = [n for n in ("ocirun", "runc", "crun") if n in per]
+            ax.boxplot([per[n]["samples"] for n in names], showfliers=False)
+            ax.set_xticks(range(1, len(names) + 1), names)
+            ax.set_title(f"{sc}: {LABELS.get(b, b)}", fontsize=9)
+            ax.set_ylabel("ms")
+            ax.set_ylim(bottom=0)
+    fig.suptitle(f"ocirun / runc / crun, {report['date']}, {report['machine']['cpus']} cpus, "
+                 f"kernel {report['machine']['kernel']} (boxes: quartiles, whiskers: 1.5 IQR)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"wrote {path}")
 
 
@@ -379,7 +388,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.json"))
     ap.add_argument("--scenario-worker", help=argparse.SUPPRESS)
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the README table of a results file")
+    ap.add_argument("--plot", metavar="RESULTS_JSON", help="draw the PNG of a results file (next to it)")
     a = ap.parse_args()
+    if a.plot:
+        with open(a.plot) as f:
+            plot(json.load(f), os.path.splitext(a.plot)[0] + ".png")
+        return 0
     if a.markdown:
         with open(a.markdown) as f:
             print(markdown(json.load(f)))
