@@ -23,14 +23,11 @@ def take():
     v = os.environ.pop("_OCIRUN_PRIMER", None)
     if not v or not v.isdigit():
         return
+    from ocirun.state import proc_stat
+
     pid = int(v)
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return
-    fields = data[data.rfind(b")") + 2:].split()
-    if len(fields) > 1 and fields[1] == str(os.getpid()).encode():
+    fields = proc_stat(pid)
+    if fields and len(fields) > 1 and fields[1] == str(os.getpid()).encode():  # our own child
         _primer = pid
 
 

@@ -28,8 +28,9 @@ def validate_id(cid):
     return cid
 
 
-def pid_start_time(pid):
-    """Field 22 of /proc/<pid>/stat, or None if gone or a zombie."""
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (state, ppid,
+    …), or None when the process is gone."""
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -40,7 +41,12 @@ def pid_start_time(pid):
         return None
     finally:
         os.close(fd)
-    rest = data[data.rfind(b")") + 2:].split()
+    return data[data.rfind(b")") + 2:].split() or None
+
+
+def pid_start_time(pid):
+    """Field 22 of /proc/<pid>/stat, or None if gone or a zombie."""
+    rest = proc_stat(pid)
     if not rest or rest[0] in (b"Z", b"X"):
         return None
     return int(rest[19])
