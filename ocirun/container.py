@@ -204,6 +204,24 @@ def _poll_fd(fd, timeout_ms):
     return p.poll(timeout_ms)
 
 
+def _read_rest(fd, timeout_ms=1000):
+    """What a failing init wrote after its 'E', up to EOF (it exits right
+    after writing), without blocking on a non-blocking fifo."""
+    import time
+
+    out = b""
+    end = time.monotonic() + timeout_ms / 1000
+    while len(out) < 4096 and time.monotonic() < end and _poll_fd(fd, timeout_ms):
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def start(store, cid, notify_wait=True):
     """Release a created container.  With NOTIFY_SOCKET set (and the
     container created with it), wait for its READY= and forward it (unless
@@ -240,7 +258,7 @@ def start(store, cid, notify_wait=True):
                         from ocirun.launch import format_error
                         from ocirun.proto import STEPS
 
-                        what = os.read(fd, 4096).decode(errors="replace")
+                        what = _read_rest(fd).decode(errors="replace")
                         raise StateError(format_error(None, STEPS.index("hook"), 0, 2 << 16, what))
                     if not data and pid_start_time(st["pid"]) == st.get("start_time"):
                         continue

@@ -119,10 +119,13 @@ void fail2(int step, int err, unsigned int index, const char *a, const char *b) 
   send_raw(&m, -1);
   if (fifo_write_fd >= 0) {
     /* `start` is reading the fifo: it reports what failed */
-    if (write(fifo_write_fd, "E", 1) == 1) {
-      ssize_t w = write(fifo_write_fd, m.detail, strlen(m.detail));
-      (void)w;
-    }
+    /* one write, under PIPE_BUF: the reader never sees the 'E' alone */
+    char buf[1 + sizeof m.detail];
+    size_t n = strlen(m.detail);
+    buf[0] = 'E';
+    memcpy(buf + 1, m.detail, n);
+    ssize_t w = write(fifo_write_fd, buf, n + 1);
+    (void)w;
   }
   _exit(1);
 }
