@@ -6,8 +6,8 @@ import os
 import time
 
 from ocirun import log
-from ocirun.errors import ContainerNotFound, OcirunError, StateError, strerror
-from ocirun.state import FIFO, Store, pid_start_time, public_state, status, validate_id
+from ocirun.errors import ContainerNotFound, OcirunError, StateError
+from ocirun.state import FIFO, pid_start_time, public_state, status, validate_id
 
 
 def _rfc3339_now():
@@ -207,8 +207,6 @@ def _poll_fd(fd, timeout_ms):
 def _read_rest(fd, timeout_ms=1000):
     """What a failing init wrote after its 'E', up to EOF (it exits right
     after writing), without blocking on a non-blocking fifo."""
-    import time
-
     out = b""
     end = time.monotonic() + timeout_ms / 1000
     while len(out) < 4096 and time.monotonic() < end and _poll_fd(fd, timeout_ms):

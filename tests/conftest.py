@@ -138,6 +138,25 @@ class Env:
         assert r.returncode == 0, r.stderr
         return cid
 
+    @staticmethod
+    def wait_file(path, timeout=10.0):
+        """The text of a file a container writes with `echo … > path`, once
+        the line is whole (the file exists, empty, before the write), or ""."""
+        import time
+
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                with open(path) as f:
+                    text = f.read()
+                if text.endswith("\n"):
+                    return text
+            except FileNotFoundError:
+                pass
+            if time.monotonic() > end:
+                return ""
+            time.sleep(0.02)
+
     def state(self, cid):
         r = self.cli("state", cid)
         assert r.returncode == 0, r.stderr

@@ -5,7 +5,6 @@ CRI disabled)."""
 import json
 import os
 import re
-import time
 
 import pytest
 

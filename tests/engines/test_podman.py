@@ -9,8 +9,7 @@ import time
 import pytest
 
 from tests.engines.conftest import (PtySession, Runtime, kill_pids, missing_parent_cgroups, need_binaries, need_root,
-                                    pids_matching, private_tmpdir, remove_cgroup_dirs, remove_tree, run, uid,
-                                    wait_for)
+                                    pids_matching, private_tmpdir, remove_cgroup_dirs, remove_tree, run, uid)
 
 
 # this machine's hard limits are below podman's defaults

@@ -4,7 +4,6 @@ cgroup, user, capabilities and seccomp profile."""
 import json
 import os
 import socket
-import time
 
 import pytest
 
@@ -75,11 +74,7 @@ def test_exec_process_json_detach_pid_file(env, running):
     r = env.cli("exec", "-p", proc, "--detach", "--pid-file", pid_file, running)
     assert r.returncode == 0, r.stderr
     pid = int(open(pid_file).read())
-    for _ in range(50):
-        if os.path.exists(os.path.join(env.rootfs, "tmp", "from-exec")):
-            break
-        time.sleep(0.05)
-    assert open(os.path.join(env.rootfs, "tmp", "from-exec")).read() == "42\n"
+    assert env.wait_file(os.path.join(env.rootfs, "tmp", "from-exec")) == "42\n"
     assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink(f"/proc/{env.state(running)['pid']}/ns/mnt")
 
 

@@ -144,11 +144,7 @@ def test_c_path_runs_the_lifecycle_without_python(env, lone_front, tmp_path):
     assert rc == 0 and json.loads(so)["status"] == "created", se
     rc, so, se = call(lone_front, env, "start", cid)
     assert rc == 0, se
-    for _ in range(200):
-        if (out / "up").exists():
-            break
-        subprocess.run(["sleep", "0.02"])
-    assert (out / "up").read_text() == "up\n"
+    assert env.wait_file(out / "up") == "up\n"
     rc, so, se = call(lone_front, env, "state", cid)
     assert json.loads(so)["status"] == "running"
     rc, so, se = call(lone_front, env, "kill", cid)  # SIGTERM by default

@@ -146,7 +146,7 @@ print(ppid == os.getpid())
     cid = env.new_id()
     out = os.path.join(env.tmp, "out")
     with open(out, "w") as f:  # the init keeps create's stdio: no pipes
-        r = subprocess.run(["python3", "-c", script, cid], stdout=f, stderr=subprocess.STDOUT, timeout=30)
+        subprocess.run(["python3", "-c", script, cid], stdout=f, stderr=subprocess.STDOUT, timeout=30)
     assert open(out).read().strip() == "True"
     assert env.cli("delete", "-f", cid).returncode == 0
 
@@ -158,11 +158,7 @@ def test_kill_signal_names_and_all(env):
     cid = env.new_id()
     assert env.cli("run", "-d", "-b", env.bundle, cid).returncode == 0
     assert env.cli("kill", cid, "sigusr1").returncode == 0
-    for _ in range(50):
-        if os.path.exists(os.path.join(env.rootfs, "tmp", "sig")):
-            break
-        time.sleep(0.05)
-    assert open(os.path.join(env.rootfs, "tmp", "sig")).read() == "usr1\n"
+    assert env.wait_file(os.path.join(env.rootfs, "tmp", "sig")) == "usr1\n"
     r = env.cli("kill", cid, "FOO")
     assert r.returncode == 1 and 'unknown signal' in r.stderr and 'FOO' in r.stderr
     assert env.cli("kill", "--all", cid, "9").returncode == 0

@@ -5,7 +5,6 @@ import json
 import os
 import re
 import socket
-import stat
 import struct
 import subprocess
 import threading

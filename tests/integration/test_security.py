@@ -4,7 +4,6 @@ What the host and the container observe is asserted, never just exit codes."""
 import fcntl
 import os
 import struct
-import subprocess
 
 import pytest
 

@@ -1,7 +1,6 @@
 """config.json -> plan: validation errors name the field; no root needed."""
 
 import copy
-import os
 import struct
 
 import pytest
