@@ -148,6 +148,13 @@ def ctr_run(c, cid, *args, opts=(), timeout=CTR_TIMEOUT):
 SLEEPER = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
 
 
+# ctr 1.6 closes or cancels its stdout/stderr fifo readers as soon as the
+# process has exited, so output still in the fifo can be lost under load
+# (containerd#8643 for `run`, #13931 for `exec`; fixed in later releases).
+# Processes whose output a test checks stay a moment after writing it.
+LINGER = "sleep 0.5"
+
+
 def start_detached(c, cid, *args):
     r = ctr_run(c, cid, *(args or SLEEPER), opts=("-d",))
     assert r.returncode == 0, r.stdout + r.stderr + c.diag(c.mark)
@@ -157,7 +164,7 @@ def start_detached(c, cid, *args):
 
 def test_run_prints_output(ctd):
     cid = uid("run")
-    r = ctr_run(ctd, cid, "sh", "-c", "echo hello-from-ocirun; echo to-stderr >&2; cat /proc/1/cmdline; true")
+    r = ctr_run(ctd, cid, "sh", "-c", "echo hello-from-ocirun; echo to-stderr >&2; cat /proc/1/cmdline; " + LINGER)
     assert r.returncode == 0, r.stderr + ctd.diag(ctd.mark)
     assert "hello-from-ocirun" in r.stdout
     assert "to-stderr" in r.stderr
@@ -175,7 +182,7 @@ def test_run_exit_status(ctd):
 
 def test_run_rm(ctd):
     cid = uid("rm")
-    r = ctr_run(ctd, cid, "echo", "gone", opts=("--rm",))
+    r = ctr_run(ctd, cid, "sh", "-c", "echo gone; " + LINGER, opts=("--rm",))
     assert r.returncode == 0 and "gone" in r.stdout, r.stderr + ctd.diag(ctd.mark)
     assert cid not in ctd.ctr("containers", "ls", "-q").stdout.split()
     assert cid not in ctd.ctr("task", "ls", "-q").stdout.split()
@@ -254,7 +261,7 @@ def test_tty(ctd):
 
 def test_exec(ctd):
     cid = start_detached(ctd, uid("exec"))
-    r = ctd.ctr("task", "exec", "--exec-id", uid("e"), cid, "sh", "-c", "echo exec-ok; cat /proc/1/cmdline")
+    r = ctd.ctr("task", "exec", "--exec-id", uid("e"), cid, "sh", "-c", "echo exec-ok; cat /proc/1/cmdline; " + LINGER)
     assert r.returncode == 0, r.stderr + ctd.diag(ctd.mark)
     assert "exec-ok" in r.stdout and "trap" in r.stdout
 
