@@ -6,4 +6,4 @@ execve inside the container's namespaces.
 """
 
 __version__ = "0.1.0"
-OCI_VERSION = "1.2.1"
+OCI_VERSION = "1.3.0"

@@ -1,6 +1,7 @@
 """The runtime-spec features document (features.md) for this build: what
 ocirun recognises, generated from the same tables the config parser uses.
-It claims ociVersionMax 1.2.1, so it carries no 1.3-only property."""
+ociVersionMax 1.3.0: netDevices and memoryPolicy are implemented; Intel RDT
+is not (a config asking for it fails with a clear error)."""
 
 from ocirun import tables as T
 
@@ -9,10 +10,11 @@ HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "post
 
 def features():
     from ocirun import seccomp
+    from ocirun.plan import MPOL_FLAGS, MPOL_MODES
 
     doc = {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.1",
+        "ociVersionMax": "1.3.0",
         "hooks": HOOKS,
         "mountOptions": T.KNOWN_MOUNT_OPTIONS,
         "linux": {
@@ -29,7 +31,9 @@ def features():
             },
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
-            "intelRdt": {"enabled": False},
+            "intelRdt": {"enabled": False, "schemata": False, "enableMonitoring": False},
+            "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
+            "netDevices": {"enabled": True},
             "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"io.github.seccomp.libseccomp.version": seccomp.libseccomp_version()},

@@ -3,7 +3,7 @@
 Copies the C init into a sealed memfd (SECURITY G4: the container can never
 reach a writable runtime image), hands it the plan, the sync socket and the
 exec fifo at fixed fd numbers, and answers its requests until it reports READY
-or an error.  Sync protocol (csrc/init/proto.h, docs/sync-protocol.md):
+or an error.  Sync protocol (documented in csrc/init/proto.h):
 
     bootstrap -> SETUP_REQ(pid)   parent writes id maps, joins the cgroup -> SETUP_ACK
     bootstrap -> PID(init pid)    and exits; the init is our child (CLONE_PARENT)
@@ -259,6 +259,19 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             finally:
                 for fd in fds:
                     os.close(fd)
+        elif typ == P.M_NETLINK:
+            if not fds or not plan.net_devices:
+                for fd in fds:
+                    os.close(fd)
+                raise InitError("the init sent a route socket nobody asked for")
+            for fd in fds[1:]:
+                os.close(fd)
+            from ocirun import netdev
+
+            try:
+                netdev.move(plan.net_devices, fds[0])
+            except OcirunError as e:
+                raise InitError(str(e)) from None
         elif typ == P.M_WARN:
             if warn:
                 warn(detail)
@@ -350,6 +363,9 @@ def format_error(plan, step, err, index, detail):
         return f"hooks.{phase}[{index & 0xFFFF}] {what}: {extra or es}" + (f": {es}" if extra and es else "")
     if name == "seccomp":
         return f"linux.seccomp: loading the filter: {es}"
+    if name == "mempolicy":
+        hint = " (a node this host does not have?)" if err == 22 else ""
+        return f"linux.memoryPolicy: set_mempolicy: {es}{hint}"
     if name == "personality":
         return f"linux.personality: {es}"
     if name == "plan":

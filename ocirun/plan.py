@@ -51,6 +51,7 @@ class Plan:
         self.rlimits = []
         self.seccomp = None
         self.idmap_mounts = []  # (mount record number, source, recursive bits, uid_map, gid_map)
+        self.net_devices = []  # [(host name, name in the container)], linux.netDevices
 
     def rlimit_name(self, index):
         return self.rlimits[index] if 0 <= index < len(self.rlimits) else f"rlimit {index}"
@@ -236,6 +237,13 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         w.flag(P.R_NO_NEW_KEYRING)
     if "network" in plan.ns_new:
         w.flag(P.R_LOOPBACK)
+    _memory_policy(plan, linux)
+    if linux.get("netDevices") is not None:
+        from ocirun import netdev
+
+        plan.net_devices = netdev.parse(linux, "network" in plan.ns_new or "network" in plan.ns_paths)
+        if plan.net_devices:
+            w.flag(P.R_NETLINK)
 
     oom = _int(proc.get("oomScoreAdj"), "process.oomScoreAdj", -1000, 1000)
     if oom is not None:
@@ -726,6 +734,36 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SC
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 
 
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
+              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15}
+_MPOL_NEED_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED_MANY")
+
+
+def _memory_policy(plan, linux):
+    """linux.memoryPolicy (runtime-spec 1.3): set_mempolicy(2) for the
+    container's processes."""
+    mp = linux.get("memoryPolicy")
+    if mp is None:
+        return
+    mp = _obj(mp, "linux.memoryPolicy")
+    mode = _str(mp.get("mode"), "linux.memoryPolicy.mode", required=True)
+    if mode not in MPOL_MODES:
+        raise ConfigError(f"linux.memoryPolicy.mode: unknown mode {mode!r}")
+    value = MPOL_MODES[mode]
+    for i, fl in enumerate(_list(mp.get("flags"), "linux.memoryPolicy.flags")):
+        if fl not in MPOL_FLAGS:
+            raise ConfigError(f"linux.memoryPolicy.flags[{i}]: unknown flag {fl!r}")
+        value |= MPOL_FLAGS[fl]
+    nodes = _str(mp.get("nodes"), "linux.memoryPolicy.nodes")
+    mask = cpu_mask(nodes, "linux.memoryPolicy.nodes", 1024, "node") if nodes else b""
+    if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and mask:
+        raise ConfigError(f"linux.memoryPolicy.nodes: {mode} takes no nodes")
+    if mode in _MPOL_NEED_NODES and not mask:
+        raise ConfigError(f"linux.memoryPolicy.nodes: {mode} needs at least one node")
+    plan.w.rec(P.R_MEMPOLICY, struct.pack("=II", value, 0) + mask)
+
+
 def _scheduling(plan, proc):
     """process.scheduler (sched_setattr) and process.ioPriority (ioprio_set)."""
     sch = proc.get("scheduler")
@@ -762,7 +800,7 @@ def _scheduling(plan, proc):
         plan.w.rec(P.R_IOPRIO, struct.pack("=I", IOPRIO_CLASSES[cls] << 13 | prio))
 
 
-def cpu_mask(text, field):
+def cpu_mask(text, field, limit=8192, what="CPU"):
     """'0-3,7' -> a cpu_set_t-style bitmask (multiple of 8 bytes)."""
     cpus = set()
     try:
@@ -776,9 +814,9 @@ def cpu_mask(text, field):
             else:
                 cpus.add(int(part))
     except ValueError:
-        raise ConfigError(f"{field}: invalid CPU list {text!r}") from None
-    if not cpus or min(cpus) < 0 or max(cpus) >= 8192:
-        raise ConfigError(f"{field}: invalid CPU list {text!r}")
+        raise ConfigError(f"{field}: invalid {what} list {text!r}") from None
+    if not cpus or min(cpus) < 0 or max(cpus) >= limit:
+        raise ConfigError(f"{field}: invalid {what} list {text!r}")
     nbytes = ((max(cpus) // 64) + 1) * 8
     mask = bytearray(nbytes)
     for c in cpus:
@@ -827,6 +865,7 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         plan.setup_sync = True
         w.flag(P.R_SETUP_SYNC)
     _process(plan, _obj(proc, "process"), (), False)
+    _memory_policy(plan, _obj(cfg.get("linux"), "linux"))  # the container's policy, for its every process
     aff = _obj(proc.get("execCPUAffinity"), "process.execCPUAffinity")
     for key, rec in (("initial", P.R_CPU_INITIAL), ("final", P.R_CPU_FINAL)):
         v = _str(aff.get(key), f"process.execCPUAffinity.{key}")

@@ -45,6 +45,8 @@ R_SCHED = 35
 R_IOPRIO = 36
 R_CPU_INITIAL = 37
 R_CPU_FINAL = 38
+R_NETLINK = 39
+R_MEMPOLICY = 40
 
 MK_BIND = 1
 MK_FS = 2
@@ -69,6 +71,7 @@ M_HOOK_REQ = 8
 M_HOOK_ACK = 9
 M_SECCOMP = 10
 M_MOUNT_FD = 11
+M_NETLINK = 12
 MSG_HDR = struct.Struct("=IiII")
 
 STEPS = [
@@ -77,6 +80,7 @@ STEPS = [
     "readonly", "sysctl", "hostname", "domainname", "pivot", "root_ro", "cwd",
     "exec_lookup", "rlimit", "user", "caps", "nnp", "seccomp", "fifo", "exec",
     "loopback", "sync", "keyring", "setgroups", "setgid", "setuid", "hook", "personality", "sched", "ioprio", "affinity",
+    "netdev", "mempolicy",
 ]
 
 REC_MOUNT = struct.Struct("=IIQQQQ")

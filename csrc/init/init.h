@@ -58,7 +58,7 @@ struct plan {
   const char *timens;
   const char *rootfs;
   unsigned long long rootprop;
-  int root_ro, no_pivot, dev_symlinks, nnp, loopback, setup_sync, hook_sync, no_new_keyring;
+  int root_ro, no_pivot, dev_symlinks, nnp, loopback, netlink, setup_sync, hook_sync, no_new_keyring;
   struct mount_op mounts[MAX_MOUNTS];
   unsigned int nmounts;
   struct device_op devices[MAX_ITEMS];
@@ -100,6 +100,10 @@ struct plan {
   const void *sched_attr;
   int has_ioprio;
   unsigned int ioprio;
+  int has_mempolicy;
+  unsigned int mempolicy_mode;
+  const void *mempolicy_mask;
+  unsigned int mempolicy_mask_len; /* bytes */
   const void *cpu_initial, *cpu_final;
   unsigned int cpu_initial_len, cpu_final_len;
 };
@@ -153,6 +157,7 @@ void run_hooks(struct plan *p, unsigned int phase);
 void apply_lsm(struct plan *p, int procfd);
 void write_proc_self(int procfd, const char *file, const char *data, int step);
 void apply_sched(struct plan *p);
+void apply_mempolicy(struct plan *p);
 void set_affinity(const void *mask, unsigned int len);
 
 #endif

@@ -14,12 +14,13 @@
  *     READY -> block on the exec fifo -> close fds -> chdir -> execve
  *
  * Failures are sent to the parent as (step, errno, index, detail); the parent
- * formats the message.  See docs/sync-protocol.md.
+ * formats the message.  The messages and records are documented in proto.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -74,6 +75,17 @@ static unsigned char *read_plan(int fd, size_t *len) {
 
 
 
+/* linux.netDevices: the parent moves the devices into this network namespace
+ * and configures them through a route socket opened here, so that the runtime
+ * itself never enters the namespace.  It is sent before anything else the
+ * parent waits for, so the devices are in place before any hook runs. */
+static void send_route_socket(void) {
+  int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (s < 0) fail(S_NETDEV, errno, 0, "socket");
+  if (send_msg(M_NETLINK, 0, s) < 0) fail(S_NETDEV, errno, 0, "sending the route socket");
+  close(s);
+}
+
 static void loopback_up(void) {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) fail(S_LOOPBACK, errno, 0, "socket");
@@ -93,6 +105,7 @@ static void loopback_up(void) {
 static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
   do_rlimits(p);
   apply_sched(p);
+  apply_mempolicy(p);
   /* without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while
    * we still have it; with it, as late as possible (right before execve) */
   if (!p->nnp) load_seccomp(p);
@@ -116,6 +129,7 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   if (nullfd < 0 || fstat(nullfd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
     fail(S_MASK, EPERM, 0, "/dev/null of the runtime is not the null device");
   if (p->loopback) loopback_up();
+  if (p->netlink) send_route_socket();
   int rootfd;
   rootfs_prepare(p, &rootfd);
   do_mounts(p, rootfd);

@@ -87,6 +87,7 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
     case R_DEV_SYMLINKS: p->dev_symlinks = 1; break;
     case R_NNP: p->nnp = 1; break;
     case R_LOOPBACK: p->loopback = 1; break;
+    case R_NETLINK: p->netlink = 1; break;
     case R_SETUP_SYNC: p->setup_sync = 1; break;
     case R_HOOK_SYNC: p->hook_sync = 1; break;
     case R_NO_NEW_KEYRING: p->no_new_keyring = 1; break;
@@ -193,6 +194,15 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
       p->sched_attr = take(&c, 56);
       break;
     case R_IOPRIO: p->has_ioprio = 1; p->ioprio = u32(&c); break;
+    case R_MEMPOLICY: {
+      p->has_mempolicy = 1;
+      p->mempolicy_mode = u32(&c);
+      u32(&c);
+      if (c.left > 128 || c.left % 8) bad("bad memory policy node mask");
+      p->mempolicy_mask_len = (unsigned int)c.left;
+      p->mempolicy_mask = c.left ? take(&c, c.left) : NULL;
+      break;
+    }
     case R_CPU_INITIAL:
     case R_CPU_FINAL: {
       if (c.left == 0 || c.left > 1024 || c.left % 8) bad("bad cpu mask");

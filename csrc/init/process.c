@@ -208,6 +208,20 @@ void load_seccomp(struct plan *p) {
 int fifo_write_fd = -1;
 
 /* process.scheduler and process.ioPriority, while still privileged */
+/* linux.memoryPolicy: the task policy survives execve and is inherited */
+void apply_mempolicy(struct plan *p) {
+  if (!p->has_mempolicy) return;
+  unsigned long mask[16];
+  unsigned long maxnode = 0;
+  memset(mask, 0, sizeof mask);
+  if (p->mempolicy_mask_len) {
+    memcpy(mask, p->mempolicy_mask, p->mempolicy_mask_len);
+    maxnode = (unsigned long)p->mempolicy_mask_len * 8 + 1; /* the kernel counts one less */
+  }
+  if (syscall(SYS_set_mempolicy, (int)p->mempolicy_mode, maxnode ? mask : NULL, maxnode) < 0)
+    fail(S_MEMPOLICY, errno, 0, NULL);
+}
+
 void apply_sched(struct plan *p) {
   if (p->sched_attr) {
     char attr[56];

@@ -63,7 +63,11 @@ enum ocirun_rec {
   R_IOPRIO = 36,       /* u32 ioprio value for ioprio_set */
   R_CPU_INITIAL = 37,  /* cpu mask bytes: affinity while joining (exec) */
   R_CPU_FINAL = 38,    /* cpu mask bytes: affinity right before execve (exec) */
-  R_MAX = 39
+  R_NETLINK = 39,      /* flag: send the parent a route socket of the new
+                          network namespace (linux.netDevices) */
+  R_MEMPOLICY = 40,    /* u32 mode | flags, u32 zero, node mask bytes (n*8, n <= 16)
+                          for set_mempolicy (linux.memoryPolicy) */
+  R_MAX = 41
 };
 
 enum ocirun_mount_kind { MK_BIND = 1, MK_FS = 2, MK_SYMLINK = 3, MK_SETATTR = 4 };
@@ -115,8 +119,10 @@ enum ocirun_msg_type {
   M_HOOK_REQ = 8,  /* init -> parent: run createRuntime hooks now */
   M_HOOK_ACK = 9,  /* parent -> init; detail = the state JSON for in-container hooks */
   M_SECCOMP = 10,  /* init -> parent: seccomp listener fd (SCM_RIGHTS) */
-  M_MOUNT_FD = 11  /* parent -> bootstrap, before SETUP_ACK: an idmapped tree for
+  M_MOUNT_FD = 11, /* parent -> bootstrap, before SETUP_ACK: an idmapped tree for
                       mount record `value` (SCM_RIGHTS) */
+  M_NETLINK = 12   /* init -> parent: a NETLINK_ROUTE socket opened in the
+                      container's network namespace (SCM_RIGHTS) */
 };
 
 struct ocirun_msg {
@@ -133,7 +139,8 @@ enum ocirun_step {
   S_ROOTPROP, S_ROOTFS, S_MOUNT, S_DEVICE, S_DEVSYMLINK, S_CONSOLE, S_MASK,
   S_READONLY, S_SYSCTL, S_HOSTNAME, S_DOMAINNAME, S_PIVOT, S_ROOT_RO, S_CWD,
   S_EXEC_LOOKUP, S_RLIMIT, S_USER, S_CAPS, S_NNP, S_SECCOMP, S_FIFO, S_EXEC,
-  S_LOOPBACK, S_SYNC, S_KEYRING, S_SETGROUPS, S_SETGID, S_SETUID, S_HOOK, S_PERSONALITY, S_SCHED, S_IOPRIO, S_AFFINITY
+  S_LOOPBACK, S_SYNC, S_KEYRING, S_SETGROUPS, S_SETGID, S_SETUID, S_HOOK, S_PERSONALITY, S_SCHED, S_IOPRIO, S_AFFINITY,
+  S_NETDEV, S_MEMPOLICY
 };
 
 #endif

@@ -477,3 +477,46 @@ def test_idmap_errors(env, tmp_path):
                              "gidMappings": [{"containerID": 0, "hostID": 4000, "size": 1}]}
     r = env.run(["true"])
     assert r.returncode == 1 and "only supported for bind mounts" in r.stderr
+
+
+def _numa_policy(text):
+    """The policy field of the first mapping in a numa_maps dump."""
+    first = next(line for line in text.splitlines() if line[:1].isalnum() and " " in line)
+    return first.split()[1]
+
+
+@pytest.mark.parametrize("policy,seen", [
+    ({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}, "bind=static:0"),
+    ({"mode": "MPOL_INTERLEAVE", "nodes": "0"}, "interleave:0"),
+    ({"mode": "MPOL_PREFERRED", "nodes": "0"}, "prefer:0"),
+    ({"mode": "MPOL_LOCAL"}, "local"),
+])
+def test_memory_policy(env, policy, seen):
+    """linux.memoryPolicy is the policy of the container's process (and of
+    what it starts), as its own numa_maps shows."""
+    env.cfg["linux"]["memoryPolicy"] = policy
+    r = env.sh("cat /proc/self/numa_maps; echo ---; cat /proc/$$/numa_maps")
+    assert r.returncode == 0, r.stderr
+    child, shell = r.stdout.split("---")
+    assert _numa_policy(child) == seen and _numa_policy(shell) == seen, r.stdout[:400]
+
+
+def test_memory_policy_reaches_exec(env):
+    env.cfg["linux"]["memoryPolicy"] = {"mode": "MPOL_INTERLEAVE", "nodes": "0"}
+    cid = env.create(["sleep", "100"])
+    assert env.cli("start", cid).returncode == 0
+    r = env.cli("exec", cid, "cat", "/proc/self/numa_maps")
+    assert r.returncode == 0 and _numa_policy(r.stdout) == "interleave:0", r.stdout[:300] + r.stderr
+    assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_memory_policy_on_a_missing_node(env):
+    with open("/sys/devices/system/node/online") as f:
+        online = f.read().strip()
+    if online != "0":
+        pytest.skip(f"this host has NUMA nodes {online}")
+    env.cfg["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "63"}
+    r = env.sh("true")
+    assert r.returncode == 1
+    assert "linux.memoryPolicy: set_mempolicy: invalid argument" in r.stderr, r.stderr
+    assert env.cli("list", "-q").stdout.split() == []

@@ -164,9 +164,13 @@ def test_features_document(env):
     assert set(doc["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}
     assert "SECCOMP_FILTER_FLAG_LOG" in doc["linux"]["seccomp"]["supportedFlags"]
     assert doc["annotations"]["io.github.seccomp.libseccomp.version"].count(".") == 2
-    # nothing newer than the version it claims (memoryPolicy, netDevices are 1.3)
-    assert doc["ociVersionMax"] == "1.2.1"
-    assert "memoryPolicy" not in doc["linux"] and "netDevices" not in doc["linux"]
+    # 1.3.0: the two Linux additions it implements, and the one it does not
+    assert doc["ociVersionMax"] == "1.3.0"
+    assert doc["linux"]["netDevices"] == {"enabled": True}
+    assert "MPOL_WEIGHTED_INTERLEAVE" in doc["linux"]["memoryPolicy"]["modes"]
+    assert doc["linux"]["memoryPolicy"]["flags"] == ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES",
+                                                     "MPOL_F_STATIC_NODES"]
+    assert doc["linux"]["intelRdt"]["enabled"] is False
 
 
 def test_usage_errors_reach_the_log_file(env):

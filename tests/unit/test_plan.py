@@ -147,3 +147,56 @@ def test_spec_template_validates_against_schema():
     bad = default_spec()
     bad["process"]["args"] = "not-an-array"
     assert list(v.iter_errors(bad)), "the validator must reject a broken config"
+
+
+def _set_linux(key, value):
+    return lambda c: c["linux"].__setitem__(key, value)
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (_set_linux("memoryPolicy", {"nodes": "0"}), "linux.memoryPolicy.mode"),
+    (_set_linux("memoryPolicy", {"mode": "MPOL_RANDOM"}), "linux.memoryPolicy.mode"),
+    (_set_linux("memoryPolicy", {"mode": "MPOL_BIND"}), "linux.memoryPolicy.nodes"),
+    (_set_linux("memoryPolicy", {"mode": "MPOL_LOCAL", "nodes": "0"}), "linux.memoryPolicy.nodes"),
+    (_set_linux("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "3-1"}), "linux.memoryPolicy.nodes"),
+    (_set_linux("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "1024"}), "linux.memoryPolicy.nodes"),
+    (_set_linux("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_X"]}),
+     "linux.memoryPolicy.flags[0]"),
+    (_set_linux("memoryPolicy", "MPOL_BIND"), "linux.memoryPolicy"),
+    (_set_linux("netDevices", {"eth0": {"name": "a/b"}}), "linux.netDevices.eth0.name"),
+    (_set_linux("netDevices", {"": {}}), "linux.netDevices."),
+])
+def test_spec_1_3_errors_name_the_field(bundle, mutate, field):
+    c = cfg()
+    mutate(c)
+    msg = errmsg(c, bundle)
+    assert msg.startswith(field), msg
+
+
+@pytest.mark.parametrize("policy,value,mask", [
+    ({"mode": "MPOL_BIND", "nodes": "0-2,5", "flags": ["MPOL_F_STATIC_NODES"]}, 2 | 1 << 15, 0b100111),
+    ({"mode": "MPOL_INTERLEAVE", "nodes": "70"}, 3, 1 << 70),
+    ({"mode": "MPOL_LOCAL"}, 4, None),
+    ({"mode": "MPOL_PREFERRED"}, 1, None),
+    ({"mode": "MPOL_WEIGHTED_INTERLEAVE", "nodes": "1", "flags": ["MPOL_F_RELATIVE_NODES"]}, 6 | 1 << 14, 2),
+])
+def test_memory_policy_record(bundle, policy, value, mask):
+    """set_mempolicy(2)'s mode|flags and node mask, as the init gets them."""
+    c = cfg()
+    c["linux"]["memoryPolicy"] = policy
+    recs = [r for t, r in records(build(c, bundle)) if t == P.R_MEMPOLICY]
+    assert len(recs) == 1
+    got_value, zero = struct.unpack_from("=II", recs[0])
+    assert (got_value, zero) == (value, 0)
+    bits = recs[0][8:]
+    assert len(bits) % 8 == 0
+    assert (int.from_bytes(bits, "little") if bits else None) == mask
+
+
+def test_net_devices_ask_the_init_for_a_route_socket(bundle):
+    c = cfg()
+    plain = [t for t, _ in records(build(c, bundle))]
+    c["linux"]["netDevices"] = {"eth1": {"name": "net%d"}, "eth2": None}
+    plan = build(c, bundle)
+    assert P.R_NETLINK not in plain and P.R_NETLINK in [t for t, _ in records(plan)]
+    assert plan.net_devices == [("eth1", "net%d"), ("eth2", "eth2")]
