@@ -178,6 +178,39 @@ def collect(cg):
     return data
 
 
+def _psi_number(v):
+    """Go prints a float64 with no fraction as an integer (0, not 0.0)."""
+    f = float(v)
+    return int(f) if f.is_integer() else f
+
+
+def _psi(d, name):
+    """runc's PSIStats from a cgroup v2 <res>.pressure file: {"some": …,
+    "full": …}, a line of zeros left out (Go's omitzero); None without PSI
+    (kernel < 4.20, CONFIG_PSI off, or cgroup.pressure set to 0)."""
+    text = _read(os.path.join(d, name))  # None also for EOPNOTSUPP (psi=1 needed)
+    if text is None:
+        return None
+    out = {}
+    for line in text.splitlines():
+        kind, *fields = line.split()
+        if kind not in ("some", "full"):
+            continue
+        data = {"avg10": 0, "avg60": 0, "avg300": 0, "total": 0}
+        for f in fields:
+            k, _, v = f.partition("=")
+            try:
+                if k == "total":
+                    data[k] = int(v)
+                elif k in data:
+                    data[k] = _psi_number(v)
+            except ValueError:
+                pass
+        if any(data.values()):
+            out[kind] = data
+    return out
+
+
 def _pids_limit(d):
     if not d:
         return 0
@@ -194,6 +227,9 @@ def _collect_v2(cg):
     thr = _omit({"periods": s.get("nr_periods", 0), "throttledPeriods": s.get("nr_throttled", 0),
                  "throttledTime": s.get("throttled_usec", 0) * 1000}, ("periods", "throttledPeriods", "throttledTime"))
     data = {"cpu": {"usage": usage, "throttling": thr}}
+    psi = _psi(d, "cpu.pressure")
+    if psi is not None:
+        data["cpu"]["psi"] = psi
     if controller_dir(cg, "cpuset"):
         data["cpuset"] = _cpuset(d)
     mem = {}
@@ -207,6 +243,9 @@ def _collect_v2(cg):
                               _int(os.path.join(d, "memory.swap.peak")), 0),
                "kernel": {"limit": 0, "failcnt": 0}, "kernelTCP": {"limit": 0, "failcnt": 0}, "raw": raw}
         _omit(mem, ("cache", "raw"))
+    psi = _psi(d, "memory.pressure")
+    if psi is not None:
+        mem["psi"] = psi
     data["memory"] = mem
     pd = controller_dir(cg, "pids")
     data["pids"] = _omit({"current": _int(os.path.join(d, "pids.current")) if pd else 0, "limit": _pids_limit(pd)},
@@ -228,6 +267,9 @@ def _collect_v2(cg):
             bl["ioServiceBytesRecursive"] = sb
         if sv:
             bl["ioServicedRecursive"] = sv
+    psi = _psi(d, "io.pressure")
+    if psi is not None:
+        bl["psi"] = psi
     data["blkio"] = bl
     data["hugetlb"] = _hugetlb(d if controller_dir(cg, "hugetlb") else None, True)
     data["intel_rdt"] = {}

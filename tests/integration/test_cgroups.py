@@ -329,3 +329,21 @@ $O ps --format json {cid}; $O delete {cid}; test -d /sys/fs/cgroup/{cid} || echo
     assert out[3].strip() == '"status": "running",'
     assert out[4] == '{"type":"stats","id"'
     assert out[5:] == ["null", "removed"]
+
+
+def test_v2_stats_carry_psi(env):
+    """events --stats on cgroup v2 reports the container's own pressure
+    (cpu.pressure etc.): four busy loops on this 2-core VM make CPU waits."""
+    if not os.path.exists("/sys/fs/cgroup/unified/cpu.pressure"):
+        pytest.skip("no PSI on this host's cgroup2")
+    env.cfg["linux"]["resources"] = {}
+    env.cfg["process"]["args"] = ["sh", "-c", "for i in 1 2 3 4; do (while :; do :; done) & done; sleep 100"]
+    env.write()
+    cid = env.new_id()
+    r = v2(env, f"""$O create -b {env.bundle} {cid} </dev/null >/dev/null 2>&1; $O start {cid}; sleep 0.5
+cat /sys/fs/cgroup/{cid}/cpu.pressure >&2; $O events --stats {cid}; $O delete --force {cid}""")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout.splitlines()[0])["data"]
+    assert "psi" in data["memory"] and "psi" in data["blkio"]
+    some = data["cpu"]["psi"]["some"]
+    assert set(some) == {"avg10", "avg60", "avg300", "total"} and some["total"] > 0, r.stdout

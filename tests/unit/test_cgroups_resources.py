@@ -321,3 +321,26 @@ def test_update_flag_parsing():
     for bad in ("5", "s", "1x", ""):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_stats_psi_v2(v2):
+    """PSI (cgroup v2 *.pressure) in runc's shape: Go number formatting, an
+    all-zero line left out, no key at all without the file."""
+    d = next(iter(v2["paths"].values()))
+    with open(os.path.join(d, "cpu.pressure"), "w") as f:
+        f.write("some avg10=1.25 avg60=0.00 avg300=3.00 total=1100605\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    with open(os.path.join(d, "io.pressure"), "w") as f:
+        f.write("some avg10=0.00 avg60=0.00 avg300=0.00 total=7\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=5\n")
+    s = stats.collect(v2)
+    assert s["cpu"]["psi"] == {"some": {"avg10": 1.25, "avg60": 0, "avg300": 3, "total": 1100605}}
+    assert "psi" not in s["memory"]  # no memory.pressure here
+    assert s["blkio"]["psi"] == {"some": {"avg10": 0, "avg60": 0, "avg300": 0, "total": 7},
+                                 "full": {"avg10": 0, "avg60": 0, "avg300": 0, "total": 5}}
+    from ocirun.jsonutil import dumps
+
+    assert dumps(s["cpu"]["psi"]) == '{"some":{"avg10":1.25,"avg60":0,"avg300":3,"total":1100605}}'
+
+
+def test_stats_v1_has_no_psi(v1):
+    s = stats.collect(v1)
+    assert "psi" not in s["cpu"] and "psi" not in s["memory"] and "psi" not in s["blkio"]
