@@ -32,8 +32,9 @@ def write_pid_file(path, pid):
 
 class CreateOptions:
     def __init__(self, bundle=".", console_socket=None, pid_file=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0, detach=True, pidfd_socket=None):
+                 no_new_keyring=False, preserve_fds=0, detach=True, pidfd_socket=None, rootless=False):
         self.pidfd_socket = pidfd_socket
+        self.rootless = rootless
         self.bundle = bundle
         self.console_socket = console_socket
         self.pid_file = pid_file
@@ -41,6 +42,15 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.detach = detach
+
+
+def _refuse_rootless_limits(res):
+    """A rootless container has no cgroup: device rules are moot (it cannot
+    create device nodes), any other limit cannot be honoured."""
+    for key, v in (res or {}).items():
+        if key != "devices" and v not in (None, {}, []):
+            raise OcirunError(f"linux.resources.{key}: cgroup limits need root (a rootless container has no cgroup "
+                              "on this host)")
 
 
 def _listen_fds():
@@ -87,7 +97,14 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
     for w in plan.warnings:
         log.warning(w)
     linux = cfg.get("linux") or {}
-    cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
+    if opts.rootless:
+        # no cgroup: an unprivileged user cannot create one here (cgroup v1,
+        # no systemd delegation), and limits that cannot be applied are an
+        # error, not something to skip quietly
+        _refuse_rootless_limits(linux.get("resources"))
+        cg = None
+    else:
+        cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
     # on cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP);
     # on v1 the parent moves it there during the SETUP handshake
     born_in_cgroup = bool(cg) and cg["version"] == 2
@@ -467,9 +484,11 @@ def run(store, cid, opts, keep=False, subreaper=True):
 
             copy_winsize(fd)
 
+    made = False  # only what this run created is deleted: never a container that had this id already
     try:
         with SignalForwarder() as fwd:
             st, sp = create(store, cid, opts, keep_sync=True, on_pty=take_pty)
+            made = True
             try:
                 started = start(store, cid, notify_wait=False)
             except BaseException:
@@ -486,7 +505,7 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 log.error(err)
             return wait_status(st["pid"], master[0] if master else None)
     finally:
-        if not keep:
+        if made and not keep:
             try:
                 _force_delete(store, cid)
             except OcirunError as e:

@@ -148,6 +148,31 @@ def _write_proc(pid, name, data):
         os.close(fd)
 
 
+def _write_maps_unprivileged(pid, uid_map, gid_map):
+    """Rootless: the kernel lets a user write a map of its own ids alone,
+    with setgroups denied first; anything wider goes through the setuid
+    newuidmap/newgidmap (shadow's uidmap), which check /etc/subuid and
+    /etc/subgid, as runc does."""
+    u, g = uid_map.split(), gid_map.split()
+    if len(u) == 3 and len(g) == 3 and u[1:] == [str(os.geteuid()), "1"] and g[1:] == [str(os.getegid()), "1"]:
+        _write_proc(pid, "setgroups", "deny")
+        _write_proc(pid, "uid_map", uid_map)
+        _write_proc(pid, "gid_map", gid_map)
+        return
+    import shutil
+    import subprocess
+
+    for tool, text, field in (("newuidmap", uid_map, "linux.uidMappings"), ("newgidmap", gid_map, "linux.gidMappings")):
+        exe = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin")
+        if exe is None:
+            raise OcirunError(f"{field}: mapping more than your own id needs {tool} (the uidmap package)")
+        r = subprocess.run([exe, str(pid)] + text.split(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, close_fds=True)
+        if r.returncode != 0:
+            why = r.stderr.decode(errors="replace").strip().splitlines()
+            raise OcirunError(f"{field}: {tool} failed: {why[-1] if why else 'exit status ' + str(r.returncode)}")
+
+
 def _send_idmapped(sock, pid, n, source, rec, uid_map, gid_map):
     """Build an idmapped tree (through the container's user namespace, or
     one with the mount's own mappings) and pass it to the bootstrap."""
@@ -215,7 +240,9 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
         if typ == P.M_SETUP_REQ:
             pid = sp.bootstrap_pid
             try:
-                if plan.uid_map is not None:
+                if plan.uid_map is not None and os.geteuid() != 0:
+                    _write_maps_unprivileged(pid, plan.uid_map, plan.gid_map)
+                elif plan.uid_map is not None:
                     _write_proc(pid, "setgroups", "allow")
                     _write_proc(pid, "uid_map", plan.uid_map)
                     _write_proc(pid, "gid_map", plan.gid_map)

@@ -8,7 +8,7 @@ exec.fifo present -> created; else running.
 
 import os
 
-from ocirun.errors import ContainerExists, ContainerNotFound, OcirunError
+from ocirun.errors import ContainerExists, ContainerNotFound, OcirunError, strerror
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
@@ -65,7 +65,12 @@ class Store:
         except FileExistsError:
             pass
         except FileNotFoundError:
-            os.makedirs(self.root, 0o700, exist_ok=True)
+            try:
+                os.makedirs(self.root, 0o700, exist_ok=True)
+            except OSError as e:
+                raise OcirunError(f"mkdir {e.filename or self.root}: {strerror(e.errno)}") from None
+        except OSError as e:
+            raise OcirunError(f"mkdir {self.root}: {strerror(e.errno)}") from None
 
     def create_dir(self, cid):
         """Make <root>/<id> (O_EXCL semantics) and return a locked fd of it."""
@@ -75,6 +80,8 @@ class Store:
             os.mkdir(path, 0o711)
         except FileExistsError:
             raise ContainerExists("container with given ID already exists") from None
+        except OSError as e:
+            raise OcirunError(f"mkdir {path}: {strerror(e.errno)}") from None
         return self.lock(cid)
 
     def lock(self, cid, missing_ok=False):
@@ -86,6 +93,8 @@ class Store:
             if missing_ok:
                 return None
             raise ContainerNotFound("container does not exist") from None
+        except OSError as e:
+            raise OcirunError(f"open {self.dir(cid)}: {strerror(e.errno)}") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 

@@ -301,7 +301,11 @@ int main(int argc, char **argv) {
     }
   int userns = (p->ns_new & CLONE_NEWUSER) != 0;
   if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  /* an unprivileged (rootless) parent can only write our uid_map/gid_map
+   * while /proc/<us> belongs to its user: stay dumpable for the SETUP
+   * exchange alone, alone in a fresh user namespace (as runc's nsexec) */
+  int unpriv_maps = userns && p->setup_sync && geteuid() != 0;
+  prctl(PR_SET_DUMPABLE, unpriv_maps ? 1 : 0, 0, 0, 0);
   if (p->setup_sync) {
     if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
     /* idmapped trees for bind mounts may come first */
@@ -313,6 +317,7 @@ int main(int argc, char **argv) {
       if (type != M_MOUNT_FD || fd < 0 || value >= p->nmounts) _exit(1);
       p->mounts[value].idmap_fd = fd;
     }
+    if (unpriv_maps) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   }
   int joined_user = 0;
   for (unsigned int i = 0; i < p->njoins; i++)

@@ -8,8 +8,17 @@ import sys
 from ocirun.cli.args import BOOL, INT, LIST, STR, Flag, help_text, parse
 from ocirun.errors import OcirunError, UsageError
 
+def default_root():
+    """runc's rule: a non-root user with XDG_RUNTIME_DIR keeps state there
+    (csrc/front/main.c applies the same rule)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if os.geteuid() != 0 and xdg:
+        return xdg.rstrip("/") + "/ocirun"
+    return "/run/ocirun"
+
+
 GLOBAL_FLAGS = [
-    Flag("root", STR, "/run/ocirun", "root directory for storage of container state"),
+    Flag("root", STR, default_root(), "root directory for storage of container state"),
     Flag("log", STR, "", "set the log file to write ocirun logs to (default is '/dev/stderr')"),
     Flag("log-format", STR, "text", "set the log format ('text' (default), or 'json')"),
     Flag("debug", BOOL, False, "enable debug logging"),
@@ -218,3 +227,11 @@ def _main(argv):
         return e.status
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        # a last resort: one line naming the path and the cause, never a traceback
+        from ocirun.errors import strerror
+
+        where = f"{e.filename}: " if e.filename else ""
+        msg = f"{where}{strerror(e.errno) if e.errno else e}"
+        log.error(f"ocirun {cmd} failed: {msg}" if cmd in ("create", "run") else msg)
+        return 1

@@ -25,7 +25,17 @@ def _store(g):
     return Store(os.path.abspath(g["root"]))
 
 
-def _create_opts(opts, detach):
+def rootless(g):
+    """--rootless: 'auto' means running as a user other than root."""
+    v = g.get("rootless", "auto")
+    if v == "true":
+        return True
+    if v == "false":
+        return False
+    return os.geteuid() != 0
+
+
+def _create_opts(opts, detach, g=None):
     from ocirun.container import CreateOptions
 
     pid_file = os.path.abspath(opts["pid_file"]) if opts.get("pid_file") else None
@@ -34,7 +44,7 @@ def _create_opts(opts, detach):
     return CreateOptions(bundle=opts["bundle"] or ".", console_socket=opts["console_socket"] or None,
                          pid_file=pid_file, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                          preserve_fds=opts["preserve_fds"], detach=detach,
-                         pidfd_socket=opts["pidfd_socket"] or None)
+                         pidfd_socket=opts["pidfd_socket"] or None, rootless=rootless(g or {}))
 
 
 def _harden_fds(preserve):
@@ -68,7 +78,7 @@ def cmd_create(g, opts, pos):
     _cgroup_driver(g)
 
     _harden_fds(opts["preserve_fds"])
-    container.create(_store(g), cid, _create_opts(opts, True))
+    container.create(_store(g), cid, _create_opts(opts, True, g))
 
 
 def cmd_run(g, opts, pos):
@@ -78,7 +88,7 @@ def cmd_run(g, opts, pos):
     _cgroup_driver(g)
 
     _harden_fds(opts["preserve_fds"])
-    return container.run(_store(g), cid, _create_opts(opts, opts["detach"]), keep=opts["keep"],
+    return container.run(_store(g), cid, _create_opts(opts, opts["detach"], g), keep=opts["keep"],
                          subreaper=not opts["no_subreaper"])
 
 

@@ -314,3 +314,15 @@ def test_crashed_create_is_cleaned_by_delete_force(env):
     env.cfg["process"]["args"] = ["true"]
     env.write()
     assert env.cli("run", "-b", env.bundle, cid).returncode == 0
+
+
+def test_run_with_a_taken_id_leaves_that_container_alone(env):
+    """`run` fails on an id in use, and must not clean up what it did not
+    create (it once force-deleted the other container on the way out)."""
+    cid = env.create(["sleep", "100"])
+    pid = env.state(cid)["pid"]
+    r = env.run(["true"], cid=cid)
+    assert r.returncode == 1 and "container with given ID already exists" in r.stderr, r.stderr
+    st = env.state(cid)
+    assert st["status"] == "created" and st["pid"] == pid
+    assert env.cli("delete", "--force", cid).returncode == 0
