@@ -305,6 +305,55 @@ def get_state(store, cid):
     return public_state(store, st)
 
 
+def container_pids(store, st):
+    """Host pids of the container's processes: its cgroup's, or without one
+    (rootless) those in the init's own pid namespace."""
+    from ocirun import cgroups
+
+    if st.get("cgroup"):
+        return cgroups.pids(st["cgroup"])
+    if status(store, st) == "stopped":
+        return []
+    if "pid" not in st.get("ns", ()):
+        return [st["pid"]]
+    try:
+        ns = os.readlink(f"/proc/{st['pid']}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == ns:
+                    out.append(int(name))
+            except OSError:
+                pass
+    return sorted(out)
+
+
+def _signal_pidns(store, st, sig):
+    """kill --all without a cgroup: every process of the init's pid namespace,
+    each through a pidfd checked to still be in that namespace."""
+    import _signal
+
+    try:
+        ns = os.readlink(f"/proc/{st['pid']}/ns/pid")
+    except OSError:
+        return
+    for pid in container_pids(store, st):
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            if os.readlink(f"/proc/{pid}/ns/pid") == ns:
+                _signal.pidfd_send_signal(fd, sig)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def signal_container(store, cid, sig, all_=False):
     validate_id(cid)
     st = store.read(cid)
@@ -312,6 +361,10 @@ def signal_container(store, cid, sig, all_=False):
     if all_:
         from ocirun import cgroups
 
+        if not st.get("cgroup") and "pid" in st.get("ns", ()):
+            if s != "stopped":
+                _signal_pidns(store, st, sig)
+            return
         pids = cgroups.pids(st.get("cgroup"))
         if s == "stopped" and not pids:
             return

@@ -230,15 +230,17 @@ def update(g, opts, cid):
 # --- ps -----------------------------------------------------------------------------
 
 def ps(g, opts, cid, ps_args):
-    from ocirun import cgroups
     from ocirun.state import validate_id
 
     validate_id(cid)
     fmt = opts["format"]
     if fmt not in ("table", "json"):
         raise OcirunError(f"invalid format option {fmt!r}")
-    st = _store(g).read(cid)
-    pids = cgroups.pids(st.get("cgroup"))
+    from ocirun.container import container_pids
+
+    store = _store(g)
+    st = store.read(cid)
+    pids = container_pids(store, st)
     if fmt == "json":
         from ocirun.jsonutil import dumps
 

@@ -148,3 +148,28 @@ def test_exec_as_nobody(rl):
         assert r.stdout.split() == ["0", os.readlink(f"/proc/{pid}/ns/user")], r.stdout
     finally:
         assert as_nobody(rl, "delete", "--force", cid).returncode == 0
+
+
+def test_ps_and_kill_all_without_a_cgroup(rl):
+    """No cgroup: the container's processes are those of its pid namespace."""
+    rl.cfg["process"]["args"] = ["sh", "-c", "sleep 100 & sleep 101 & wait"]
+    rl.write()
+    cid = rl.new_id("rl")
+    assert as_nobody(rl, "run", "-d", cid).returncode == 0
+    try:
+        pid = json.loads(as_nobody(rl, "state", cid).stdout)["pid"]
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+        for _ in range(100):
+            pids = json.loads(as_nobody(rl, "ps", "--format", "json", cid).stdout)
+            if len(pids) == 3:
+                break
+        assert pid in pids and len(pids) == 3, pids
+        assert all(os.readlink(f"/proc/{p}/ns/pid") == ns for p in pids)
+        assert as_nobody(rl, "kill", "--all", cid, "KILL").returncode == 0
+        for _ in range(100):
+            if json.loads(as_nobody(rl, "state", cid).stdout)["status"] == "stopped":
+                break
+        assert not any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"
+                       for p in pids)
+    finally:
+        assert as_nobody(rl, "delete", "--force", cid).returncode == 0
