@@ -148,6 +148,16 @@ def _write_proc(pid, name, data):
         os.close(fd)
 
 
+def _setgroups_denied():
+    """Root of a user namespace whose setgroups is denied (`unshare -Ur`,
+    rootless engines) cannot allow it in a child namespace either."""
+    try:
+        with open("/proc/self/setgroups", "rb") as f:
+            return f.read().strip() == b"deny"
+    except OSError:
+        return False
+
+
 def _write_maps_unprivileged(pid, uid_map, gid_map):
     """Rootless: the kernel lets a user write a map of its own ids alone,
     with setgroups denied first; anything wider goes through the setuid
@@ -240,7 +250,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
         if typ == P.M_SETUP_REQ:
             pid = sp.bootstrap_pid
             try:
-                if plan.uid_map is not None and os.geteuid() != 0:
+                if plan.uid_map is not None and (os.geteuid() != 0 or _setgroups_denied()):
                     _write_maps_unprivileged(pid, plan.uid_map, plan.gid_map)
                 elif plan.uid_map is not None:
                     _write_proc(pid, "setgroups", "allow")

@@ -3,6 +3,7 @@
  * Anything unexpected in argv is handed off, and Python reports it. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,12 +222,30 @@ void handoff(struct ctx *c) {
   _exit(1);
 }
 
-/* runc's default --root: a non-root user with XDG_RUNTIME_DIR keeps state
- * there (the Python CLI's default_root() applies the same rule) */
+/* runc's userns.RunningInUserNS(): anything but the initial identity map */
+static int in_user_namespace(void) {
+  char b[256];
+  int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, b, sizeof(b) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  b[n] = 0;
+  unsigned long a, c, len;
+  int used = 0;
+  if (sscanf(b, "%lu %lu %lu%n", &a, &c, &len, &used) != 3) return 1;
+  for (const char *q = b + used; *q; q++)
+    if (*q != ' ' && *q != '\n') return 1; /* a second line */
+  return !(a == 0 && c == 0 && len == 4294967295UL);
+}
+
+/* runc's default --root: a non-root user, or root in a user namespace, with
+ * XDG_RUNTIME_DIR keeps state there (the Python CLI's default_root() applies
+ * the same rule) */
 static const char *default_root(void) {
   static char buf[4200];
   const char *xdg = getenv("XDG_RUNTIME_DIR");
-  if (geteuid() == 0 || !xdg || !*xdg) return "/run/ocirun";
+  if (!xdg || !*xdg || (geteuid() == 0 && !in_user_namespace())) return "/run/ocirun";
   size_t n = strlen(xdg);
   while (n > 0 && xdg[n - 1] == '/') n--;
   if (n + sizeof("/ocirun") > sizeof(buf)) return "/run/ocirun";

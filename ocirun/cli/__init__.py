@@ -8,11 +8,21 @@ import sys
 from ocirun.cli.args import BOOL, INT, LIST, STR, Flag, help_text, parse
 from ocirun.errors import OcirunError, UsageError
 
+def in_user_namespace():
+    """runc's userns.RunningInUserNS(): anything but the initial identity map
+    (rootless podman, rootlesskit, `unshare -U`)."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            return f.read().split() != [b"0", b"0", b"4294967295"]
+    except OSError:
+        return False
+
+
 def default_root():
-    """runc's rule: a non-root user with XDG_RUNTIME_DIR keeps state there
-    (csrc/front/main.c applies the same rule)."""
+    """runc's rule: a non-root user, or root in a user namespace, with
+    XDG_RUNTIME_DIR keeps state there (csrc/front/main.c applies the same)."""
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if os.geteuid() != 0 and xdg:
+    if xdg and (os.geteuid() != 0 or in_user_namespace()):
         return xdg.rstrip("/") + "/ocirun"
     return "/run/ocirun"
 

@@ -26,13 +26,16 @@ def _store(g):
 
 
 def rootless(g):
-    """--rootless: 'auto' means running as a user other than root."""
+    """--rootless: 'auto' means running as a user other than root, or as
+    root of a user namespace (runc's rule on cgroup v1)."""
     v = g.get("rootless", "auto")
     if v == "true":
         return True
     if v == "false":
         return False
-    return os.geteuid() != 0
+    from ocirun.cli import in_user_namespace
+
+    return os.geteuid() != 0 or in_user_namespace()
 
 
 def _create_opts(opts, detach, g=None):

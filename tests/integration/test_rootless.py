@@ -46,9 +46,13 @@ def _alive(pid):
         return False
 
 
-def as_nobody(env, *args, xdg=True, timeout=30, cmd=None):
+def as_nobody(env, *args, xdg=True, timeout=30, cmd=None, userns=False):
+    """Run ocirun as nobody; with userns, as root of a user namespace of
+    nobody's (`unshare -Ur`, what rootless podman and rootlesskit look like)."""
     pre = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "env"]
     pre += [f"XDG_RUNTIME_DIR={env.xdg}"] if xdg else ["-u", "XDG_RUNTIME_DIR"]
+    if userns:
+        pre += ["unshare", "-Ur"]
     with open(os.path.join(env.tmp, "out"), "w+") as out, open(os.path.join(env.tmp, "err"), "w+") as err:
         p = subprocess.run(pre + list(cmd or env.cmd) + [str(a) for a in args], stdout=out, stderr=err,
                            stdin=subprocess.DEVNULL, timeout=timeout, cwd=env.bundle)
@@ -180,3 +184,27 @@ def test_ps_and_kill_all_without_a_cgroup(rl):
         assert not any(_alive(p) for p in pids)
     finally:
         assert as_nobody(rl, "delete", "--force", cid).returncode == 0
+
+
+def test_root_of_a_user_namespace_is_rootless_too(rl):
+    """runc's --rootless auto: root in a user namespace (the identity map is
+    not the initial one) gets no cgroup, state in $XDG_RUNTIME_DIR, and maps
+    written as an unprivileged user would (setgroups is denied there)."""
+    rl.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    rl.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    rl.cfg["process"]["args"] = ["sh", "-c", "id -u; cat /proc/self/uid_map; sleep 100"]
+    rl.write()
+    cid = rl.new_id("rl")
+    r = as_nobody(rl, "run", "-d", cid, userns=True)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(as_nobody(rl, "state", cid, userns=True).stdout)
+    with open(f"/proc/{st['pid']}/status") as f:
+        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+    assert uids == [str(NOBODY)] * 4
+    assert os.path.isdir(os.path.join(rl.root, cid))
+    with open(f"/proc/{st['pid']}/cgroup") as f:
+        mine = open("/proc/self/cgroup").read()
+        assert f.read() == mine  # no cgroup of its own: where the caller was
+    r = as_nobody(rl, "delete", "--force", cid, userns=True)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(rl.root) == []
