@@ -102,6 +102,9 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         # no systemd delegation), and limits that cannot be applied are an
         # error, not something to skip quietly
         _refuse_rootless_limits(linux.get("resources"))
+        if "user" not in plan.ns_new and "user" not in plan.ns_paths and os.geteuid() != 0:
+            raise OcirunError("linux.namespaces: a rootless container needs a user namespace "
+                              "(`ocirun spec --rootless` writes such a config)")
         cg = None
     else:
         cg = cgroups.resolve(linux.get("cgroupsPath"), cid)

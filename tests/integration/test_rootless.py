@@ -208,3 +208,14 @@ def test_root_of_a_user_namespace_is_rootless_too(rl):
     r = as_nobody(rl, "delete", "--force", cid, userns=True)
     assert r.returncode == 0, r.stderr
     assert os.listdir(rl.root) == []
+
+
+def test_a_config_without_user_namespace_is_explained(rl):
+    rl.cfg["linux"]["namespaces"] = [n for n in rl.cfg["linux"]["namespaces"] if n["type"] != "user"]
+    rl.cfg["linux"].pop("uidMappings")
+    rl.cfg["linux"].pop("gidMappings")
+    rl.cfg["process"]["args"] = ["true"]
+    rl.write()
+    r = as_nobody(rl, "run", rl.new_id("rl"))
+    assert r.returncode == 1
+    assert "linux.namespaces: a rootless container needs a user namespace" in r.stderr, r.stderr
