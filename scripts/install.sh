@@ -21,8 +21,12 @@ $PY -m pip install -q $PIPFLAGS --no-build-isolation . >/dev/null 2>&1 || $PY -m
 # Python CLI, /usr/local/libexec/ocirun/ocirun-py: the interpreter in isolated
 # mode without `site` (no PYTHON* variables, no .pth or sitecustomize code;
 # site alone costs 30-50 ms here), with the one directory ocirun lives in.
+# PREFIX=DIR installs the pair under DIR instead of /usr/local (a private
+# copy, e.g. for a work tree's own tests: OCIRUN=DIR/bin/ocirun).
+export OCIRUN_INSTALL_PREFIX="${PREFIX:-/usr/local}"
 (cd / && $PY - <<'PYEOF'
 import os, shutil, sys, ocirun
+prefix = os.environ["OCIRUN_INSTALL_PREFIX"]
 pkg = os.path.dirname(os.path.abspath(ocirun.__file__))
 site_dir = os.path.dirname(pkg)
 import _cffi_backend
@@ -48,9 +52,9 @@ def install(path, data=None, src=None):
     os.replace(tmp, path)
 
 
-install("/usr/local/libexec/ocirun/ocirun-py", data=text)
-install("/usr/local/bin/ocirun", src=os.path.join(pkg, "libexec", "ocirun-front"))
+install(f"{prefix}/libexec/ocirun/ocirun-py", data=text)
+install(f"{prefix}/bin/ocirun", src=os.path.join(pkg, "libexec", "ocirun-front"))
 PYEOF
 )
 bundles/busybox/build-rootfs.sh >/dev/null
-echo "ocirun installed: $(/usr/local/bin/ocirun --version | head -1)"
+echo "ocirun installed: $("$OCIRUN_INSTALL_PREFIX/bin/ocirun" --version | head -1)"
