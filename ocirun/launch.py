@@ -1,6 +1,6 @@
 """Parent side of one container spawn.
 
-Copies the C init into a sealed memfd (SECURITY G4: the container can never
+Copies the C init into a sealed memfd (docs/security.md, G4: the container can never
 reach a writable runtime image), hands it the plan, the sync socket and the
 exec fifo at fixed fd numbers, and answers its requests until it reports READY
 or an error.  Sync protocol (documented in csrc/init/proto.h):

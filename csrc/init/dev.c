@@ -1,4 +1,4 @@
-/* /dev set-up inside the rootfs (SECURITY G5, G9): device nodes created with
+/* /dev set-up inside the rootfs (docs/security.md, G5, G9): device nodes created with
  * mknodat relative to an in-root parent fd (or, inside a user namespace, the
  * host node bind-mounted by fd), the /dev symlinks with symlinkat, and the
  * console from a pty allocated on the container's own devpts. */

@@ -1,4 +1,4 @@
-/* Resolution of image-controlled paths strictly inside the rootfs (SECURITY G5):
+/* Resolution of image-controlled paths strictly inside the rootfs (docs/security.md, G5):
  * openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from an O_PATH fd of the
  * rootfs, so symlinks and ".." can never leave it, and creation with mkdirat /
  * openat(O_CREAT|O_EXCL|O_NOFOLLOW) relative to an already resolved parent fd.

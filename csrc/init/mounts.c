@@ -3,7 +3,7 @@
  * Every mount target is resolved in-root (inroot.c), checked with fstat, and
  * mounted *by fd* with the new mount API (open_tree/fsopen/fsmount +
  * move_mount with MOVE_MOUNT_T_EMPTY_PATH), so a path is never re-resolved
- * between check and use (SECURITY G6).  Mount attributes are set on the
+ * between check and use (docs/security.md, G6).  Mount attributes are set on the
  * detached tree before it is attached, and propagation through the same fd. */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,5 +1,5 @@
 """The `ocirun` command line: global options, then one command (runc's grammar,
-see ../shared/reference/runc-cli-contract.md).  Commands import only what
+see docs/cli-contract.md).  Commands import only what
 they need; `state` and `kill` never load the plan builder."""
 
 import os

@@ -45,7 +45,7 @@ def test_device_leaves_the_host_at_create(env, veth):
     ip("addr", "add", "10.231.91.7/24", "dev", dev)
     env.cfg["ociVersion"] = "1.3.0"
     env.cfg["linux"]["netDevices"] = {dev: {"name": "eth7"}}
-    schema_validator("config-schema.json").validate(env.cfg)
+    schema_validator("config.json").validate(env.cfg)
     cid = env.create(["true"])
     # moved at create: gone from the host while the container exists
     assert not host_has(dev)

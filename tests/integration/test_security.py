@@ -1,4 +1,5 @@
-"""SECURITY.md G1-G15, each with a malicious bundle or container process.
+"""The rules of docs/security.md (G1-G20), each with a malicious bundle or
+container process.
 What the host and the container observe is asserted, never just exit codes."""
 
 import fcntl

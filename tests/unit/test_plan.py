@@ -140,7 +140,7 @@ def test_clean_path(p, clean):
 def test_spec_template_validates_against_schema():
     from tests.conftest import schema_validator
 
-    v = schema_validator("config-schema.json")
+    v = schema_validator("config.json")
     for rootless in (False, True):
         errors = list(v.iter_errors(copy.deepcopy(default_spec(rootless))))
         assert not errors, errors[0].message
