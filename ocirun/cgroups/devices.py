@@ -2,8 +2,10 @@
 program on v2 (generated here the way runc's devicefilter does, loaded and
 attached by csrc/core/bpfdev.c).
 
-The config's rules come first and runc's default allow list after them, so a
-config's "deny all" is followed by the devices every container needs."""
+Every container with a cgroup starts from deny-all (runc's devices emulator
+starts empty), whether or not linux.resources.devices is given; the config's
+rules come next and runc's default allow list after them, so a config's
+"deny all" is followed by the devices every container needs."""
 
 import os
 import struct
@@ -26,6 +28,9 @@ def v1_line(r):
 
 
 def v1_writes(w, rules):
+    # a new v1 group inherits its parent's list (a *:* rwm under the root):
+    # start from nothing
+    w.add("devices", "devices.deny", "a", f"{P} (deny all first)")
     for i, r in enumerate(effective_rules(rules)):
         field = f"{P}[{i}]" if i < len(rules) else f"{P} (default rule {v1_line(r)})"
         w.add("devices", "devices.allow" if r["allow"] else "devices.deny", v1_line(r), field)

@@ -486,10 +486,12 @@ def _v1(w, res, update):
     for i, p in enumerate(net.get("priorities", [])):
         w.add("net_prio", "net_prio.ifpriomap", f"{p['name']} {p['priority']}", f"{P}.network.priorities[{i}]")
     _rdma(w, res)
-    if not update and "devices" in res:
+    if not update:
+        # always, as runc: deny-all, its default allow list, then the
+        # config's rules; an absent list never leaves the host's a *:* rwm
         from ocirun.cgroups import devices
 
-        devices.v1_writes(w, res["devices"])
+        devices.v1_writes(w, res.get("devices", []))
 
 
 def _rdma(w, res):
@@ -585,10 +587,10 @@ def _v2(w, res, update):
         if ctrl != "cgroup" and controller_dir(w.cg, ctrl) is None:
             raise CgroupError(f"{ff}: the {ctrl} controller is not enabled for this cgroup")
         w.add(ctrl, k, v, ff)
-    if not update and "devices" in res:
+    if not update:
         from ocirun.cgroups import devices
 
-        devices.v2_prepare(w, res["devices"])
+        devices.v2_prepare(w, res.get("devices", []))
 
 
 def apply_writes(w):
