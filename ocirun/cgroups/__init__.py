@@ -182,7 +182,13 @@ def update(cg, resources):
     write it; returns the new persisted resources object."""
     from ocirun.cgroups import resources as R
 
-    merged = R.normalize(R.merge(cg.get("resources"), R.normalize(resources)))
+    new = R.normalize(resources)
+    merged = R.normalize(R.merge(cg.get("resources"), new))
+    nm = new.get("memory", {})
+    if nm.get("limit") == -1 and not nm.get("swap") and "memory" in merged:
+        # --memory -1 without --memory-swap: swap becomes unlimited too (runc),
+        # else the kept memsw limit would sit below an unlimited memory limit
+        merged["memory"]["swap"] = -1
     # like runc's update, everything is written again (the kernel keeps
     # unchanged values); device rules are never touched
     R.apply_writes(R.compile(cg, merged, update=True))

@@ -347,6 +347,9 @@ class Writes:
     def __init__(self, cg):
         self.cg = cg
         self.ops = []
+        # op index -> "soft" (EINVAL is remembered, not fatal) or "retry"
+        # (written only if the same file's soft write failed)
+        self.flags = {}
 
     def dir(self, ctrl, field):
         d = controller_dir(self.cg, ctrl)
@@ -438,8 +441,16 @@ def _v1(w, res, update):
             w.add("cpu", "cpu.shares", cpu["shares"], f + ".shares")
         if cpu.get("period"):
             w.add("cpu", "cpu.cfs_period_us", cpu["period"], f + ".period")
+            if cpu.get("quota"):
+                # a smaller period can be refused (EINVAL) while the old
+                # quota/new period exceeds the parent's quota: as runc, write
+                # the quota and then the period again
+                w.flags[len(w.ops) - 1] = "soft"
         if cpu.get("quota"):
             w.add("cpu", "cpu.cfs_quota_us", cpu["quota"], f + ".quota")
+            if cpu.get("period"):
+                w.add("cpu", "cpu.cfs_period_us", cpu["period"], f + ".period")
+                w.flags[len(w.ops) - 1] = "retry"
         if "burst" in cpu:
             w.add("cpu", "cpu.cfs_burst_us", cpu["burst"], f + ".burst")
         if cpu.get("realtimePeriod"):
@@ -594,10 +605,20 @@ def _v2(w, res, update):
 
 
 def apply_writes(w):
-    for path, value, field in w.ops:
+    import errno
+
+    flags = getattr(w, "flags", {})
+    failed = set()
+    for i, (path, value, field) in enumerate(w.ops):
+        kind = flags.get(i)
+        if kind == "retry" and path not in failed:
+            continue
         try:
             _write(path, value)
         except OSError as e:
+            if kind == "soft" and e.errno == errno.EINVAL:
+                failed.add(path)
+                continue
             from ocirun.errors import strerror
 
             raise CgroupError(f"{field}: writing {value!r} to {path}: {strerror(e.errno)}") from None

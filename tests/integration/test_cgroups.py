@@ -552,3 +552,69 @@ def test_delete_force_removes_sub_cgroups(env, own_pidns):
     r = env.cli("delete", "--force", cid)
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(top)
+
+
+def test_exec_cgroup_stays_inside_and_pid_file_checked_first(env):
+    d = shared_dir(env)
+    cid = env.create(["sleep", "100"])
+    assert env.cli("start", cid).returncode == 0
+    top = host_cgroup(env.state(cid)["pid"], "pids")
+    os.mkdir(top + "/sub")
+    try:
+        r = env.cli("exec", "--cgroup", "pids:sub", cid, "grep", ":pids:", "/proc/self/cgroup")
+        assert r.returncode == 0 and r.stdout.strip().endswith(":pids:/sub"), r.stdout + r.stderr
+        marker = "touch /shared/ran"
+        for spec, msg in [("..", "bad sub cgroup path"), ("../..", "bad sub cgroup path"),
+                          ("pids:../..", "bad sub cgroup path"), ("/..", "bad sub cgroup path"),
+                          ("pids:sub/../../x", "bad sub cgroup path"), ("nosuch:sub", "unknown controller nosuch"),
+                          (",pids:sub", "empty <controller> prefix")]:
+            r = env.cli("exec", "--cgroup", spec, cid, "sh", "-c", marker)
+            assert r.returncode == 255 and r.stderr.count("\n") == 1 and msg in r.stderr, (spec, r.stderr)
+        r = env.cli("exec", "--pid-file", os.path.join(env.tmp, "no-such-dir", "x.pid"), cid, "sh", "-c", marker)
+        assert r.returncode == 255 and "--pid-file" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert not os.path.exists(os.path.join(d, "ran"))  # nothing ran
+        pid_file = os.path.join(env.tmp, "ok.pid")
+        r = env.cli("exec", "--pid-file", pid_file, cid, "true")
+        assert r.returncode == 0 and open(pid_file).read().isdigit()
+        assert not os.path.exists(os.path.join(env.tmp, ".ok.pid"))
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_update_memory_unlimited_resets_swap_first(env):
+    env.cfg["linux"]["resources"]["memory"] = {"limit": 64 * MiB, "swap": 96 * MiB}
+    cid = env.create(["sleep", "100"])
+    try:
+        r = env.cli("update", "--memory", "-1", cid)
+        assert r.returncode == 0, r.stderr
+        r = env.cli("exec", cid, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        unlimited = read("/sys/fs/cgroup/memory/memory.limit_in_bytes")  # the root's: the kernel's "max"
+        assert r.stdout.split() == [unlimited, unlimited], r.stdout + r.stderr
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_update_smaller_period_under_a_parent_quota(env):
+    """Parent quota 0.5 CPU; the container at 0.25 moves to a 10 ms period:
+    the new period alone breaks the parent's limit (EINVAL), so the quota is
+    written first and the period again (runc's order)."""
+    parent = f"/ocirun-test-quota-{os.getpid()}"
+    pdir = "/sys/fs/cgroup/cpu" + parent
+    os.mkdir(pdir)
+    try:
+        with open(pdir + "/cpu.cfs_quota_us", "w") as f:
+            f.write("50000")
+        env.cfg["linux"]["cgroupsPath"] = parent + "/c"
+        env.cfg["linux"]["resources"]["cpu"] = {"quota": 25000, "period": 100000}
+        cid = env.create(["sleep", "100"])
+        try:
+            r = env.cli("update", "--cpu-period", "10000", "--cpu-quota", "2500", cid)
+            assert r.returncode == 0, r.stderr
+            r = env.cli("exec", cid, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+            assert r.stdout.split() == ["2500", "10000"], r.stdout + r.stderr
+        finally:
+            assert env.cli("delete", "--force", cid).returncode == 0
+        assert os.path.isdir(pdir) and not os.path.exists(pdir + "/c")
+    finally:
+        os.rmdir(pdir)
