@@ -148,7 +148,8 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         if cg:
             cgroups.create(cg)
             made_cg = True
-            cgroups.apply(cg, linux.get("resources"))
+            devs = linux.get("devices") if isinstance(linux.get("devices"), list) else []
+            cgroups.apply(cg, linux.get("resources"), [d.get("path") for d in devs if isinstance(d, dict)])
         console = opts.console_socket
 
         def pty(fd):

@@ -163,16 +163,17 @@ def _enable_controllers(cg, mp, path):
         cur = os.path.join(cur, part)
 
 
-def apply(cg, resources):
+def apply(cg, resources, device_paths=()):
     """Validate linux.resources completely, then write it; the normalised
-    object is kept in cg["resources"] (persisted with the state)."""
+    object is kept in cg["resources"] (persisted with the state).
+    device_paths: the paths of linux.devices (see DEFAULT_DEVICE_RULES)."""
     if not cg:
         return
     from ocirun.cgroups import resources as R
 
     # an absent linux.resources still gets the device rules (deny by default)
     res = R.normalize(resources or {})
-    w = R.compile(cg, res)
+    w = R.compile(cg, res, device_paths=device_paths)
     R.apply_writes(w)
     cg["resources"] = res
 

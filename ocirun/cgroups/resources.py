@@ -16,16 +16,19 @@ P = "linux.resources"
 U64 = 2**64 - 1
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
-# runc's specconv.AllowedDevices: appended after the config's own rules.
+# runc's specconv.AllowedDevices (1.1): appended after the config's own
+# rules; one with a path is dropped when linux.devices names that path (runc's
+# createDevices: the config's node replaces the default one, and config nodes
+# get no cgroup rule of their own).
 DEFAULT_DEVICE_RULES = [
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm", "path": "/dev/null"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm", "path": "/dev/random"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm", "path": "/dev/full"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm", "path": "/dev/tty"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm", "path": "/dev/zero"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm", "path": "/dev/urandom"},
     {"allow": True, "type": "c", "major": 136, "access": "rwm"},
     {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
     {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
@@ -369,9 +372,11 @@ class Writes:
         return True
 
 
-def compile(cg, res, *, update=False):
-    """A validated, normalised resources object -> Writes."""
+def compile(cg, res, *, update=False, device_paths=()):
+    """A validated, normalised resources object -> Writes.  device_paths:
+    linux.devices[].path, whose default allow rules runc drops."""
     w = Writes(cg)
+    w.device_paths = device_paths
     if cg["version"] == 2:
         _v2(w, res, update)
     else:
@@ -502,7 +507,7 @@ def _v1(w, res, update):
         # config's rules; an absent list never leaves the host's a *:* rwm
         from ocirun.cgroups import devices
 
-        devices.v1_writes(w, res.get("devices", []))
+        devices.v1_writes(w, res.get("devices", []), w.device_paths)
 
 
 def _rdma(w, res):
@@ -601,7 +606,7 @@ def _v2(w, res, update):
     if not update:
         from ocirun.cgroups import devices
 
-        devices.v2_prepare(w, res.get("devices", []))
+        devices.v2_prepare(w, res.get("devices", []), w.device_paths)
 
 
 def apply_writes(w):

@@ -195,7 +195,7 @@ def test_conversions():
 
 
 def test_v2_all_resources(v2, monkeypatch):
-    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules: None)  # the BPF attach needs the kernel
+    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules, paths=(): None)  # the BPF attach needs the kernel
     cgroups.apply(v2, {
         "memory": {"limit": 1000, "reservation": 500, "swap": 3000, "swappiness": 10},
         "cpu": {"shares": 1024, "quota": 5000, "period": 10000, "burst": 7, "cpus": "0", "mems": "0", "idle": 0},
@@ -360,8 +360,17 @@ def test_no_devices_field_still_denies_by_default(v1, v2, monkeypatch):
         assert devs[0] == ("devices.deny", "a") and ("devices.allow", "c 1:3 rwm") in devs
         assert ("devices.allow", "c *:* m") in devs and ("devices.allow", "a") not in devs
     seen = []
-    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules: seen.append(rules))
+    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules, paths=(): seen.append(rules))
     cgroups.apply(v2, None)
     assert seen == [[]]
     prog = devices.program(devices.effective_rules([]))
     assert prog[-16:] == devices._insn(devices.MOV64K, 0, imm=0) + devices._insn(devices.EXIT)
+
+
+def test_config_device_paths_replace_default_rules(v1):
+    """runc 1.1 drops a default allow rule whose path linux.devices names
+    (a config's /dev/null node gets no rule of its own): never wider than runc."""
+    w = R.compile(v1, R.normalize({}), device_paths=["/dev/null"])
+    devs = [v for p, v, _f in w.ops if p.endswith("devices.allow")]
+    assert "c 1:3 rwm" not in devs and "c 1:5 rwm" in devs and "c 136:* rwm" in devs
+    assert all("path" not in r or r["path"] != "/dev/zero" for r in devices.effective_rules([], ["/dev/zero"]))
