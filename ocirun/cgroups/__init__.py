@@ -186,7 +186,7 @@ def update(cg, resources):
     new = R.normalize(resources)
     merged = R.normalize(R.merge(cg.get("resources"), new))
     nm = new.get("memory", {})
-    if nm.get("limit") == -1 and not nm.get("swap") and "memory" in merged:
+    if nm.get("limit") == -1 and not nm.get("swap") and merged.get("memory", {}).get("swap"):
         # --memory -1 without --memory-swap: swap becomes unlimited too (runc),
         # else the kept memsw limit would sit below an unlimited memory limit
         merged["memory"]["swap"] = -1
