@@ -85,8 +85,12 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             os.fstat(i)
         except OSError:
             raise OcirunError(f"unable to stat preserved-fd {i - 2} (of {preserve})") from None
+    linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
+    # the cgroup is known before the plan: a v1 cgroup mount binds from it
+    cg = None if opts.rootless else cgroups.resolve(linux.get("cgroupsPath"), cid)
     plan = build(cfg, bundle, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                 preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket))
+                 preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket),
+                 cgroup=cg)
     if opts.detach:
         if plan.terminal and not opts.console_socket:
             raise OcirunError("cannot allocate tty if ocirun will detach without setting console socket")
@@ -96,7 +100,6 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         raise OcirunError("cannot use console socket if ocirun will not detach or allocate tty")
     for w in plan.warnings:
         log.warning(w)
-    linux = cfg.get("linux") or {}
     if opts.rootless:
         # no cgroup: an unprivileged user cannot create one here (cgroup v1,
         # no systemd delegation), and limits that cannot be applied are an
@@ -105,9 +108,6 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         if "user" not in plan.ns_new and "user" not in plan.ns_paths and os.geteuid() != 0:
             raise OcirunError("linux.namespaces: a rootless container needs a user namespace "
                               "(`ocirun spec --rootless` writes such a config)")
-        cg = None
-    else:
-        cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
     # on cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP);
     # on v1 the parent moves it there during the SETUP handshake
     born_in_cgroup = bool(cg) and cg["version"] == 2
@@ -148,7 +148,8 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         if cg:
             cgroups.create(cg)
             made_cg = True
-            cgroups.apply(cg, linux.get("resources"))
+            devs = linux.get("devices") if isinstance(linux.get("devices"), list) else []
+            cgroups.apply(cg, linux.get("resources"), [d.get("path") for d in devs if isinstance(d, dict)])
         console = opts.console_socket
 
         def pty(fd):
@@ -471,17 +472,22 @@ def destroy(store, st):
     from ocirun import cgroups
 
     cg = st.get("cgroup")
+    err = None
     if cg:
-        leftovers = cgroups.pids(cg)
-        for pid in leftovers:
+        # with a pid namespace of its own, the init's death took every
+        # process of the container along; otherwise the others outlive it
+        # and are killed with the group frozen (no fork escapes).  Nothing
+        # else in the group is signalled: it is not the container's.
+        at_root = any(p == mp for mp, p in cg["paths"].items())  # only an old state can say so
+        if "pid" not in (st.get("ns") or ()) and not at_root:
             try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
+                cgroups.signal_all(cg, 9)
+            except (OSError, OcirunError) as e:
+                log.warning(str(e))
         try:
             cgroups.remove(cg)
         except OcirunError as e:
-            log.warning(str(e))
+            err = e
     store.remove(st["id"])
     if st.get("hooks", {}).get("poststop"):
         from ocirun import hooks as H
@@ -491,6 +497,8 @@ def destroy(store, st):
         if st.get("annotations"):
             state["annotations"] = st["annotations"]
         H.run_poststop(st["hooks"], state)
+    if err:
+        raise err
 
 
 def list_states(store):

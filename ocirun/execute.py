@@ -105,19 +105,72 @@ def _namespace_flags(pid, cfg):
 
 
 def _sub_cgroup(cg, spec):
-    """--cgroup [ctrl[,ctrl]:]PATH: run in a sub-cgroup of the container's."""
+    """--cgroup [ctrl[,ctrl]:]PATH: run in an existing sub-cgroup of the
+    container's.  The path never leaves the container's group (no `..`, the
+    result checked to lie inside it) and every controller named must be one
+    the container has (runc: "unknown controller", "bad sub cgroup path")."""
     import copy
 
     cg = copy.deepcopy(cg)
     ctrls, sep, path = spec.rpartition(":")
-    want = set(ctrls.split(",")) if sep else None
+    if ":" in ctrls:
+        raise ExecError(f"exec failed: invalid --cgroup argument: {spec}")
+    if any(p == ".." for p in path.split("/")):
+        raise ExecError(f"exec failed: --cgroup {spec}: bad sub cgroup path: {path} (it must stay inside the "
+                        "container's cgroup)")
+    want = None
+    if sep:
+        want = set(ctrls.split(","))
+        if "" in want:
+            raise ExecError(f"exec failed: invalid --cgroup argument: {spec} (empty <controller> prefix)")
+        if cg["version"] == 2:
+            base = next(iter(cg["paths"].values()))
+            known = set((_read_text(os.path.join(base, "cgroup.controllers")) or "").split())
+        else:
+            known = set()
+            for mp in cg["paths"]:
+                known |= set(os.path.basename(mp).split(",")) - {"unified"}
+            known |= {n[len("name="):] for n in known if n.startswith("name=")}
+        for c in sorted(want):
+            if c not in known:
+                raise ExecError(f"exec failed: --cgroup {spec}: unknown controller {c}")
     for mp, p in list(cg["paths"].items()):
-        name = os.path.basename(mp)
-        if want is None or want & set(name.split(",")):
-            cg["paths"][mp] = os.path.normpath(p + "/" + path.strip("/"))
-            if not os.path.isdir(cg["paths"][mp]):
-                raise ExecError(f"exec failed: --cgroup {spec}: {cg['paths'][mp]} does not exist")
+        names = set(os.path.basename(mp).split(","))
+        hybrid_unified = cg["version"] == 1 and mp.endswith("/unified")
+        if want is not None and not (want & (names | {n[len("name="):] for n in names if n.startswith("name=")})):
+            continue
+        sub = os.path.normpath(p + "/" + path.strip("/"))
+        if sub != p and not sub.startswith(p + "/"):
+            raise ExecError(f"exec failed: --cgroup {spec}: bad sub cgroup path: {path}")
+        if not os.path.isdir(sub):
+            if hybrid_unified:
+                continue  # the container's processes made it in the v1 hierarchies only
+            raise ExecError(f"exec failed: --cgroup {spec}: {sub} does not exist")
+        cg["paths"][mp] = sub
     return cg
+
+
+def _read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _reserve_pid_file(path):
+    """--pid-file is checked before the process exists (runc fails the same
+    way without running it): its temporary file is made now, and filled and
+    renamed into place once the pid is known."""
+    d, name = os.path.split(path)
+    tmp = os.path.join(d, "." + name)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+    except OSError as e:
+        from ocirun.errors import strerror
+
+        raise ExecError(f"exec failed: --pid-file {path}: {strerror(e.errno)}") from None
+    return fd, tmp
 
 
 def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
@@ -150,9 +203,12 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
     except ProcessLookupError:
         raise ExecError("exec failed: cannot exec in a stopped container") from None
     sp = None
+    pid_fd = None
     try:
         if pid_start_time(pid) != st.get("start_time"):
             raise ExecError("exec failed: cannot exec in a stopped container")
+        if pid_file:
+            pid_fd, pid_tmp = _reserve_pid_file(pid_file)
         flags = _namespace_flags(pid, cfg)
         cg = st.get("cgroup")
         if cg and cgroup_spec:
@@ -189,6 +245,12 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
     except BaseException:
         if sp is not None:
             sp.kill()
+        if pid_fd is not None:
+            os.close(pid_fd)
+            try:
+                os.unlink(pid_tmp)
+            except OSError:
+                pass
         raise
     finally:
         os.close(pidfd)
@@ -198,13 +260,18 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
     sp.sock.close()
     if err:
         _reap(child)
+        if pid_fd is not None:
+            os.close(pid_fd)
+            os.unlink(pid_tmp)
         raise ExecError(f"exec failed: {err}")
     if pidfd_socket:
         launch.send_pidfd(pidfd_socket, child, b"setns")
-    if pid_file:
-        from ocirun.container import write_pid_file
-
-        write_pid_file(pid_file, child)
+    if pid_fd is not None:
+        try:
+            os.write(pid_fd, str(child).encode())
+        finally:
+            os.close(pid_fd)
+        os.rename(pid_tmp, pid_file)
     if detach:
         return 0
     return _wait_foreground(child, master[0] if master else None)

@@ -189,9 +189,11 @@ def own_cgroup_paths():
 # --- the builder -----------------------------------------------------------
 
 def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
-          extra_env=(), console_socket=False):
-    """Validate config.json (a dict) and compile it.  Raises ConfigError."""
+          extra_env=(), console_socket=False, cgroup=None):
+    """Validate config.json (a dict) and compile it.  Raises ConfigError.
+    cgroup: the container's cgroup description (cgroups.resolve), if any."""
     plan = Plan()
+    plan.cgroup = cgroup
     w = plan.w
     plan.oci_version = _str(cfg.get("ociVersion"), "ociVersion", required=True)
     ann = _obj(cfg.get("annotations"), "annotations")
@@ -542,13 +544,16 @@ def _cgroup_mount(plan, i, dest, flags, prop, aset, aclr):
     w = plan.w
     hier = cgroup_hierarchies()
     unified = [h for h in hier if h[0] == "cgroup2" and h[1] == "/sys/fs/cgroup"]
-    own = own_cgroup_paths()
+    # bind sources: the container's own groups (a container without a cgroup,
+    # rootless, gets the runtime's own ones, which are the caller's anyway)
+    cgp = (getattr(plan, "cgroup", None) or {}).get("paths") or {}
+    own = None if cgp else own_cgroup_paths()
     use_ns = "cgroup" in plan.ns_new and "user" not in plan.ns_new
     if unified:
         if "cgroup" in plan.ns_new:
             _mount_rec(w, P.MK_FS, i, flags, prop, aset, aclr, "cgroup2", dest, "cgroup2", "")
         else:
-            src = "/sys/fs/cgroup" + own.get("", "/")
+            src = cgp.get("/sys/fs/cgroup") or "/sys/fs/cgroup" + (own or {}).get("", "/")
             _mount_rec(w, P.MK_BIND, i, flags | T.MS_BIND | T.MS_REC, prop, aset, aclr, src, dest, "", "")
         return
     tmp_flags = (flags & ~T.MS_RDONLY) | T.MS_NOSUID | T.MS_NODEV | T.MS_NOEXEC
@@ -563,8 +568,14 @@ def _cgroup_mount(plan, i, dest, flags, prop, aset, aclr):
         if use_ns:
             _mount_rec(w, P.MK_FS, i, flags, 0, aset, aclr, "cgroup", sub, "cgroup", key)
         else:
-            path = own.get(key) or own.get(",".join(c for c in ctrls if not c.startswith("name="))) or "/"
-            _mount_rec(w, P.MK_BIND, i, flags | T.MS_BIND | T.MS_REC, 0, aset, aclr, mp + path, sub, "", "")
+            if cgp:
+                src = cgp.get(mp)
+                if src is None:
+                    continue  # a hierarchy the container has no group in
+            else:
+                path = own.get(key) or own.get(",".join(c for c in ctrls if not c.startswith("name="))) or "/"
+                src = mp + path
+            _mount_rec(w, P.MK_BIND, i, flags | T.MS_BIND | T.MS_REC, 0, aset, aclr, src, sub, "", "")
         if "," in name:
             for c in name.split(","):
                 _mount_rec(w, P.MK_SYMLINK, i, 0, 0, 0, 0, name, dest + "/" + c, "", "")

@@ -15,7 +15,7 @@ FIFO = "exec.fifo"
 # What the C front-end (csrc/front) reads to answer state/start/kill/delete
 # without starting an interpreter; see fast_record().
 FAST_FILE = "fast"
-FAST_MAGIC = "ocirun-fast 1"
+FAST_MAGIC = "ocirun-fast 2"
 
 
 def validate_id(cid):
@@ -234,6 +234,10 @@ def fast_record(st):
         freeze <file>           freezer.state (v1) / cgroup.freeze (v2), or -
         cgv 1|2|0
         cg <dir>                one line per cgroup directory, in order
+        made <dir>              what ocirun created, deepest first: a cg dir
+                                goes with its sub-groups, a parent only if empty
+        pidns 1|0               whether the container has a pid namespace of
+                                its own (killing its init ends it all)
         py start delete         commands this container leaves to Python
         head <n>                then n bytes: output up to the pid
         tail <n>                then n bytes: output after the status
@@ -252,6 +256,8 @@ def fast_record(st):
     lines = [FAST_MAGIC, f"pid {int(st.get('pid') or 0)}", f"start {'-' if start is None else int(start)}",
              f"freeze {cgroups._freezer_path(cg) or '-'}", f"cgv {cg['version'] if cg else 0}"]
     lines += [f"cg {p}" for p in (cg["paths"].values() if cg else ())]
+    lines += [f"made {p}" for p in (cgroups.made_dirs(cg) if cg else ())]
+    lines.append(f"pidns {1 if 'pid' in (st.get('ns') or ()) else 0}")
     lines.append("py " + " ".join(py))
     if any("\n" in x for x in lines):
         return None

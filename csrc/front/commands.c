@@ -187,64 +187,72 @@ static int wait_dead(const struct record *r) {
   return dead;
 }
 
-/* cgroups.pids: every pid of the group and its sub-groups, from the first
- * hierarchy that has it; signalled as found */
-static void kill_tree(const char *dir, int depth) {
-  char path[4200], buf[8192];
-  snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n;
-    size_t have = 0;
-    while ((n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
-      have += (size_t)n;
-      buf[have] = 0;
-      char *p = buf, *nl;
-      while ((nl = strchr(p, '\n'))) {
-        *nl = 0;
-        long pid = strtol(p, NULL, 10);
-        if (pid > 0) kill((pid_t)pid, SIGKILL);
-        p = nl + 1;
-      }
-      have = strlen(p);
-      memmove(buf, p, have);
-    }
-    close(fd);
-  }
-  if (depth > 64) return;
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-    kill_tree(path, depth + 1);
-  }
-  closedir(d);
-}
-
 static void lower(char *s) {
   for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
-/* cgroups.remove: rmdir each directory, retrying EBUSY for up to 5 s */
-static void remove_cgroups(const struct ctx *c, const struct record *r) {
-  double deadline = mono() + 5;
-  for (int i = 0; i < r->ncg; i++) {
-    double delay = 0.001;
-    while (rmdir(r->cg[i]) < 0 && errno != ENOENT) {
-      if (errno != EBUSY || mono() > deadline) {
-        char es[128], msg[4400];
-        snprintf(es, sizeof(es), "%s", errstr(errno));
-        lower(es);
-        snprintf(msg, sizeof(msg), "removing cgroup %s: %s", r->cg[i], es);
-        log_msg(c, "warning", msg);
-        return; /* as the Python path: the first failure ends the removal */
+/* cgroups._rmdir_retry: 0, or errno once EBUSY outlasted the deadline */
+static int rmdir_retry(const char *dir, double deadline) {
+  double delay = 0.001;
+  while (rmdir(dir) < 0 && errno != ENOENT) {
+    if (errno != EBUSY || mono() > deadline) return errno;
+    sleep_s(delay);
+    delay = delay * 2 > 0.1 ? 0.1 : delay * 2;
+  }
+  return 0;
+}
+
+/* a container's group with every sub-group its processes made, depth first;
+ * 0 or the errno, with the directory that failed in bad */
+static int rmtree(const char *dir, int depth, double deadline, char *bad, size_t badlen) {
+  if (depth < 64) {
+    DIR *d = opendir(dir);
+    if (d) {
+      struct dirent *e;
+      char path[4200];
+      while ((e = readdir(d))) {
+        if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        int err = rmtree(path, depth + 1, deadline, bad, badlen);
+        if (err) {
+          closedir(d);
+          return err;
+        }
       }
-      sleep_s(delay);
-      delay = delay * 2 > 0.1 ? 0.1 : delay * 2;
+      closedir(d);
     }
   }
+  int err = rmdir_retry(dir, deadline);
+  if (err) snprintf(bad, badlen, "%s", dir);
+  return err;
+}
+
+/* cgroups.remove: only what ocirun made; a container group goes with its
+ * sub-groups, a parent only if nothing else uses it by now.  0 or -1 (the
+ * error is logged) */
+static int remove_cgroups(const struct ctx *c, const struct record *r) {
+  double deadline = mono() + 5;
+  int rc = 0;
+  for (int i = 0; i < r->nmade; i++) {
+    int own = 0;
+    for (int j = 0; j < r->ncg; j++)
+      if (!strcmp(r->made[i], r->cg[j])) own = 1;
+    if (!own) {
+      rmdir(r->made[i]);
+      continue;
+    }
+    char bad[4200];
+    int err = rmtree(r->made[i], 0, deadline, bad, sizeof(bad));
+    if (err && !rc) {
+      char es[128], msg[4400];
+      snprintf(es, sizeof(es), "%s", errstr(err));
+      lower(es);
+      snprintf(msg, sizeof(msg), "removing cgroup %s: %s", bad, es);
+      log_error(c, msg);
+      rc = -1;
+    }
+  }
+  return rc;
 }
 
 /* Store.remove */
@@ -276,7 +284,9 @@ int cmd_delete(struct ctx *c, int force) {
   static struct record r;
   int lfd = lock_and_read(c, &r);
   enum status s = record_status(c, &r);
-  if (r.py_delete || ((s == ST_RUNNING || s == ST_PAUSED) && !force)) {
+  /* without a pid namespace of its own, the container's other processes
+   * outlive its init: Python freezes, signals and thaws the group */
+  if (r.py_delete || (r.cgv && !r.pidns) || ((s == ST_RUNNING || s == ST_PAUSED) && !force)) {
     close(lfd);
     handoff(c); /* poststop hooks, or the error */
   }
@@ -293,17 +303,11 @@ int cmd_delete(struct ctx *c, int force) {
       return 1;
     }
   }
-  if (r.cgv) {
-    for (int i = 0; i < r.ncg; i++) {
-      struct stat st;
-      if (stat(r.cg[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-        kill_tree(r.cg[i], 0);
-        break;
-      }
-    }
-    remove_cgroups(c, &r);
-  }
+  /* with its own pid namespace, the init's death took every process of the
+   * container along: nothing else in the group is signalled */
+  int rc = 0;
+  if (r.cgv && remove_cgroups(c, &r) < 0) rc = 1;
   remove_state(c);
   close(lfd);
-  return 0;
+  return rc;
 }

@@ -21,6 +21,9 @@ struct record {
   int cgv;               /* 0: no cgroup */
   const char *cg[MAX_CGROUPS];
   int ncg;
+  const char *made[2 * MAX_CGROUPS * 8]; /* what ocirun created, deepest first */
+  int nmade;
+  int pidns;             /* 1: a pid namespace of its own */
   int py_start, py_delete; /* hooks: leave these commands to Python */
   const char *head, *tail;
   size_t head_len, tail_len;

@@ -67,7 +67,7 @@ int record_read(const struct ctx *c, struct record *r) {
     char *v = strchr(p, ' ');
     if (v) *v++ = 0;
     if (line == 0) {
-      if (strcmp(p, "ocirun-fast") || !v || strcmp(v, "1")) return -1;
+      if (strcmp(p, "ocirun-fast") || !v || strcmp(v, "2")) return -1;
     } else if (!v) {
       return -1;
     } else if (!strcmp(p, "pid")) {
@@ -88,6 +88,13 @@ int record_read(const struct ctx *c, struct record *r) {
     } else if (!strcmp(p, "cg")) {
       if (r->ncg == MAX_CGROUPS || v[0] != '/') return -1;
       r->cg[r->ncg++] = v;
+    } else if (!strcmp(p, "made")) {
+      if (r->nmade == (int)(sizeof(r->made) / sizeof(r->made[0])) || v[0] != '/') return -1;
+      r->made[r->nmade++] = v;
+    } else if (!strcmp(p, "pidns")) {
+      if (strcmp(v, "0") && strcmp(v, "1")) return -1;
+      r->pidns = v[0] == '1';
+      seen |= 16;
     } else if (!strcmp(p, "py")) {
       for (char *w = strtok(v, " "); w; w = strtok(NULL, " ")) {
         if (!strcmp(w, "start")) r->py_start = 1;
@@ -100,7 +107,7 @@ int record_read(const struct ctx *c, struct record *r) {
     }
     p = nl + 1;
   }
-  if (seen != 15) return -1;
+  if (seen != 31) return -1;
   if (blob(&p, end, "head", &r->head, &r->head_len) < 0) return -1;
   if (blob(&p, end, "tail", &r->tail, &r->tail_len) < 0) return -1;
   return 0;

@@ -48,12 +48,20 @@ def hierarchies(root=ROOT):
     from ocirun.plan import cgroup_hierarchies
 
     found = {}
+    unified = None
     version = 1
     for fstype, mp, sopts in cgroup_hierarchies():
         if fstype == "cgroup2" and mp == root:
             return {root: ""}, 2
         if fstype == "cgroup" and mp.startswith(root + "/"):
             found[mp] = ",".join(o for o in sopts.split(",") if o not in ("rw", "ro"))
+        elif fstype == "cgroup2" and mp.startswith(root + "/") and "/" not in mp[len(root) + 1:]:
+            unified = mp
+    if found and unified:
+        # a hybrid host: the container joins the cgroup2 hierarchy's group of
+        # the same path too (as runc does); it holds no controller but is
+        # what /proc/<pid>/cgroup's "0::" line and systemd look at
+        found[unified] = ""
     return found, version
 
 
@@ -63,6 +71,8 @@ def resolve(cgroups_path, cid, root=ROOT):
 
     if SYSTEMD:
         _systemd_check(cgroups_path)
+    if cgroups_path is not None and not isinstance(cgroups_path, str):
+        raise CgroupError("linux.cgroupsPath: must be a string")
     hier, version = hierarchies(root)
     if not hier:
         return None
@@ -73,8 +83,12 @@ def resolve(cgroups_path, cid, root=ROOT):
     parts = [p for p in inner.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise CgroupError(f"linux.cgroupsPath: {inner!r} must not contain '..'")
+    if not parts:
+        raise CgroupError(f"linux.cgroupsPath: {inner!r} names an existing group of the host (the root, or the "
+                          "runtime's own); a container needs a group of its own")
     own = own_cgroup_paths()
     paths = {}
+    made = []
     for mp, ctrls in hier.items():
         if inner.startswith("/"):
             base = ""
@@ -82,8 +96,14 @@ def resolve(cgroups_path, cid, root=ROOT):
             base = own.get(ctrls if version == 1 else "", "/")
             if version == 1 and ctrls.startswith("name="):
                 base = own.get(ctrls, "/")
-        paths[mp] = os.path.normpath(mp + base + "/" + "/".join(parts))
-    return {"version": version, "paths": paths}
+        path = paths[mp] = os.path.normpath(mp + base + "/" + "/".join(parts))
+        # the directories create() will make, deepest first: only these are
+        # ever removed (a group or parent that existed before is the host's)
+        d = path
+        while d != mp and d.startswith(mp + "/") and not os.path.isdir(d):
+            made.append(d)
+            d = os.path.dirname(d)
+    return {"version": version, "paths": paths, "made": made}
 
 
 def _systemd_check(cgroups_path):
@@ -143,15 +163,17 @@ def _enable_controllers(cg, mp, path):
         cur = os.path.join(cur, part)
 
 
-def apply(cg, resources):
+def apply(cg, resources, device_paths=()):
     """Validate linux.resources completely, then write it; the normalised
-    object is kept in cg["resources"] (persisted with the state)."""
-    if not cg or resources is None:
+    object is kept in cg["resources"] (persisted with the state).
+    device_paths: the paths of linux.devices (see DEFAULT_DEVICE_RULES)."""
+    if not cg:
         return
     from ocirun.cgroups import resources as R
 
-    res = R.normalize(resources)
-    w = R.compile(cg, res)
+    # an absent linux.resources still gets the device rules (deny by default)
+    res = R.normalize(resources or {})
+    w = R.compile(cg, res, device_paths=device_paths)
     R.apply_writes(w)
     cg["resources"] = res
 
@@ -161,7 +183,13 @@ def update(cg, resources):
     write it; returns the new persisted resources object."""
     from ocirun.cgroups import resources as R
 
-    merged = R.normalize(R.merge(cg.get("resources"), R.normalize(resources)))
+    new = R.normalize(resources)
+    merged = R.normalize(R.merge(cg.get("resources"), new))
+    nm = new.get("memory", {})
+    if nm.get("limit") == -1 and not nm.get("swap") and merged.get("memory", {}).get("swap"):
+        # --memory -1 without --memory-swap: swap becomes unlimited too (runc),
+        # else the kept memsw limit would sit below an unlimited memory limit
+        merged["memory"]["swap"] = -1
     # like runc's update, everything is written again (the kernel keeps
     # unchanged values); device rules are never touched
     R.apply_writes(R.compile(cg, merged, update=True))
@@ -184,22 +212,55 @@ def _copy_cpuset(path, mp):
                     _write(os.path.join(d, f), parent.strip())
 
 
+def _procs_in(path):
+    n = 0
+    for d, _dirs, _files in os.walk(path):
+        data = _read(os.path.join(d, "cgroup.procs"))
+        if data:
+            n += len(data.split())
+    return n
+
+
 def create(cg):
-    """mkdir every path; returns the list actually created (for rollback)."""
-    made = []
+    """mkdir every path, after checking that a group which exists already is
+    empty (runc >= 1.2 refuses to share one); refuses a frozen group, which
+    would hang the init.  On error, what was made here is removed again."""
+    mine = []
     try:
         for mp, path in cg["paths"].items():
-            if not os.path.isdir(path):
-                os.makedirs(path, 0o755, exist_ok=True)
-                made.append(path)
+            if os.path.isdir(path) and path not in cg.get("made", ()):
+                n = _procs_in(path)
+                if n:
+                    raise CgroupError(f"linux.cgroupsPath: container's cgroup is not empty: {n} process(es) "
+                                      f"found in {path}")
+        for mp, path in cg["paths"].items():
+            chain = []
+            d = path
+            while d != mp and d.startswith(mp + "/") and not os.path.isdir(d):
+                chain.append(d)
+                d = os.path.dirname(d)
+            for d in reversed(chain):
+                try:
+                    os.mkdir(d, 0o755)
+                    mine.insert(0, d)
+                except FileExistsError:
+                    pass
             if cg["version"] == 2:
                 _enable_controllers(cg, mp, path)
             if cg["version"] == 1 and os.path.exists(os.path.join(mp, "cpuset.cpus")):
                 _copy_cpuset(path, mp)
-    except OSError as e:
-        remove({"paths": {p: p for p in made}}, timeout=0)
+        if is_frozen(cg):
+            raise CgroupError("container's cgroup unexpectedly frozen")
+    except (OSError, CgroupError) as e:
+        for d in mine:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        if isinstance(e, CgroupError):
+            raise
         raise CgroupError(f"creating cgroup {e.filename}: {os.strerror(e.errno).lower()}") from None
-    return made
+    return mine
 
 
 def add_pid(cg, pid):
@@ -322,21 +383,59 @@ def signal_all(cg, sig):
                 pass
 
 
+def made_dirs(cg):
+    """What ocirun created for this container, deepest first (a state from
+    before the list was kept: the container's own directories)."""
+    if "made" in cg:
+        return list(cg["made"])
+    return list(cg["paths"].values())
+
+
 def remove(cg, timeout=5.0):
-    """rmdir every path, retrying while dying processes still hold it."""
+    """Remove what ocirun made: the container's own directories with every
+    sub-group its processes made (depth first, retrying while dying
+    processes still hold them), then the parents it created, each only if
+    nothing else lives in it by now.  A group that existed before is left.
+    Raises CgroupError naming the first directory that could not go."""
     if not cg:
         return
     deadline = time.monotonic() + timeout
-    for path in cg["paths"].values():
-        delay = 0.001
-        while True:
+    own = set(cg["paths"].values())
+    err = None
+    legacy = "made" not in cg  # a state written before ownership was recorded
+    for path in made_dirs(cg):
+        if path in cg["paths"]:
+            continue  # a hierarchy's root is never the container's
+        if legacy:
+            e = _rmdir_retry(path, deadline)
+            if e:
+                err = err or e
+        elif path in own:
+            subs = [d for d, _dirs, _f in os.walk(path, topdown=False)] or [path]
+            for d in subs:
+                e = _rmdir_retry(d, deadline)
+                if e:
+                    err = err or e
+                    break
+        else:
             try:
                 os.rmdir(path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise CgroupError(f"removing cgroup {path}: {os.strerror(e.errno).lower()}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+            except OSError:
+                pass  # ENOENT, or in use by another group now: not ours to take
+    if err:
+        raise CgroupError(err)
+
+
+def _rmdir_retry(path, deadline):
+    delay = 0.001
+    while True:
+        try:
+            os.rmdir(path)
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                return f"removing cgroup {path}: {os.strerror(e.errno).lower()}"
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)

@@ -2,8 +2,10 @@
 program on v2 (generated here the way runc's devicefilter does, loaded and
 attached by csrc/core/bpfdev.c).
 
-The config's rules come first and runc's default allow list after them, so a
-config's "deny all" is followed by the devices every container needs."""
+Every container with a cgroup starts from deny-all (runc's devices emulator
+starts empty), whether or not linux.resources.devices is given; the config's
+rules come next and runc's default allow list after them, so a config's
+"deny all" is followed by the devices every container needs."""
 
 import os
 import struct
@@ -13,10 +15,11 @@ from ocirun.cgroups import CgroupError
 P = "linux.resources.devices"
 
 
-def effective_rules(rules):
+def effective_rules(rules, device_paths=()):
     from ocirun.cgroups.resources import DEFAULT_DEVICE_RULES
 
-    return list(rules) + DEFAULT_DEVICE_RULES
+    drop = set(device_paths)
+    return list(rules) + [r for r in DEFAULT_DEVICE_RULES if r.get("path") not in drop or "path" not in r]
 
 
 def v1_line(r):
@@ -25,8 +28,11 @@ def v1_line(r):
     return f"{r['type']} {r.get('major', '*')}:{r.get('minor', '*')} {r['access']}"
 
 
-def v1_writes(w, rules):
-    for i, r in enumerate(effective_rules(rules)):
+def v1_writes(w, rules, device_paths=()):
+    # a new v1 group inherits its parent's list (a *:* rwm under the root):
+    # start from nothing
+    w.add("devices", "devices.deny", "a", f"{P} (deny all first)")
+    for i, r in enumerate(effective_rules(rules, device_paths)):
         field = f"{P}[{i}]" if i < len(rules) else f"{P} (default rule {v1_line(r)})"
         w.add("devices", "devices.allow" if r["allow"] else "devices.deny", v1_line(r), field)
 
@@ -92,8 +98,8 @@ def program(rules):
     return b"".join(out)
 
 
-def v2_prepare(w, rules):
-    prog = program(effective_rules(rules))
+def v2_prepare(w, rules, device_paths=()):
+    prog = program(effective_rules(rules, device_paths))
     path = w.dir("cgroup", P)
 
     def attach():

@@ -16,16 +16,19 @@ P = "linux.resources"
 U64 = 2**64 - 1
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
-# runc's specconv.AllowedDevices: appended after the config's own rules.
+# runc's specconv.AllowedDevices (1.1): appended after the config's own
+# rules; one with a path is dropped when linux.devices names that path (runc's
+# createDevices: the config's node replaces the default one, and config nodes
+# get no cgroup rule of their own).
 DEFAULT_DEVICE_RULES = [
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm", "path": "/dev/null"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm", "path": "/dev/random"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm", "path": "/dev/full"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm", "path": "/dev/tty"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm", "path": "/dev/zero"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm", "path": "/dev/urandom"},
     {"allow": True, "type": "c", "major": 136, "access": "rwm"},
     {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
     {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
@@ -347,6 +350,9 @@ class Writes:
     def __init__(self, cg):
         self.cg = cg
         self.ops = []
+        # op index -> "soft" (EINVAL is remembered, not fatal) or "retry"
+        # (written only if the same file's soft write failed)
+        self.flags = {}
 
     def dir(self, ctrl, field):
         d = controller_dir(self.cg, ctrl)
@@ -366,9 +372,11 @@ class Writes:
         return True
 
 
-def compile(cg, res, *, update=False):
-    """A validated, normalised resources object -> Writes."""
+def compile(cg, res, *, update=False, device_paths=()):
+    """A validated, normalised resources object -> Writes.  device_paths:
+    linux.devices[].path, whose default allow rules runc drops."""
     w = Writes(cg)
+    w.device_paths = device_paths
     if cg["version"] == 2:
         _v2(w, res, update)
     else:
@@ -438,8 +446,16 @@ def _v1(w, res, update):
             w.add("cpu", "cpu.shares", cpu["shares"], f + ".shares")
         if cpu.get("period"):
             w.add("cpu", "cpu.cfs_period_us", cpu["period"], f + ".period")
+            if cpu.get("quota"):
+                # a smaller period can be refused (EINVAL) while the old
+                # quota/new period exceeds the parent's quota: as runc, write
+                # the quota and then the period again
+                w.flags[len(w.ops) - 1] = "soft"
         if cpu.get("quota"):
             w.add("cpu", "cpu.cfs_quota_us", cpu["quota"], f + ".quota")
+            if cpu.get("period"):
+                w.add("cpu", "cpu.cfs_period_us", cpu["period"], f + ".period")
+                w.flags[len(w.ops) - 1] = "retry"
         if "burst" in cpu:
             w.add("cpu", "cpu.cfs_burst_us", cpu["burst"], f + ".burst")
         if cpu.get("realtimePeriod"):
@@ -486,10 +502,12 @@ def _v1(w, res, update):
     for i, p in enumerate(net.get("priorities", [])):
         w.add("net_prio", "net_prio.ifpriomap", f"{p['name']} {p['priority']}", f"{P}.network.priorities[{i}]")
     _rdma(w, res)
-    if not update and "devices" in res:
+    if not update:
+        # always, as runc: deny-all, its default allow list, then the
+        # config's rules; an absent list never leaves the host's a *:* rwm
         from ocirun.cgroups import devices
 
-        devices.v1_writes(w, res["devices"])
+        devices.v1_writes(w, res.get("devices", []), w.device_paths)
 
 
 def _rdma(w, res):
@@ -585,17 +603,27 @@ def _v2(w, res, update):
         if ctrl != "cgroup" and controller_dir(w.cg, ctrl) is None:
             raise CgroupError(f"{ff}: the {ctrl} controller is not enabled for this cgroup")
         w.add(ctrl, k, v, ff)
-    if not update and "devices" in res:
+    if not update:
         from ocirun.cgroups import devices
 
-        devices.v2_prepare(w, res["devices"])
+        devices.v2_prepare(w, res.get("devices", []), w.device_paths)
 
 
 def apply_writes(w):
-    for path, value, field in w.ops:
+    import errno
+
+    flags = getattr(w, "flags", {})
+    failed = set()
+    for i, (path, value, field) in enumerate(w.ops):
+        kind = flags.get(i)
+        if kind == "retry" and path not in failed:
+            continue
         try:
             _write(path, value)
         except OSError as e:
+            if kind == "soft" and e.errno == errno.EINVAL:
+                failed.add(path)
+                continue
             from ocirun.errors import strerror
 
             raise CgroupError(f"{field}: writing {value!r} to {path}: {strerror(e.errno)}") from None

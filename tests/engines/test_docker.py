@@ -149,6 +149,16 @@ def test_run_foreground(dk):
         calls
 
 
+def test_memory_and_pids_limits_seen_inside(dk):
+    """docker on cgroup v1 gives no cgroup namespace: /sys/fs/cgroup/<ctrl>
+    must be the container's own group (its limits, no host groups)."""
+    r = drun(dk, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
+             "find /sys/fs/cgroup/pids/ -mindepth 1 -type d | wc -l",
+             opts=("--rm", "--memory", "64m", "--pids-limit", "42"))
+    assert r.returncode == 0, r.stderr + dk.diag(dk.mark)
+    assert r.stdout.split() == [str(64 << 20), "42", "0"], r.stdout
+
+
 def test_run_exit_status_and_missing_executable(dk):
     r = drun(dk, "sh", "-c", "exit 3", opts=("--rm",))
     assert r.returncode == 3, r.stderr + dk.diag(dk.mark)

@@ -347,3 +347,304 @@ cat /sys/fs/cgroup/{cid}/cpu.pressure >&2; $O events --stats {cid}; $O delete --
     assert "psi" in data["memory"] and "psi" in data["blkio"]
     some = data["cpu"]["psi"]["some"]
     assert set(some) == {"avg10", "avg60", "avg300", "total"} and some["total"] > 0, r.stdout
+
+
+# --- deny by default, ownership, placement ------------------------------------------
+
+def disk_numbers():
+    for name in sorted(os.listdir("/sys/block")):
+        if not name.startswith(("loop", "ram")):
+            return read(f"/sys/block/{name}/dev").split(":")
+    pytest.skip("no disk on this host")
+
+
+# kmsg is opened write-only (reading needs CAP_SYSLOG here); fuse answers an
+# open whenever the device cgroup lets it through; a block device's open
+# fails on this VM even for host root, so "disk" only shows it stays closed
+DEVICE_PROBE = ("mknod /dev/x-kmsg c 1 11 && echo mknod=ok; (: > /dev/x-kmsg) 2>/dev/null; echo kmsg=$?; "
+                "mknod /dev/x-fuse c 10 229; (: < /dev/x-fuse) 2>/dev/null; echo fuse=$?; "
+                "mknod /dev/x-disk b {0} {1}; (: < /dev/x-disk) 2>/dev/null; echo disk=$?; "
+                "(: < /dev/null); echo null=$?")
+
+
+def no_devices_field(env, keep_resources):
+    """A bundle whose init holds CAP_MKNOD and whose config names no device rule."""
+    if keep_resources:
+        env.cfg["linux"]["resources"] = {"pids": {"limit": 50}}
+    else:
+        env.cfg["linux"].pop("resources", None)
+    for k in ("bounding", "effective", "permitted"):
+        env.cfg["process"]["capabilities"][k] = sorted(set(env.cfg["process"]["capabilities"][k]) | {"CAP_MKNOD"})
+    return DEVICE_PROBE.format(*disk_numbers())
+
+
+@pytest.mark.parametrize("keep_resources", [False, True])
+def test_devices_deny_by_default_v1(env, keep_resources):
+    script = no_devices_field(env, keep_resources)
+    r = env.sh(script + "; cat /sys/fs/cgroup/devices/devices.list")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[:5] == ["mknod=ok", "kmsg=1", "fuse=1", "disk=1", "null=0"], r.stdout
+    assert "a *:* rwm" not in out and "c 1:3 rwm" in out and "c *:* m" in out and "b *:* m" in out
+
+
+def test_devices_deny_by_default_v2(env):
+    if not os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
+        pytest.skip("no cgroup2 hierarchy on this host")
+    script = no_devices_field(env, False)
+    env.cfg["process"]["args"] = ["sh", "-c", script]
+    env.write()
+    r = v2(env, f"$O run -b {env.bundle} {env.new_id()}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["mknod=ok", "kmsg=1", "fuse=1", "disk=1", "null=0"], r.stdout
+
+
+def userns(env):
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+
+
+@pytest.mark.parametrize("with_userns", [False, True])
+def test_v1_cgroup_mount_without_cgroupns_is_the_containers_own(env, with_userns):
+    """No cgroup namespace (docker's and containerd's default on v1): each
+    hierarchy at /sys/fs/cgroup/<controller> is the container's own group."""
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    env.cfg["linux"]["resources"].update({"memory": {"limit": 64 * MiB}, "pids": {"limit": 42}})
+    if with_userns:
+        userns(env)
+    sibling = f"/sys/fs/cgroup/pids/ocirun-test-sibling-{os.getpid()}"
+    os.mkdir(sibling)
+    try:
+        r = env.sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
+                   "find /sys/fs/cgroup/pids/ /sys/fs/cgroup/memory/ -mindepth 1 -type d | wc -l; "
+                   "wc -w < /sys/fs/cgroup/pids/cgroup.procs")
+    finally:
+        os.rmdir(sibling)
+    assert r.returncode == 0, r.stderr
+    # its own limits, no host group (the sibling, the runtime's) in sight, only its own process
+    assert r.stdout.split() == [str(64 * MiB), "42", "0", "1"], r.stdout
+
+
+def test_hybrid_joins_the_unified_group(env):
+    """On a v1 + cgroup2 hybrid host the container is in the unified
+    hierarchy's group of the same path too (as runc), and it goes on delete."""
+    if not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"):
+        pytest.skip("not a hybrid host")
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    env.cfg["linux"]["cgroupsPath"] = cg = f"/ocirun-test-uni-{os.getpid()}"
+    r = env.sh("grep -E '^(0::|[0-9]+:pids:)' /proc/self/cgroup")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"0::{cg}" in lines and any(line.endswith(f":pids:{cg}") for line in lines), r.stdout
+    assert not os.path.exists("/sys/fs/cgroup/unified" + cg)
+
+
+def test_cgroups_path_root_and_busy_groups_refused(env):
+    """cgroupsPath "/" is refused; so is an existing group holding a host
+    process, which survives, with its group (runc >= 1.2)."""
+    env.cfg["linux"]["cgroupsPath"] = "/"
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    r = env.cli("run", "-b", env.bundle, env.new_id())
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "linux.cgroupsPath: '/' names an existing group of the host" in r.stderr
+    busy = f"/ocirun-test-busy-{os.getpid()}"
+    dirs = [f"/sys/fs/cgroup/{c}{busy}" for c in ("pids", "memory")]
+    for d in dirs:
+        os.mkdir(d)
+    host = subprocess.Popen(["sleep", "100"])
+    try:
+        for d in dirs:
+            with open(d + "/cgroup.procs", "w") as f:
+                f.write(str(host.pid))
+        env.cfg["linux"]["cgroupsPath"] = busy
+        env.write()
+        cid = env.new_id()
+        r = env.cli("run", "-b", env.bundle, cid)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1
+        assert "linux.cgroupsPath: container's cgroup is not empty: 1 process(es) found" in r.stderr
+        assert host.poll() is None and all(os.path.isdir(d) for d in dirs)
+        assert not os.listdir(env.root)
+    finally:
+        host.kill()
+        host.wait()
+        for d in dirs:
+            for _ in range(100):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def test_cgroups_path_only_what_ocirun_made_is_removed(env):
+    """Relative a/b/c with a/ pre-existing: delete removes b and c (made by
+    ocirun) in every hierarchy, and keeps a (the host's)."""
+    a = f"ocirun-test-own-{os.getpid()}"
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _h, ctrls, path = line.rstrip("\n").split(":", 2)
+            own[ctrls] = path
+    pre = [f"/sys/fs/cgroup/pids{own['pids']}/{a}".replace("//", "/"),
+           f"/sys/fs/cgroup/memory{own['memory']}/{a}".replace("//", "/")]
+    for d in pre:
+        os.mkdir(d)
+    try:
+        env.cfg["linux"]["cgroupsPath"] = f"{a}/b/c"
+        cid = env.create(["sleep", "100"])
+        pid = env.state(cid)["pid"]
+        assert host_cgroup(pid, "pids") == pre[0] + "/b/c"
+        assert env.cli("delete", "--force", cid).returncode == 0
+        for d in pre:
+            assert os.path.isdir(d) and not os.path.exists(d + "/b"), d
+        # the hierarchies where ocirun made a/ too have nothing of it left
+        assert not os.path.exists(f"/sys/fs/cgroup/freezer{own['freezer']}/{a}".replace("//", "/"))
+    finally:
+        for d in pre:
+            os.rmdir(d)
+
+
+def test_cgroup_frozen_before_create_is_refused(env):
+    g = f"/ocirun-test-frozen-{os.getpid()}"
+    d = "/sys/fs/cgroup/freezer" + g
+    os.mkdir(d)
+    try:
+        with open(d + "/freezer.state", "w") as f:
+            f.write("FROZEN")
+        env.cfg["linux"]["cgroupsPath"] = g
+        env.cfg["process"]["args"] = ["true"]
+        env.write()
+        r = env.cli("run", "-b", env.bundle, env.new_id(), timeout=20)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1
+        assert "container's cgroup unexpectedly frozen" in r.stderr
+        assert os.path.isdir(d) and not os.listdir(env.root)
+    finally:
+        with open(d + "/freezer.state", "w") as f:
+            f.write("THAWED")
+        os.rmdir(d)
+
+
+@pytest.mark.parametrize("own_pidns", [True, False])
+def test_delete_force_removes_sub_cgroups(env, own_pidns):
+    """The container's processes made sub-groups and moved into them: delete
+    --force kills them and removes the tree, depth first."""
+    if not own_pidns:
+        env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "pid"]
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    env.cfg["mounts"] = [dict(m, options=[o for o in m.get("options", []) if o != "ro"])
+                         if m["type"] == "cgroup" else m for m in env.cfg["mounts"]]
+    d = shared_dir(env)
+    cid = env.create(["sh", "-c", "for c in pids memory; do mkdir -p /sys/fs/cgroup/$c/sub/deeper; done; "
+                      "sleep 100 & echo $! > /sys/fs/cgroup/pids/sub/deeper/cgroup.procs; "
+                      "echo $! > /sys/fs/cgroup/memory/sub/cgroup.procs; echo ok > /shared/ready; wait"])
+    pid = env.state(cid)["pid"]
+    top = host_cgroup(pid, "pids")
+    assert env.cli("start", cid).returncode == 0
+    assert env.wait_file(os.path.join(d, "ready")) == "ok\n"
+    assert os.path.isdir(top + "/sub/deeper")
+    r = env.cli("delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(top)
+
+
+def test_exec_cgroup_stays_inside_and_pid_file_checked_first(env):
+    d = shared_dir(env)
+    cid = env.create(["sleep", "100"])
+    assert env.cli("start", cid).returncode == 0
+    top = host_cgroup(env.state(cid)["pid"], "pids")
+    os.mkdir(top + "/sub")
+    try:
+        r = env.cli("exec", "--cgroup", "pids:sub", cid, "grep", ":pids:", "/proc/self/cgroup")
+        assert r.returncode == 0 and r.stdout.strip().endswith(":pids:/sub"), r.stdout + r.stderr
+        marker = "touch /shared/ran"
+        for spec, msg in [("..", "bad sub cgroup path"), ("../..", "bad sub cgroup path"),
+                          ("pids:../..", "bad sub cgroup path"), ("/..", "bad sub cgroup path"),
+                          ("pids:sub/../../x", "bad sub cgroup path"), ("nosuch:sub", "unknown controller nosuch"),
+                          (",pids:sub", "empty <controller> prefix")]:
+            r = env.cli("exec", "--cgroup", spec, cid, "sh", "-c", marker)
+            assert r.returncode == 255 and r.stderr.count("\n") == 1 and msg in r.stderr, (spec, r.stderr)
+        r = env.cli("exec", "--pid-file", os.path.join(env.tmp, "no-such-dir", "x.pid"), cid, "sh", "-c", marker)
+        assert r.returncode == 255 and "--pid-file" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert not os.path.exists(os.path.join(d, "ran"))  # nothing ran
+        pid_file = os.path.join(env.tmp, "ok.pid")
+        r = env.cli("exec", "--pid-file", pid_file, cid, "true")
+        assert r.returncode == 0 and open(pid_file).read().isdigit()
+        assert not os.path.exists(os.path.join(env.tmp, ".ok.pid"))
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_update_memory_unlimited_resets_swap_first(env):
+    env.cfg["linux"]["resources"]["memory"] = {"limit": 64 * MiB, "swap": 96 * MiB}
+    cid = env.create(["sleep", "100"])
+    try:
+        r = env.cli("update", "--memory", "-1", cid)
+        assert r.returncode == 0, r.stderr
+        r = env.cli("exec", cid, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        unlimited = read("/sys/fs/cgroup/memory/memory.limit_in_bytes")  # the root's: the kernel's "max"
+        assert r.stdout.split() == [unlimited, unlimited], r.stdout + r.stderr
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_update_smaller_period_under_a_parent_quota(env):
+    """Parent quota 0.5 CPU; the container at 0.25 moves to a 10 ms period:
+    the new period alone breaks the parent's limit (EINVAL), so the quota is
+    written first and the period again (runc's order)."""
+    parent = f"/ocirun-test-quota-{os.getpid()}"
+    pdir = "/sys/fs/cgroup/cpu" + parent
+    os.mkdir(pdir)
+    try:
+        with open(pdir + "/cpu.cfs_quota_us", "w") as f:
+            f.write("50000")
+        env.cfg["linux"]["cgroupsPath"] = parent + "/c"
+        env.cfg["linux"]["resources"]["cpu"] = {"quota": 25000, "period": 100000}
+        cid = env.create(["sleep", "100"])
+        try:
+            r = env.cli("update", "--cpu-period", "10000", "--cpu-quota", "2500", cid)
+            assert r.returncode == 0, r.stderr
+            r = env.cli("exec", cid, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+            assert r.stdout.split() == ["2500", "10000"], r.stdout + r.stderr
+        finally:
+            assert env.cli("delete", "--force", cid).returncode == 0
+        assert os.path.isdir(pdir) and not os.path.exists(pdir + "/c")
+    finally:
+        os.rmdir(pdir)
+
+
+def test_v2_ownership_and_frozen_group(env):
+    """The cgroup2 path: parents ocirun made go with the container, a
+    pre-existing one stays; a frozen group is refused, not waited on."""
+    if not os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
+        pytest.skip("no cgroup2 hierarchy on this host")
+    env.cfg["linux"]["resources"] = {}
+    env.cfg["process"]["args"] = ["grep", "^0::", "/proc/self/cgroup"]
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    n = os.getpid()
+    bundles = []
+    for i, path in enumerate((f"ocirun-test-made-{n}/y/z", f"ocirun-test-pre-{n}/y", f"/ocirun-test-frz-{n}")):
+        env.cfg["linux"]["cgroupsPath"] = path
+        b = os.path.join(env.tmp, f"config{i}.json")
+        with open(b, "w") as f:
+            json.dump(env.cfg, f)
+        bundles.append(b)
+    c = "/sys/fs/cgroup"
+    r = v2(env, f"""cp {bundles[0]} {env.bundle}/config.json; $O run -b {env.bundle} {env.new_id()}
+test -e {c}/ocirun-test-made-{n} || echo made-gone
+mkdir {c}/ocirun-test-pre-{n}; cp {bundles[1]} {env.bundle}/config.json; $O run -b {env.bundle} {env.new_id()}
+test -d {c}/ocirun-test-pre-{n} && ! test -e {c}/ocirun-test-pre-{n}/y && echo pre-kept; rmdir {c}/ocirun-test-pre-{n}
+mkdir {c}/ocirun-test-frz-{n}; echo 1 > {c}/ocirun-test-frz-{n}/cgroup.freeze
+cp {bundles[2]} {env.bundle}/config.json; timeout 20 $O run -b {env.bundle} {env.new_id()}; echo rc=$?
+rmdir {c}/ocirun-test-frz-{n}""")
+    out = r.stdout.splitlines()
+    assert out == [f"0::/ocirun-test-made-{n}/y/z", "made-gone", f"0::/ocirun-test-pre-{n}/y", "pre-kept", "rc=1"], \
+        r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1 and "container's cgroup unexpectedly frozen" in r.stderr, r.stderr

@@ -182,19 +182,21 @@ def _poison_cgroups(env, cid, bogus):
     with open(os.path.join(d, "state.json")) as f:
         st = json.load(f)
     st["cgroup"]["paths"]["/bogus"] = bogus
+    st["cgroup"]["made"].insert(0, bogus)
     with open(os.path.join(d, "state.json"), "w") as f:
         json.dump(st, f)
     with open(os.path.join(d, "fast"), "rb") as f:
         rec = f.read()
-    head, sep, rest = rec.partition(b"\npy ")
+    head, sep, rest = rec.partition(b"\nmade ")
     with open(os.path.join(d, "fast"), "wb") as f:
-        f.write(head + b"\ncg " + bogus.encode() + sep + rest)
+        f.write(head + b"\ncg " + bogus.encode() + b"\nmade " + bogus.encode() + sep + rest)
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_c_log_lines_match_python(env, lone_front, tmp_path, fmt):
-    """A warning the C path writes after the point of no return (a cgroup it
-    cannot remove) is the same record Python writes, escaping included."""
+    """An error the C path writes after the point of no return (a cgroup it
+    cannot remove: delete fails, as runc's, the state is gone) is the same
+    record Python writes, escaping included."""
     _, py = front_and_python(env)
     bogus = str(tmp_path / 'not a "dir" é')
     with open(bogus, "w"):
@@ -207,7 +209,7 @@ def test_c_log_lines_match_python(env, lone_front, tmp_path, fmt):
         with tempfile.TemporaryFile() as err:
             p = subprocess.run([binary, "--root", env.root, "--log", str(log), "--log-format", fmt,
                                 "delete", "--force", cid], stderr=err, timeout=30)
-        assert p.returncode == 0
+        assert p.returncode == 1
         assert not os.path.exists(os.path.join(env.root, cid))
         raw.append(log.read_text())
         lines.append(TIME.sub("T", raw[-1]).replace(cid, "ID"))
@@ -215,7 +217,7 @@ def test_c_log_lines_match_python(env, lone_front, tmp_path, fmt):
     assert "removing cgroup" in lines[0] and "not a directory" in lines[0]
     if fmt == "json":
         rec = json.loads(raw[0].splitlines()[0])
-        assert rec["level"] == "warning" and bogus in rec["msg"]
+        assert rec["level"] == "error" and bogus in rec["msg"]
 
 
 def test_v1_primer_is_gone_when_create_returns(env):

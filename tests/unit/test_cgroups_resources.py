@@ -117,21 +117,23 @@ def test_v1_device_rule_order(v1):
                           {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
                           {"allow": False, "type": "b", "major": 8, "access": "m"}])
     lines = [(os.path.basename(p), v) for p, v, _f in w.ops]
-    assert lines[:3] == [("devices.deny", "a"), ("devices.allow", "c 10:229 rw"), ("devices.deny", "b 8:* m")]
+    # deny-all first whatever the config says (a new v1 group inherits its parent's a *:* rwm)
+    assert lines[:4] == [("devices.deny", "a"), ("devices.deny", "a"), ("devices.allow", "c 10:229 rw"),
+                         ("devices.deny", "b 8:* m")]
     assert ("devices.allow", "c 1:3 rwm") in lines and ("devices.allow", "c 136:* rwm") in lines
 
 
 def test_v1_memory_write_order(v1):
     # memsw must stay >= the limit at every step: raising above the current
     # limit (unknown here) writes memsw first, lowering writes the limit first
-    w = R.compile(v1, R.normalize({"memory": {"limit": 1000, "swap": 2000}}))
+    w = R.compile(v1, R.normalize({"memory": {"limit": 1000, "swap": 2000}}), update=True)
     assert [os.path.basename(p) for p, _v, _f in w.ops] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
     with open(os.path.join(cgroups.controller_dir(v1, "memory"), "memory.limit_in_bytes"), "w") as f:
         f.write("5000")
-    w = R.compile(v1, R.normalize({"memory": {"limit": 1000, "swap": 2000}}))
+    w = R.compile(v1, R.normalize({"memory": {"limit": 1000, "swap": 2000}}), update=True)
     assert [os.path.basename(p) for p, _v, _f in w.ops] == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
     # limit -1 without swap: swap unlimited too
-    w = R.compile(v1, R.normalize({"memory": {"limit": -1}}))
+    w = R.compile(v1, R.normalize({"memory": {"limit": -1}}), update=True)
     assert [(os.path.basename(p), v) for p, v, _f in w.ops] == [("memory.memsw.limit_in_bytes", "-1"),
                                                                 ("memory.limit_in_bytes", "-1")]
 
@@ -192,7 +194,8 @@ def test_conversions():
         R.swap_to_v2(50, 0)
 
 
-def test_v2_all_resources(v2):
+def test_v2_all_resources(v2, monkeypatch):
+    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules, paths=(): None)  # the BPF attach needs the kernel
     cgroups.apply(v2, {
         "memory": {"limit": 1000, "reservation": 500, "swap": 3000, "swappiness": 10},
         "cpu": {"shares": 1024, "quota": 5000, "period": 10000, "burst": 7, "cpus": "0", "mems": "0", "idle": 0},
@@ -234,12 +237,14 @@ def test_v2_errors(v2):
 
 def test_update_merges_and_keeps_period(v1):
     cgroups.apply(v1, {"cpu": {"quota": 20000, "period": 50000}, "memory": {"limit": 1 << 20}})
+    rules = content(v1, "devices", "devices.allow"), content(v1, "devices", "devices.deny")
     merged = cgroups.update(v1, {"cpu": {"quota": 30000}, "pids": {"limit": 7},
                                  "devices": [{"allow": True, "access": "rwm"}]})
     assert merged["cpu"] == {"quota": 30000, "period": 50000}
     assert merged["memory"] == {"limit": 1 << 20} and merged["pids"] == {"limit": 7} and "devices" not in merged
     assert content(v1, "cpu", "cpu.cfs_quota_us") == "30000" and content(v1, "cpu", "cpu.cfs_period_us") == "50000"
-    assert content(v1, "devices", "devices.allow") == ""  # update never touches device rules
+    # update never touches device rules
+    assert (content(v1, "devices", "devices.allow"), content(v1, "devices", "devices.deny")) == rules
 
 
 def test_update_check_before_update(v1):
@@ -344,3 +349,28 @@ def test_stats_psi_v2(v2):
 def test_stats_v1_has_no_psi(v1):
     s = stats.collect(v1)
     assert "psi" not in s["cpu"] and "psi" not in s["memory"] and "psi" not in s["blkio"]
+
+
+def test_no_devices_field_still_denies_by_default(v1, v2, monkeypatch):
+    """linux.resources absent, or without devices: deny-all, then runc's
+    default allow list (v1 files; v2 program whose fall-through is deny)."""
+    for res in (None, {"pids": {"limit": 3}}):
+        w = R.compile(v1, R.normalize(res or {}))
+        devs = [(os.path.basename(p), v) for p, v, _f in w.ops if "devices." in p]
+        assert devs[0] == ("devices.deny", "a") and ("devices.allow", "c 1:3 rwm") in devs
+        assert ("devices.allow", "c *:* m") in devs and ("devices.allow", "a") not in devs
+    seen = []
+    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules, paths=(): seen.append(rules))
+    cgroups.apply(v2, None)
+    assert seen == [[]]
+    prog = devices.program(devices.effective_rules([]))
+    assert prog[-16:] == devices._insn(devices.MOV64K, 0, imm=0) + devices._insn(devices.EXIT)
+
+
+def test_config_device_paths_replace_default_rules(v1):
+    """runc 1.1 drops a default allow rule whose path linux.devices names
+    (a config's /dev/null node gets no rule of its own): never wider than runc."""
+    w = R.compile(v1, R.normalize({}), device_paths=["/dev/null"])
+    devs = [v for p, v, _f in w.ops if p.endswith("devices.allow")]
+    assert "c 1:3 rwm" not in devs and "c 1:5 rwm" in devs and "c 136:* rwm" in devs
+    assert all("path" not in r or r["path"] != "/dev/zero" for r in devices.effective_rules([], ["/dev/zero"]))

@@ -19,13 +19,14 @@ def sample_state():
             "created": "2026-11-28T00:00:00Z", "ociVersion": "1.2.1",
             "annotations": {"k": 'v "q" \\', "e": "\U0001f433"}, "hooks": {"poststop": [{"path": "/bin/true"}]},
             "cgroup": {"version": 1, "paths": {"/sys/fs/cgroup/freezer": "/sys/fs/cgroup/freezer/c",
-                                               "/sys/fs/cgroup/pids": "/sys/fs/cgroup/pids/c"}}}
+                                               "/sys/fs/cgroup/pids": "/sys/fs/cgroup/pids/c"},
+                       "made": ["/sys/fs/cgroup/freezer/c", "/sys/fs/cgroup/pids/c"]}, "ns": ["pid"]}
 
 
 def test_record_round_trips_through_the_parser_shape():
     rec = fast_record(sample_state())
     head, _, rest = rec.partition(b"\nhead ")
-    assert head.splitlines()[0] == b"ocirun-fast 1"
+    assert head.splitlines()[0] == b"ocirun-fast 2"
     assert b"py delete" in head and b"cg /sys/fs/cgroup/pids/c" in head
     n = int(rest.split(b"\n", 1)[0])
     assert rest.split(b"\n", 1)[1][:n].endswith(b'"pid": ')
