@@ -90,6 +90,79 @@ def test_docker_sized_profile(env):
     assert "hi" in r.stdout and "ls-ok" in r.stdout and "rc=1" in r.stdout
 
 
+PROBE_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    errno = 0;
+    long r = syscall(strtol(argv[i], NULL, 10), 0, 0, 0, 0, 0, 0);
+    printf("%s=%ld\n", argv[i], r < 0 ? (long)errno : 0L);
+  }
+  return 0;
+}
+"""
+
+
+def _probe(env):
+    """A static program in the rootfs that prints `nr=errno` for each
+    syscall number it is given (called with zero arguments)."""
+    src = os.path.join(env.tmp, "probe.c")
+    with open(src, "w") as f:
+        f.write(PROBE_C)
+    r = subprocess.run(["gcc", "-static", "-O1", "-o", os.path.join(env.rootfs, "probe"), src],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("no static C toolchain: " + r.stderr[-200:])
+
+
+def _numbered():
+    return {n: int(nr) for n, nr in re.findall(r"#define __NR_(\w+) (\d+)", open(UNISTD).read())}
+
+
+@pytest.mark.parametrize("arches", [["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"], []])
+def test_syscalls_newer_than_the_profile_get_enosys(env, arches):
+    """docker's default shape: deny by default (EPERM), an allow-list that
+    stops at clone(2)'s era.  clone3 (435) and a number no kernel has are
+    newer than every name in the profile: ENOSYS, so that libcs fall back;
+    mount (known, not listed) keeps the default errno."""
+    if not os.path.exists(UNISTD):
+        pytest.skip("kernel headers not installed")
+    _probe(env)
+    nrs = _numbered()
+    allowed = [n for n, nr in nrs.items() if nr < nrs["clone3"] and n not in ("mount", "swapoff")]
+    env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": arches,
+                                   "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+    probes = [nrs["clone3"], nrs["faccessat2"], 1000, nrs["mount"], nrs["swapoff"], nrs["getppid"]]
+    r = env.run(["/probe"] + [str(n) for n in probes])
+    assert r.returncode == 0, r.stderr
+    got = dict(line.split("=") for line in r.stdout.split())
+    assert got == {str(nrs["clone3"]): "38", str(nrs["faccessat2"]): "38", "1000": "38",
+                   str(nrs["mount"]): "1", str(nrs["swapoff"]): "1", str(nrs["getppid"]): "0"}, r.stdout
+
+
+def test_enosys_bound_counts_every_named_syscall(env):
+    """As in runc, the bound is the highest syscall the profile names with any
+    action (a rule equal to the default action included); with an allowing
+    default nothing changes (no stub)."""
+    if not os.path.exists(UNISTD):
+        pytest.skip("kernel headers not installed")
+    _probe(env)
+    nrs = _numbered()
+    allowed = [n for n, nr in nrs.items() if nr < nrs["clone3"]]
+    env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": allowed, "action": "SCMP_ACT_ALLOW"},
+        {"names": ["faccessat2"], "action": "SCMP_ACT_ERRNO"}]}
+    r = env.run(["/probe", str(nrs["clone3"]), str(nrs["faccessat2"]), str(nrs["faccessat2"] + 1)])
+    got = dict(line.split("=") for line in r.stdout.split())
+    assert got == {str(nrs["clone3"]): "1", str(nrs["faccessat2"]): "1", str(nrs["faccessat2"] + 1): "38"}, r.stdout
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}])
+    r = env.run(["/probe", str(nrs["faccessat2"]), str(nrs["getppid"])])  # faccessat2(0, NULL): EFAULT
+    assert r.stdout.split() == [f"{nrs['faccessat2']}=14", f"{nrs['getppid']}=13"], r.stdout
+
+
 def test_log_action_reaches_the_kernel_log(env):
     env.cfg["linux"]["seccomp"] = allow_all([{"names": ["uname"], "action": "SCMP_ACT_LOG"}])
     before = subprocess.run(["dmesg"], capture_output=True, text=True)
