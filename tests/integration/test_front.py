@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -306,3 +307,27 @@ def test_hooks_are_left_to_python_before_any_side_effect(env, lone_front, tmp_pa
     assert env.state(cid)["status"] == "stopped"
     assert env.cli("delete", cid).returncode == 0
     assert log.read_text() == "poststart\npoststop\n"
+
+
+def test_kill_signal_zero_probes_liveness(env, lone_front):
+    """`kill ID 0` (engines' liveness probe) succeeds on a live init, from
+    the C side alone and from Python, and sends nothing; on a stopped
+    container it is runc's "container not running"."""
+    front, py = front_and_python(env)
+    cid = env.create(["sleep", "100"])
+    pid = env.state(cid)["pid"]
+    for binary in (lone_front, py):
+        r = call(binary, env, "kill", cid, "0")
+        assert r[0] == 0 and r[2] == "", (binary, r)
+    assert env.state(cid)["status"] == "created"
+    with open(f"/proc/{pid}/status") as f:
+        assert "State:\tS" in f.read()  # not stopped, not killed
+    assert env.cli("kill", cid, "KILL").returncode == 0
+    for _ in range(100):
+        if env.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    for binary in (front, py):
+        r = call(binary, env, "kill", cid, "0")
+        assert r[0] == 1 and "container not running" in r[2], (binary, r)
+    assert env.cli("delete", cid).returncode == 0
