@@ -712,13 +712,18 @@ def _process(plan, proc, extra_env, console_socket):
         raise ConfigError("process.args: must not be empty")
     for j, a in enumerate(args):
         w.str(P.R_ARG, _str(a, f"process.args[{j}]"))
-    env = []
+    # a name given twice: the last value wins, in the first one's place
+    # (runc sets each with os.Setenv); so does exec --env (PATH included,
+    # which the init then uses to find args[0])
+    byname = {}
     for j, e in enumerate(_list(proc.get("env"), "process.env")):
         e = _str(e, f"process.env[{j}]")
         if "=" not in e:
             raise ConfigError(f"process.env[{j}]: invalid environment variable {e!r}")
-        env.append(e)
-    env.extend(extra_env)
+        byname[e.split("=", 1)[0]] = e
+    for e in extra_env:
+        byname[e.split("=", 1)[0]] = e
+    env = list(byname.values())
     plan.env = env
     for e in env:
         w.str(P.R_ENV, e)
