@@ -280,7 +280,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         w.str(P.R_RO_PATH, _abs_path(p, f"linux.readonlyPaths[{i}]"))
     for i, p in enumerate(_list(linux.get("maskedPaths"), "linux.maskedPaths")):
         w.str(P.R_MASK, _abs_path(p, f"linux.maskedPaths[{i}]"))
-    _sysctls(plan, linux)
+    _sysctls(plan, linux, cfg)
 
     for key in ("hostname", "domainname"):
         v = _str(cfg.get(key), key)
@@ -603,7 +603,11 @@ def _devices(plan, linux, dev_bound):
         w.flag(P.R_DEV_SYMLINKS)
 
 
-def _sysctls(plan, linux):
+def _sysctls(plan, linux, cfg):
+    """runc's rule: each sysctl must belong to a namespace the container has
+    of its own.  kernel.hostname is refused outright (the `hostname` field
+    sets it); kernel.domainname is what docker uses for --domainname and is
+    accepted, unless the `domainname` field (runtime-spec 1.2) says it too."""
     w = plan.w
     ipc = "ipc" in plan.ns_new or "ipc" in plan.ns_paths
     net = "network" in plan.ns_new or "network" in plan.ns_paths
@@ -621,6 +625,9 @@ def _sysctls(plan, linux):
             ok = net
         elif k in ("kernel.hostname", "kernel.domainname"):
             ok = uts
+            field = k.split(".")[1]
+            if uts and (k == "kernel.hostname" or cfg.get(field)):
+                raise ConfigError(f'{f}: sysctl "{k}" is not allowed as it conflicts with the OCI "{field}" field')
         else:
             raise ConfigError(f"{f}: sysctl is not in a separate kernel namespace")
         if not ok:
