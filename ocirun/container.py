@@ -161,9 +161,12 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             from ocirun import hooks as H
             from ocirun.jsonutil import dumps
 
-            state = _public(cid, pid, "created", bundle, plan)
+            # runc: "creating" for prestart, createRuntime and
+            # createContainer, "created" for startContainer; the init gets
+            # both, NUL-separated
+            state = _public(cid, pid, "creating", bundle, plan)
             H.run_create_runtime(plan.hooks, state)
-            return dumps(state)
+            return dumps(state) + "\0" + dumps(dict(state, status="created"))
 
         def seccomp_listener(fd, pid):
             launch.send_seccomp_listener(plan.seccomp.listener_path, fd, _public(cid, pid, "creating", bundle, plan),

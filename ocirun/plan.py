@@ -331,6 +331,11 @@ def _hooks(plan, hooks):
                 raise ConfigError(f"{f}.path: must be an absolute path")
             args = [_str(a, f"{f}.args[{j}]") for j, a in enumerate(_list(h.get("args"), f + ".args"))]
             env = [_str(e, f"{f}.env[{j}]") for j, e in enumerate(_list(h.get("env"), f + ".env"))]
+            if h.get("env") is None:
+                # no env: the runtime's environment for the hooks it runs
+                # itself (None), the process's for those in the container
+                # (what runc's init has)
+                env = None if phase in ("prestart", "createRuntime", "poststart", "poststop") else list(plan.env)
             timeout = _int(h.get("timeout"), f + ".timeout", 1, 2**31 - 1)
             if phase in ("prestart", "createRuntime", "poststart", "poststop") and not os.path.exists(path):
                 raise ConfigError(f"{f}.path: {path}: no such file or directory")

@@ -275,14 +275,59 @@ def test_all_six_hooks_order_stdin_and_namespaces(env):
     for phase in ("prestart", "createRuntime", "poststart", "poststop"):
         assert by[phase][1] == host_mnt, phase
     assert by["createContainer"][1] == container_mnt  # ran inside the container's mount namespace
-    for phase, want in (("createRuntime", "created"), ("poststart", "running"), ("poststop", "stopped")):
+    for phase, want in (("prestart", "creating"), ("createRuntime", "creating"), ("createContainer", "creating"),
+                        ("poststart", "running"), ("poststop", "stopped")):
         st = json.loads(by[phase][2])
         assert st["id"] == cid and st["status"] == want, (phase, st)
         assert st["annotations"] == {"org.example": "hook stdin"}, (phase, st)
     assert json.loads(by["createContainer"][2])["pid"] == pid
     start_log = open(os.path.join(env.rootfs, "hooks-start.log")).read().split(" ", 2)
     assert start_log[0] == "startContainer" and start_log[1] == container_mnt
-    assert json.loads(start_log[2])["id"] == cid
+    assert json.loads(start_log[2])["id"] == cid and json.loads(start_log[2])["status"] == "created"
+
+
+def test_hooks_environment_and_working_directory(env, tmp_path):
+    """As runc: a hook without `env` gets the runtime's environment (the
+    host-side ones) or the container process's (in-container ones), `env: []`
+    gets nothing; host-side hooks run in the bundle, createContainer in the
+    rootfs; only stdin/stdout/stderr are open."""
+    out = str(tmp_path / "hooks")
+    os.mkdir(out)
+    env.cfg["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+    script = ('#!/bin/sh\nd=$1; [ -d /out ] && d=/out\nfds=; for f in /proc/$$/fd/*; do [ -e "$f" ] && fds="$fds $f"; done\n'
+              '{ pwd; env | grep -E "^(MARKER|PATH|CT)=" | sort | tr "\\n" " "; echo; echo "$fds"; } > "$d/$2" 2>&1\n')
+    for base in (env.tmp, env.rootfs):
+        with open(os.path.join(base, "hook.sh"), "w") as f:
+            f.write(script)
+        os.chmod(os.path.join(base, "hook.sh"), 0o755)
+    host = os.path.join(env.tmp, "hook.sh")
+    env.cfg["process"]["env"] = ["PATH=/bin:/usr/bin", "CT=1"]
+    env.cfg["hooks"] = {
+        "createRuntime": [{"path": host, "args": ["h", out, "createRuntime"]},
+                          {"path": host, "args": ["h", out, "createRuntime-empty"], "env": []}],
+        "createContainer": [{"path": host, "args": ["h", out, "createContainer"]}],
+        "startContainer": [{"path": "/hook.sh", "args": ["h", "/out", "startContainer"]}],
+        "poststop": [{"path": host, "args": ["h", out, "poststop"], "env": ["MARKER=set"]}],
+    }
+    env.cfg["process"]["cwd"] = "/tmp"
+    r = env.run(["true"], env=dict(os.environ, MARKER="from-runtime"))
+    assert r.returncode == 0, r.stderr
+
+    def seen(name):
+        cwd, envs, fds = open(os.path.join(out, name)).read().split("\n")[:3]
+        return cwd, envs.split(), [f.rsplit("/", 1)[1] for f in fds.split()]
+
+    # the script's own fds (its redirection; 10 is the shell's script fd) aside
+    cwd, envs, fds = seen("createRuntime")
+    assert cwd == env.bundle and "MARKER=from-runtime" in envs and "CT=1" not in envs, (cwd, envs)
+    assert set(fds) <= {"0", "1", "2", "10"}, fds
+    assert seen("createRuntime-empty")[1] == [] and seen("createRuntime-empty")[0] == env.bundle
+    cwd, envs, _ = seen("createContainer")
+    assert cwd == env.rootfs and envs == ["CT=1", "PATH=/bin:/usr/bin"], (cwd, envs)
+    cwd, envs, _ = seen("startContainer")
+    assert cwd == "/tmp" and envs == ["CT=1", "PATH=/bin:/usr/bin"], (cwd, envs)
+    cwd, envs, _ = seen("poststop")
+    assert cwd == env.bundle and envs == ["MARKER=set"], (cwd, envs)
 
 
 def test_failing_create_runtime_hook_aborts(env):
