@@ -194,3 +194,24 @@ def test_capability_outside_the_runtime_bounding_set(env):
         pytest.skip("the runtime holds every capability here")
     env.cfg["process"]["capabilities"]["permitted"].append(missing[0])
     fails(env.run(["true"]), "process.capabilities.permitted", missing[0], "bounding set")
+
+
+def test_version_lines_and_help_per_command(env):
+    """--version carries runc's lines in runc's order (docker info and
+    containerd parse `<name> version X` and `commit:`); every command answers
+    -h/--help and `help <command>` with its own usage."""
+    r = env.cli("--version", root=False)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and [line.split(" ")[0] for line in lines] == [
+        "ocirun", "commit:", "spec:", "python:", "libseccomp:"], r.stdout
+    assert lines[0].startswith("ocirun version ") and lines[2] == "spec: 1.3.0"
+    commit = lines[1].split(" ", 1)[1]
+    assert commit == "unknown" or len(commit.split("-")[0]) == 40, commit
+    for cmd in ("create", "start", "run", "state", "kill", "delete", "list", "exec", "pause", "resume", "ps",
+                "events", "update", "spec", "features"):
+        for argv in ((cmd, "-h"), (cmd, "--help"), ("help", cmd)):
+            r = env.cli(*argv)
+            assert r.returncode == 0 and r.stdout.startswith(f"NAME:\n   ocirun {cmd} - "), (argv, r.stdout, r.stderr)
+            assert "USAGE:\n   ocirun " + cmd in r.stdout
+    r = env.cli("help", "frobnicate")
+    assert r.returncode == 3 and "No help topic for 'frobnicate'" in r.stderr
