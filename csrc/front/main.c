@@ -272,6 +272,13 @@ int main(int argc, char **argv) {
     else if (strcmp(g.str[G_LOGFMT], "text")) handoff(&c);
   }
   if (!plain_root(c.root)) handoff(&c);
+  if (c.log_path) {
+    /* runc opens --log on every call: the file exists even with nothing to
+     * log (engines read it after each call); Python words the error */
+    int lfd = open(c.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (lfd < 0) handoff(&c);
+    close(lfd);
+  }
 
   const char *cmd = argv[ci];
   if (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) {

@@ -210,6 +210,10 @@ def _main(argv):
         log.error(f"invalid log-format: {g['log_format']}")
         return 1
     log.configure(g["log"] or None, g["log_format"], g["debug"])
+    err = log.open_log_file()
+    if err:
+        log.error(err)
+        return 1
     if g["version"]:
         sys.stdout.write(_version())
         return 0

@@ -215,3 +215,36 @@ def test_version_lines_and_help_per_command(env):
             assert "USAGE:\n   ocirun " + cmd in r.stdout
     r = env.cli("help", "frobnicate")
     assert r.returncode == 3 and "No help topic for 'frobnicate'" in r.stderr
+
+
+def test_log_file_on_every_call_and_debug_records(env):
+    """--log FILE exists after every call, also when nothing was logged and
+    whichever side answered (runc opens it each time); --debug adds debug
+    records of create's steps, in the chosen format; an unusable --log path
+    is one error line and status 1, never a traceback."""
+    logs = [os.path.join(env.tmp, f"l{i}.log") for i in range(4)]
+    assert env.cli("--log", logs[0], "list").returncode == 0
+    cid = env.create(["sleep", "100"])
+    assert env.cli("--log", logs[1], "state", cid).returncode == 0  # the C front-end's answer
+    for p in logs[:2]:
+        assert os.path.exists(p) and os.path.getsize(p) == 0, p
+    assert env.cli("delete", "-f", cid).returncode == 0
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    cid = env.new_id()
+    r = env.cli("--debug", "--log", logs[2], "--log-format", "json", "create", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in open(logs[2])]
+    assert recs and all(rec["level"] == "debug" and sorted(rec) == ["level", "msg", "time"] for rec in recs), recs
+    msgs = " | ".join(rec["msg"] for rec in recs)
+    for step in ("loaded", "plan built", "container init is pid", "created"):
+        assert step in msgs, msgs
+    assert env.cli("delete", "-f", cid).returncode == 0
+    cid = env.new_id()
+    assert env.cli("--log", logs[3], "create", "-b", env.bundle, cid).returncode == 0
+    assert open(logs[3]).read() == ""  # no --debug: no debug records
+    assert env.cli("delete", "-f", cid).returncode == 0
+    for argv in (("list",), ("state", "nope")):
+        r = env.cli("--log", os.path.join(env.tmp, "no", "such", "dir.log"), *argv)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and "no such file or directory" in r.stderr, r.stderr
