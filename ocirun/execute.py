@@ -162,6 +162,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             plan = build_exec(cfg, proc, flags, preserve_fds=preserve_fds, join_cgroup=bool(cg) and not born_in)
         except ConfigError as e:
             raise ExecError(f"exec failed: {e}") from None
+        for w in plan.warnings:
+            log.warning(w)
         master = []
 
         def on_pty(fd):

@@ -671,13 +671,18 @@ def _caps(plan, caps):
         masks[key] = m
     if unknown:
         plan.warnings.append("ignoring unknown or unavailable capabilities: [" + " ".join(unknown) + "]")
-    # capset cannot grant what the runtime itself may not hold: say which
+    # capset cannot grant what the runtime itself may not hold.  config.md:
+    # such a capability is logged as a warning and the container runs without
+    # it (runc 1.1.5 fails on capset's EPERM instead; the spec is followed:
+    # the container gets less than asked, never more)
     bnd = _own_bounding_set()
-    for key in ("effective", "permitted", "inheritable", "ambient"):
-        missing = [T.CAPABILITIES[n] for n in range(len(T.CAPABILITIES)) if masks[key] >> n & 1 and not bnd >> n & 1]
-        if missing:
-            raise ConfigError(f"process.capabilities.{key}: {' '.join(missing)} not in the runtime's own bounding "
-                              "set, so capset would fail with EPERM")
+    wanted = masks["bounding"] | masks["effective"] | masks["permitted"] | masks["inheritable"] | masks["ambient"]
+    missing = [T.CAPABILITIES[n] for n in range(len(T.CAPABILITIES)) if wanted >> n & 1 and not bnd >> n & 1]
+    if missing:
+        plan.warnings.append(f"process.capabilities: {' '.join(missing)} cannot be granted (not in the runtime's "
+                             "own bounding set), left out")
+        for key in masks:
+            masks[key] &= bnd
     plan.w.rec(P.R_CAPS, struct.pack("=QQQQQ", masks["bounding"], masks["effective"], masks["permitted"],
                                      masks["inheritable"], masks["ambient"]))
 
