@@ -97,8 +97,12 @@ def _namespace_flags(pid, cfg):
         name = NS_PROC_NAME[t]
         try:
             theirs = os.readlink(f"/proc/{pid}/ns/{name}")
-        except OSError:
+        except (FileNotFoundError, ProcessLookupError):
             raise StateError("cannot exec in a stopped container") from None
+        except OSError as e:  # EACCES and the like: say so, not "stopped"
+            from ocirun.errors import strerror
+
+            raise ExecError(f"exec failed: /proc/{pid}/ns/{name}: {strerror(e.errno)}") from None
         if theirs != os.readlink(f"/proc/self/ns/{name}"):
             flags |= NAMESPACES[t]
     return flags

@@ -203,6 +203,14 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     rpath = _str(root.get("path"), "root.path", required=True)
     rootfs = os.path.realpath(os.path.join(bundle, rpath))
     if not os.path.isdir(rootfs):
+        try:
+            os.stat(rootfs)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as e:  # EACCES: say so
+            from ocirun.errors import strerror
+
+            raise ConfigError(f"root.path: rootfs ({rootfs}): {strerror(e.errno)}") from None
         raise ConfigError(f"root.path: rootfs ({rootfs}) does not exist or is not a directory")
     plan.rootfs = rootfs
 
@@ -337,8 +345,8 @@ def _hooks(plan, hooks):
                 # (what runc's init has)
                 env = None if phase in ("prestart", "createRuntime", "poststart", "poststop") else list(plan.env)
             timeout = _int(h.get("timeout"), f + ".timeout", 1, 2**31 - 1)
-            if phase in ("prestart", "createRuntime", "poststart", "poststop") and not os.path.exists(path):
-                raise ConfigError(f"{f}.path: {path}: no such file or directory")
+            if phase in ("prestart", "createRuntime", "poststart", "poststop"):
+                _must_exist(path, f"{f}.path")
             lst.append({"path": path, "args": args, "env": env, "timeout": timeout})
             if phase in ("createContainer", "startContainer"):
                 ph = P.HOOK_CREATE_CONTAINER if phase == "createContainer" else P.HOOK_START_CONTAINER
@@ -353,6 +361,18 @@ def _hooks(plan, hooks):
     return out
 
 
+def _must_exist(path, field):
+    """stat(path), reporting the real errno: an existence check
+    (os.path.exists) says "no such file or directory" for a path the caller
+    may not search (EACCES), which callers then misread."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        from ocirun.errors import strerror
+
+        raise ConfigError(f"{field}: {path}: {strerror(e.errno)}") from None
+
+
 def _namespaces(plan, linux):
     for i, ns in enumerate(_list(linux.get("namespaces"), "linux.namespaces")):
         ns = _obj(ns, f"linux.namespaces[{i}]")
@@ -363,8 +383,7 @@ def _namespaces(plan, linux):
             raise ConfigError(f"linux.namespaces[{i}]: duplicate namespace type {t!r}")
         path = _str(ns.get("path"), f"linux.namespaces[{i}].path")
         if path:
-            if not os.path.exists(path):
-                raise ConfigError(f"linux.namespaces[{i}].path: {path}: no such file or directory")
+            _must_exist(path, f"linux.namespaces[{i}].path")
             plan.ns_paths[t] = path
         else:
             plan.ns_new.add(t)
@@ -476,8 +495,7 @@ def _mounts(plan, cfg, bundle):
                 raise ConfigError(f"{f}.source: a bind mount needs a source")
             if not source.startswith("/"):
                 source = os.path.join(bundle, source)
-            if not os.path.exists(source):
-                raise ConfigError(f"{f}.source: {source}: no such file or directory")
+            _must_exist(source, f"{f}.source")
             if dest == "/dev":
                 dev_bound = True
             xflags = flags | (P.MNT_SRC_PROC if dest == "/proc" else 0)
