@@ -185,6 +185,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             sp = launch.spawn(plan, plan.blob(), fifo_fd=pidfd, preserve_fds=preserve_fds, cgroup_fd=cg_fd)
+            log.debug(f"exec {cid}: joining the namespaces of pid {pid} (flags {flags:#x}), "
+                      f"bootstrap pid {sp.bootstrap_pid}")
         finally:
             if cg_fd is not None:
                 os.close(cg_fd)
@@ -192,6 +194,7 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             child = launch.converse(sp, plan, cgroup=None if born_in else cg, on_pty=on_pty, warn=log.warning)
         except OcirunError as e:
             raise ExecError(f"exec failed: {e}") from None
+        log.debug(f"exec {cid}: process is pid {child}")
     except BaseException:
         if sp is not None:
             sp.kill()

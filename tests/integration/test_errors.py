@@ -258,6 +258,8 @@ def test_log_file_on_every_call_and_debug_records(env):
     msgs = " | ".join(rec["msg"] for rec in recs)
     for step in ("loaded", "plan built", "container init is pid", "created"):
         assert step in msgs, msgs
+    r = env.cli("--debug", "exec", cid, "/bin/true")
+    assert r.returncode == 0 and "level=debug" in r.stderr and "joining the namespaces" in r.stderr, r.stderr
     assert env.cli("delete", "-f", cid).returncode == 0
     cid = env.new_id()
     assert env.cli("--log", logs[3], "create", "-b", env.bundle, cid).returncode == 0
