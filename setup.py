@@ -99,9 +99,27 @@ def build_front(out):
                           cwd=HERE)
 
 
+def git_commit():
+    """The commit `--version` reports (runc's `commit:` line), with -dirty
+    for a tree with uncommitted changes; "unknown" outside a git checkout."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", HERE, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 class BuildPy(build_py):
     def run(self):
         super().run()
+        with open(os.path.join(self.build_lib, "ocirun", "_commit.py"), "w") as f:
+            f.write(f"COMMIT = {git_commit()!r}\n")
         build_init(os.path.join(self.build_lib, "ocirun", "libexec", "ocirun-init"))
         build_front(os.path.join(self.build_lib, "ocirun", "libexec", "ocirun-front"))
 

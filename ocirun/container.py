@@ -72,6 +72,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
     validate_id(cid)
     bundle = os.path.abspath(opts.bundle)
     cfg, raw_cfg = load_config(bundle, raw=True)
+    log.debug(f"create {cid}: loaded {bundle}/config.json")
     nlisten = _listen_fds()
     extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
     notify_host = os.environ.get("NOTIFY_SOCKET")
@@ -100,6 +101,8 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         raise OcirunError("cannot use console socket if ocirun will not detach or allocate tty")
     for w in plan.warnings:
         log.warning(w)
+    log.debug(f"create {cid}: plan built: rootfs {plan.rootfs}, new namespaces {','.join(sorted(plan.ns_new)) or '-'}"
+              + (f", seccomp filter of {len(plan.seccomp.bpf) // 8} instructions" if plan.seccomp else ""))
     if opts.rootless:
         # no cgroup: an unprivileged user cannot create one here (cgroup v1,
         # no systemd delegation), and limits that cannot be applied are an
@@ -150,6 +153,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             made_cg = True
             devs = linux.get("devices") if isinstance(linux.get("devices"), list) else []
             cgroups.apply(cg, linux.get("resources"), [d.get("path") for d in devs if isinstance(d, dict)])
+            log.debug(f"create {cid}: cgroup v{cg['version']} {' '.join(sorted(set(cg['paths'].values())))}")
         console = opts.console_socket
 
         def pty(fd):
@@ -162,9 +166,13 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             from ocirun import hooks as H
             from ocirun.jsonutil import dumps
 
-            state = _public(cid, pid, "created", bundle, plan)
+            # runc: "creating" for prestart, createRuntime and
+            # createContainer, "created" for startContainer; the init gets
+            # both, NUL-separated
+            state = _public(cid, pid, "creating", bundle, plan)
+            log.debug(f"create {cid}: running prestart/createRuntime hooks")
             H.run_create_runtime(plan.hooks, state)
-            return dumps(state)
+            return dumps(state) + "\0" + dumps(dict(state, status="created"))
 
         def seccomp_listener(fd, pid):
             launch.send_seccomp_listener(plan.seccomp.listener_path, fd, _public(cid, pid, "creating", bundle, plan),
@@ -175,6 +183,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             sp = launch.spawn(plan, blob, fifo_fd=fifo_fd, preserve_fds=preserve, cgroup_fd=cg_fd)
+            log.debug(f"create {cid}: started ocirun-init (bootstrap pid {sp.bootstrap_pid})")
         finally:
             if cg_fd is not None:
                 os.close(cg_fd)
@@ -183,6 +192,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         def record_pid(pid):
             st["pid"], st["start_time"] = pid, pid_start_time(pid)
             store.write(cid, st)
+            log.debug(f"create {cid}: container init is pid {pid}")
 
         pid = launch.converse(sp, plan, cgroup=None if born_in_cgroup else cg, on_pid=record_pid, on_pty=pty,
                               on_hooks=hooks, on_seccomp=seccomp_listener, warn=log.warning)
@@ -193,6 +203,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         if not keep_sync:
             sp.sock.close()
             sp.sock = None
+        log.debug(f"create {cid}: created, init waiting on exec.fifo")
         return st, sp
     except BaseException:
         if fifo_fd is not None:
@@ -287,6 +298,7 @@ def start(store, cid, notify_wait=True):
         finally:
             os.close(fd)
         os.unlink(fifo)
+        log.debug(f"start {cid}: released the init (pid {st['pid']})")
         if st.get("hooks", {}).get("poststart"):
             from ocirun import hooks as H
 

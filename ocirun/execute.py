@@ -97,8 +97,12 @@ def _namespace_flags(pid, cfg):
         name = NS_PROC_NAME[t]
         try:
             theirs = os.readlink(f"/proc/{pid}/ns/{name}")
-        except OSError:
+        except (FileNotFoundError, ProcessLookupError):
             raise StateError("cannot exec in a stopped container") from None
+        except OSError as e:  # EACCES and the like: say so, not "stopped"
+            from ocirun.errors import strerror
+
+            raise ExecError(f"exec failed: /proc/{pid}/ns/{name}: {strerror(e.errno)}") from None
         if theirs != os.readlink(f"/proc/self/ns/{name}"):
             flags |= NAMESPACES[t]
     return flags
@@ -218,6 +222,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             plan = build_exec(cfg, proc, flags, preserve_fds=preserve_fds, join_cgroup=bool(cg) and not born_in)
         except ConfigError as e:
             raise ExecError(f"exec failed: {e}") from None
+        for w in plan.warnings:
+            log.warning(w)
         master = []
 
         def on_pty(fd):
@@ -235,6 +241,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             sp = launch.spawn(plan, plan.blob(), fifo_fd=pidfd, preserve_fds=preserve_fds, cgroup_fd=cg_fd)
+            log.debug(f"exec {cid}: joining the namespaces of pid {pid} (flags {flags:#x}), "
+                      f"bootstrap pid {sp.bootstrap_pid}")
         finally:
             if cg_fd is not None:
                 os.close(cg_fd)
@@ -242,6 +250,7 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             child = launch.converse(sp, plan, cgroup=None if born_in else cg, on_pty=on_pty, warn=log.warning)
         except OcirunError as e:
             raise ExecError(f"exec failed: {e}") from None
+        log.debug(f"exec {cid}: process is pid {child}")
     except BaseException:
         if sp is not None:
             sp.kill()

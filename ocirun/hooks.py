@@ -1,7 +1,13 @@
 """OCI hooks that run in the runtime's namespaces: each gets the container
 state on stdin, its args and env, and an optional timeout.  A failing
 prestart/createRuntime hook aborts create; poststart and poststop failures
-are logged, not fatal (config.md)."""
+are logged, not fatal (config.md).
+
+As with runc: a hook without `env` gets the runtime's own environment (an
+empty `env: []` gets none); stdout and stderr are captured (shown when the
+hook fails); nothing but stdin/stdout/stderr is inherited; the working
+directory is the bundle (runc chdirs into it for create and run; engines'
+shims run in it)."""
 
 import os
 
@@ -16,10 +22,15 @@ def _run(hook, state, phase, index):
 
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = dict(e.split("=", 1) for e in (hook.get("env") or []) if "=" in e)
+    if hook.get("env") is None:
+        env = None  # the runtime's environment
+    else:
+        env = dict(e.split("=", 1) for e in hook["env"] if "=" in e)
+    bundle = state.get("bundle")
+    cwd = bundle if bundle and os.path.isdir(bundle) else None
     timeout = hook.get("timeout")
     try:
-        p = subprocess.run(args, executable=path, input=dumps(state).encode(), env=env,
+        p = subprocess.run(args, executable=path, input=dumps(state).encode(), env=env, cwd=cwd,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, close_fds=True)
     except subprocess.TimeoutExpired:
         raise OcirunError(f"hooks.{phase}[{index}] {path}: timed out after {timeout}s") from None

@@ -18,6 +18,23 @@ def configure(path=None, fmt="text", debug=False):
     _opts["debug"] = debug
 
 
+def open_log_file():
+    """runc opens --log on every call, so the file exists even when nothing
+    is logged (engines read it after each call).  Returns an error text, or
+    None; on error records go to stderr instead."""
+    path = _opts["path"]
+    if not path:
+        return None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+    except OSError as e:
+        from ocirun.errors import strerror
+
+        _opts["path"] = None
+        return f"open {path}: {strerror(e.errno)}"
+    return None
+
+
 def _now():
     t = time.time()
     lt = time.localtime(t)
@@ -47,10 +64,17 @@ def format_line(level, msg):
 
 def _write(line):
     path = _opts["path"]
+    fd = -1
     if path:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError:
+            pass  # gone since open_log_file: stderr rather than nothing
+    if fd >= 0:
         try:
             os.write(fd, line.encode())
+        except OSError:
+            pass
         finally:
             os.close(fd)
     else:

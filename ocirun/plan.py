@@ -205,6 +205,14 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     rpath = _str(root.get("path"), "root.path", required=True)
     rootfs = os.path.realpath(os.path.join(bundle, rpath))
     if not os.path.isdir(rootfs):
+        try:
+            os.stat(rootfs)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as e:  # EACCES: say so
+            from ocirun.errors import strerror
+
+            raise ConfigError(f"root.path: rootfs ({rootfs}): {strerror(e.errno)}") from None
         raise ConfigError(f"root.path: rootfs ({rootfs}) does not exist or is not a directory")
     plan.rootfs = rootfs
 
@@ -282,7 +290,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         w.str(P.R_RO_PATH, _abs_path(p, f"linux.readonlyPaths[{i}]"))
     for i, p in enumerate(_list(linux.get("maskedPaths"), "linux.maskedPaths")):
         w.str(P.R_MASK, _abs_path(p, f"linux.maskedPaths[{i}]"))
-    _sysctls(plan, linux)
+    _sysctls(plan, linux, cfg)
 
     for key in ("hostname", "domainname"):
         v = _str(cfg.get(key), key)
@@ -333,9 +341,14 @@ def _hooks(plan, hooks):
                 raise ConfigError(f"{f}.path: must be an absolute path")
             args = [_str(a, f"{f}.args[{j}]") for j, a in enumerate(_list(h.get("args"), f + ".args"))]
             env = [_str(e, f"{f}.env[{j}]") for j, e in enumerate(_list(h.get("env"), f + ".env"))]
+            if h.get("env") is None:
+                # no env: the runtime's environment for the hooks it runs
+                # itself (None), the process's for those in the container
+                # (what runc's init has)
+                env = None if phase in ("prestart", "createRuntime", "poststart", "poststop") else list(plan.env)
             timeout = _int(h.get("timeout"), f + ".timeout", 1, 2**31 - 1)
-            if phase in ("prestart", "createRuntime", "poststart", "poststop") and not os.path.exists(path):
-                raise ConfigError(f"{f}.path: {path}: no such file or directory")
+            if phase in ("prestart", "createRuntime", "poststart", "poststop"):
+                _must_exist(path, f"{f}.path")
             lst.append({"path": path, "args": args, "env": env, "timeout": timeout})
             if phase in ("createContainer", "startContainer"):
                 ph = P.HOOK_CREATE_CONTAINER if phase == "createContainer" else P.HOOK_START_CONTAINER
@@ -350,6 +363,18 @@ def _hooks(plan, hooks):
     return out
 
 
+def _must_exist(path, field):
+    """stat(path), reporting the real errno: an existence check
+    (os.path.exists) says "no such file or directory" for a path the caller
+    may not search (EACCES), which callers then misread."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        from ocirun.errors import strerror
+
+        raise ConfigError(f"{field}: {path}: {strerror(e.errno)}") from None
+
+
 def _namespaces(plan, linux):
     for i, ns in enumerate(_list(linux.get("namespaces"), "linux.namespaces")):
         ns = _obj(ns, f"linux.namespaces[{i}]")
@@ -360,8 +385,7 @@ def _namespaces(plan, linux):
             raise ConfigError(f"linux.namespaces[{i}]: duplicate namespace type {t!r}")
         path = _str(ns.get("path"), f"linux.namespaces[{i}].path")
         if path:
-            if not os.path.exists(path):
-                raise ConfigError(f"linux.namespaces[{i}].path: {path}: no such file or directory")
+            _must_exist(path, f"linux.namespaces[{i}].path")
             plan.ns_paths[t] = path
         else:
             plan.ns_new.add(t)
@@ -473,8 +497,7 @@ def _mounts(plan, cfg, bundle):
                 raise ConfigError(f"{f}.source: a bind mount needs a source")
             if not source.startswith("/"):
                 source = os.path.join(bundle, source)
-            if not os.path.exists(source):
-                raise ConfigError(f"{f}.source: {source}: no such file or directory")
+            _must_exist(source, f"{f}.source")
             if dest == "/dev":
                 dev_bound = True
             xflags = flags | (P.MNT_SRC_PROC if dest == "/proc" else 0)
@@ -614,7 +637,11 @@ def _devices(plan, linux, dev_bound):
         w.flag(P.R_DEV_SYMLINKS)
 
 
-def _sysctls(plan, linux):
+def _sysctls(plan, linux, cfg):
+    """runc's rule: each sysctl must belong to a namespace the container has
+    of its own.  kernel.hostname is refused outright (the `hostname` field
+    sets it); kernel.domainname is what docker uses for --domainname and is
+    accepted, unless the `domainname` field (runtime-spec 1.2) says it too."""
     w = plan.w
     ipc = "ipc" in plan.ns_new or "ipc" in plan.ns_paths
     net = "network" in plan.ns_new or "network" in plan.ns_paths
@@ -632,6 +659,9 @@ def _sysctls(plan, linux):
             ok = net
         elif k in ("kernel.hostname", "kernel.domainname"):
             ok = uts
+            field = k.split(".")[1]
+            if uts and (k == "kernel.hostname" or cfg.get(field)):
+                raise ConfigError(f'{f}: sysctl "{k}" is not allowed as it conflicts with the OCI "{field}" field')
         else:
             raise ConfigError(f"{f}: sysctl is not in a separate kernel namespace")
         if not ok:
@@ -670,13 +700,18 @@ def _caps(plan, caps):
         masks[key] = m
     if unknown:
         plan.warnings.append("ignoring unknown or unavailable capabilities: [" + " ".join(unknown) + "]")
-    # capset cannot grant what the runtime itself may not hold: say which
+    # capset cannot grant what the runtime itself may not hold.  config.md:
+    # such a capability is logged as a warning and the container runs without
+    # it (runc 1.1.5 fails on capset's EPERM instead; the spec is followed:
+    # the container gets less than asked, never more)
     bnd = _own_bounding_set()
-    for key in ("effective", "permitted", "inheritable", "ambient"):
-        missing = [T.CAPABILITIES[n] for n in range(len(T.CAPABILITIES)) if masks[key] >> n & 1 and not bnd >> n & 1]
-        if missing:
-            raise ConfigError(f"process.capabilities.{key}: {' '.join(missing)} not in the runtime's own bounding "
-                              "set, so capset would fail with EPERM")
+    wanted = masks["bounding"] | masks["effective"] | masks["permitted"] | masks["inheritable"] | masks["ambient"]
+    missing = [T.CAPABILITIES[n] for n in range(len(T.CAPABILITIES)) if wanted >> n & 1 and not bnd >> n & 1]
+    if missing:
+        plan.warnings.append(f"process.capabilities: {' '.join(missing)} cannot be granted (not in the runtime's "
+                             "own bounding set), left out")
+        for key in masks:
+            masks[key] &= bnd
     plan.w.rec(P.R_CAPS, struct.pack("=QQQQQ", masks["bounding"], masks["effective"], masks["permitted"],
                                      masks["inheritable"], masks["ambient"]))
 
@@ -723,13 +758,18 @@ def _process(plan, proc, extra_env, console_socket):
         raise ConfigError("process.args: must not be empty")
     for j, a in enumerate(args):
         w.str(P.R_ARG, _str(a, f"process.args[{j}]"))
-    env = []
+    # a name given twice: the last value wins, in the first one's place
+    # (runc sets each with os.Setenv); so does exec --env (PATH included,
+    # which the init then uses to find args[0])
+    byname = {}
     for j, e in enumerate(_list(proc.get("env"), "process.env")):
         e = _str(e, f"process.env[{j}]")
         if "=" not in e:
             raise ConfigError(f"process.env[{j}]: invalid environment variable {e!r}")
-        env.append(e)
-    env.extend(extra_env)
+        byname[e.split("=", 1)[0]] = e
+    for e in extra_env:
+        byname[e.split("=", 1)[0]] = e
+    env = list(byname.values())
     plan.env = env
     for e in env:
         w.str(P.R_ENV, e)

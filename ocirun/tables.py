@@ -162,13 +162,14 @@ SIGRTMAX = 64
 
 def parse_signal(text):
     """runc's signal parsing: a decimal number, or a name with or without SIG,
-    in any case (also RTMIN+n / RTMAX-n)."""
+    in any case (also RTMIN+n / RTMAX-n); 0 sends nothing and only checks
+    that the init is alive (runc accepts it: engines probe with it)."""
     from ocirun.errors import OcirunError
 
     t = text.strip()
     if t.isdigit():
         n = int(t)
-        if 0 < n <= SIGRTMAX:
+        if 0 <= n <= SIGRTMAX:
             return n
         raise OcirunError(f'unknown signal "{text}"')
     u = t.upper()

@@ -156,11 +156,12 @@ static const struct {
     {"PROF", 27},  {"WINCH", 28},  {"IO", 29},    {"POLL", 29}, {"PWR", 30},    {"SYS", 31},
 };
 
-/* tables.py:parse_signal for the plain forms; 0 = let Python decide */
+/* tables.py:parse_signal for the plain forms (0, the liveness probe,
+ * included); -1 = let Python decide */
 static int parse_signal(const char *text) {
   char u[32];
   size_t n = strlen(text);
-  if (!n || n >= sizeof(u)) return 0;
+  if (!n || n >= sizeof(u)) return -1;
   int digits = 1;
   for (size_t i = 0; i < n; i++) {
     if (text[i] < '0' || text[i] > '9') digits = 0;
@@ -168,14 +169,14 @@ static int parse_signal(const char *text) {
   }
   u[n] = 0;
   if (digits) {
-    if (n > 3) return 0;
+    if (n > 3) return -1;
     int v = atoi(u);
-    return v > 0 && v <= 64 ? v : 0;
+    return v >= 0 && v <= 64 ? v : -1;
   }
   const char *s = strncmp(u, "SIG", 3) ? u : u + 3;
   for (size_t i = 0; i < sizeof(SIGNALS) / sizeof(SIGNALS[0]); i++)
     if (!strcmp(s, SIGNALS[i].name)) return SIGNALS[i].sig;
-  return 0; /* RTMIN+n and the like: Python */
+  return -1; /* RTMIN+n and the like: Python */
 }
 
 /* A foreground `run` reaps what its container leaves behind, so Python sets
@@ -271,6 +272,13 @@ int main(int argc, char **argv) {
     else if (strcmp(g.str[G_LOGFMT], "text")) handoff(&c);
   }
   if (!plain_root(c.root)) handoff(&c);
+  if (c.log_path) {
+    /* runc opens --log on every call: the file exists even with nothing to
+     * log (engines read it after each call); Python words the error */
+    int lfd = open(c.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (lfd < 0) handoff(&c);
+    close(lfd);
+  }
 
   const char *cmd = argv[ci];
   if (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) {
@@ -294,6 +302,6 @@ int main(int argc, char **argv) {
   /* kill [--all] <id> [signal] */
   if (p.set[1] && p.boolv[1]) handoff(&c);
   int sig = p.npos > 1 ? parse_signal(p.pos[1]) : 15;
-  if (!sig) handoff(&c);
+  if (sig < 0) handoff(&c);
   return cmd_kill(&c, sig);
 }

@@ -21,6 +21,9 @@ static void run_one(struct plan *p, struct hook_op *h) {
   if (pid < 0) fail(S_HOOK, errno, h->h->index, h->path);
   if (pid == 0) {
     if (dup2(pfd[0], 0) < 0) _exit(127);
+    /* runc's working directory for these: the rootfs (createContainer,
+     * before pivot_root) and the process's cwd (startContainer) */
+    if (chdir(h->h->phase == HOOK_CREATE_CONTAINER ? p->rootfs : p->cwd) < 0 && chdir("/") < 0) _exit(127);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

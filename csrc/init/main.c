@@ -153,6 +153,9 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
     recv_msg_detail(M_HOOK_ACK, hookbuf, sizeof hookbuf);
     p->hook_state = hookbuf + OCIRUN_MSG_HDR;
     run_hooks(p, HOOK_CREATE_CONTAINER);
+    /* then, after a NUL, the state startContainer hooks get ("created") */
+    char *next = p->hook_state + strlen(p->hook_state) + 1;
+    if (next < hookbuf + sizeof hookbuf && *next) p->hook_state = next;
   }
   /* a handle on our own fd table for the exec fifo, taken from the host procfs */
   int selffd = openat(procfd, "self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -160,9 +160,7 @@ def normalize(res):
     nulls) that is what gets persisted in the state."""
     res = _obj(res, P)
     known = {"devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified"}
-    for k in res:
-        if k not in known:
-            raise CgroupError(f"{P}.{k}: unknown resource (expected one of {', '.join(sorted(known))})")
+    _unknown(res, P, known)
     out = {}
     devs = []
     for i, d in enumerate(_list(res.get("devices"), P + ".devices")):
@@ -174,9 +172,18 @@ def normalize(res):
         t = d.get("type", "a")
         if t not in ("a", "b", "c"):
             raise CgroupError(f"{f}.type: invalid device type {t!r} (want a, b or c)")
-        access = d.get("access", "rwm")
-        if not isinstance(access, str) or not access or any(c not in "rwm" for c in access):
-            raise CgroupError(f"{f}.access: invalid access {access!r} (want a combination of r, w, m)")
+        # runc: an absent or empty access is an error; on cgroup v1 letters
+        # other than r, w, m are dropped (its rule emulator keeps the set of
+        # known ones, in canonical order) and a rule left with none fails
+        access = d.get("access")
+        if not isinstance(access, str) or not access:
+            raise CgroupError(f"{f}.access: must be a non-empty combination of r, w, m")
+        if any(c not in "rwm" for c in access):
+            kept = "".join(c for c in "rwm" if c in access)
+            if not kept:
+                raise CgroupError(f"{f}.access: invalid access {access!r} (want a combination of r, w, m)")
+            _warn(f"{f}.access: ignoring unknown access letters in {access!r}, using {kept!r}")
+        access = "".join(c for c in "rwm" if c in access)
         rule = {"allow": allow, "type": t, "access": access}
         for k in ("major", "minor"):
             v = _int(d.get(k), f"{f}.{k}", -1, 2**32 - 1)
@@ -318,10 +325,18 @@ def normalize(res):
     return out
 
 
+def _warn(msg):
+    from ocirun import log
+
+    log.warning(msg)
+
+
 def _unknown(obj, f, keys):
+    """The runtime-spec: unknown properties must be ignored (runc's JSON
+    decoding drops them); ocirun says so in a warning."""
     for k in obj:
         if k not in keys:
-            raise CgroupError(f"{f}.{k}: unknown field")
+            _warn(f"{f}.{k}: unknown field, ignored")
 
 
 def merge(old, new):

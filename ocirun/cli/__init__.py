@@ -122,9 +122,25 @@ VERSION = None
 
 
 def _version():
+    """runc's lines (docker info and containerd parse `version` and
+    `commit:`); python stands where runc has go."""
+    import platform
+
     from ocirun import OCI_VERSION, __version__
 
-    return f"ocirun version {__version__}\nspec: {OCI_VERSION}\n"
+    try:
+        from ocirun._commit import COMMIT
+    except ImportError:  # running from a source tree
+        COMMIT = "unknown"
+    lines = [f"ocirun version {__version__}", f"commit: {COMMIT}", f"spec: {OCI_VERSION}",
+             f"python: {platform.python_version()}"]
+    try:
+        from ocirun.seccomp import libseccomp_version
+
+        lines.append(f"libseccomp: {libseccomp_version()}")
+    except ImportError:
+        pass
+    return "\n".join(lines) + "\n"
 
 
 def _usage():
@@ -194,6 +210,10 @@ def _main(argv):
         log.error(f"invalid log-format: {g['log_format']}")
         return 1
     log.configure(g["log"] or None, g["log_format"], g["debug"])
+    err = log.open_log_file()
+    if err:
+        log.error(err)
+        return 1
     if g["version"]:
         sys.stdout.write(_version())
         return 0
@@ -202,6 +222,14 @@ def _main(argv):
         return 0
     cmd, cargs = rest[0], rest[1:]
     if cmd == "help":
+        # runc: `help <command>` is that command's help
+        spec = _command(cargs[0]) if cargs else None
+        if spec is not None:
+            sys.stdout.write(help_text(f"ocirun {cargs[0]} - {spec[1]}", spec[2], spec[0]))
+            return 0
+        if cargs:
+            log.error(f"No help topic for '{cargs[0]}'")
+            return 3
         sys.stdout.write(_usage())
         return 0
     spec = _command(cmd)

@@ -85,6 +85,21 @@ def test_devices_v1_default_deny(env):
     assert r.stdout.startswith("fuse=0") and "c 10:229 rw" in r.stdout
 
 
+def test_unknown_resource_keys_warn_and_access_letters(env):
+    """Unknown keys in linux.resources are ignored with a warning (runtime-
+    spec; runc decodes past them) and the known limits still hold; an access
+    letter other than r/w/m is dropped, as runc's v1 rule emulator does."""
+    env.cfg["linux"]["resources"].update({"pids": {"limit": 17}, "memory": {"frobnicate": 1},
+                                           "futureController": {"x": 1}})
+    env.cfg["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 4, "minor": 7,
+                                                      "access": "wxr"})
+    r = env.sh("cat /sys/fs/cgroup/pids/pids.max; grep '^c 4:7 ' /sys/fs/cgroup/devices/devices.list")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["17", "c 4:7 rw"], r.stdout
+    assert "level=warning" in r.stderr and "linux.resources.futureController: unknown field, ignored" in r.stderr
+    assert "linux.resources.memory.frobnicate: unknown field, ignored" in r.stderr
+
+
 def test_pause_resume(env):
     cid = env.create(["sleep", "100"])
     r = env.cli("resume", cid)
@@ -235,11 +250,11 @@ def test_events_oom(env):
     ({"cpu": {"cpus": "0-x"}}, "linux.resources.cpu.cpus"),
     ({"pids": {"limit": 1.5}}, "linux.resources.pids.limit"),
     ({"devices": [{"allow": True, "type": "x"}]}, "linux.resources.devices[0].type"),
-    ({"devices": [{"allow": True, "access": "rwz"}]}, "linux.resources.devices[0].access"),
+    ({"devices": [{"allow": True, "access": "z"}]}, "linux.resources.devices[0].access"),
+    ({"devices": [{"allow": True, "type": "c", "major": 10, "minor": 229}]}, "linux.resources.devices[0].access"),
     ({"unified": {"memory.max": "1"}}, "linux.resources.unified"),
     ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, "linux.resources.hugepageLimits[0]"),
     ({"blockIO": {"weight": 5}}, "linux.resources.blockIO.weight"),
-    ({"frobnicate": {}}, "linux.resources.frobnicate"),
 ])
 def test_bad_resources(env, res, field):
     env.cfg["linux"]["resources"] = dict(res, memory=dict(res.get("memory", {}), limit=res.get("memory", {}).get(

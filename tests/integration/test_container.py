@@ -1,6 +1,7 @@
 """What the container itself observes: namespaces, rootfs, mounts, /dev,
 process attributes.  Each test has the container print what it sees."""
 
+import json
 import os
 import subprocess
 
@@ -524,3 +525,25 @@ def test_memory_policy_on_a_missing_node(env):
     assert r.returncode == 1
     assert "linux.memoryPolicy: set_mempolicy: invalid argument" in r.stderr, r.stderr
     assert env.cli("list", "-q").stdout.split() == []
+
+
+def test_sysctls_that_conflict_with_hostname_fields(env):
+    """kernel.domainname alone is how docker sets --domainname: accepted.
+    kernel.hostname conflicts with the `hostname` field, and
+    kernel.domainname with the `domainname` field: refused, as runc does,
+    before anything exists."""
+    env.cfg["linux"]["sysctl"] = {"kernel.domainname": "via-sysctl.example"}
+    r = env.sh("cat /proc/sys/kernel/domainname")
+    assert r.returncode == 0 and r.stdout == "via-sysctl.example\n", r.stderr
+    for extra, key, field in (({}, "kernel.hostname", "hostname"), ({"hostname": "h"}, "kernel.hostname", "hostname"),
+                              ({"domainname": "f.example"}, "kernel.domainname", "domainname")):
+        cfg = dict(env.cfg, **extra)
+        cfg["linux"] = dict(env.cfg["linux"], sysctl={key: "x"})
+        env.write(cfg)
+        cid = env.new_id()
+        r = env.cli("run", "-b", env.bundle, cid)
+        assert r.returncode == 1, r.stderr
+        msg = json.loads(r.stderr.split(" msg=", 1)[1])  # logrus quotes the message
+        assert msg == (f'ocirun run failed: linux.sysctl.{key}: sysctl "{key}" is not allowed as it conflicts '
+                       f'with the OCI "{field}" field'), r.stderr
+        assert not os.path.exists(os.path.join(env.root, cid))

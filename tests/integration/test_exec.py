@@ -214,3 +214,27 @@ def test_exec_into_user_namespace(env):
         assert lines[2] == os.readlink(f"/proc/{pid}/ns/user")
     finally:
         env.cli("delete", "-f", cid)
+
+
+def test_env_last_value_wins_and_exec_env_overrides_path(env):
+    """A name twice in process.env: the last value, once (runc).  exec
+    --env PATH=... replaces the container's PATH, and args[0] is looked up
+    on it."""
+    env.cfg["process"]["env"] = ["FOO=first", "PATH=/usr/bin:/bin", "BAR=x", "FOO=last"]
+    os.makedirs(os.path.join(env.rootfs, "xbin"))
+    with open(os.path.join(env.rootfs, "xbin", "hello"), "w") as f:
+        f.write('#!/bin/sh\necho "PATH=$PATH"\nenv | grep -c "^PATH="\n')
+    os.chmod(os.path.join(env.rootfs, "xbin", "hello"), 0o755)
+    r = env.sh("env | grep -E '^(FOO|BAR|PATH)=' | sort")
+    assert r.stdout.split() == ["BAR=x", "FOO=last", "PATH=/usr/bin:/bin"], r.stdout + r.stderr
+    env.cfg["process"]["args"] = ["sleep", "1000"]
+    env.write()
+    cid = env.new_id()
+    assert env.cli("run", "-d", "-b", env.bundle, cid).returncode == 0
+    try:
+        r = env.cli("exec", "--env", "PATH=/xbin", cid, "hello")
+        assert r.returncode == 0 and r.stdout.split() == ["PATH=/xbin", "1"], (r.stdout, r.stderr)
+        r = env.cli("exec", "-e", "FOO=exec", cid, "/bin/sh", "-c", "env | grep ^FOO=")
+        assert r.stdout.split() == ["FOO=exec"], r.stdout
+    finally:
+        env.cli("delete", "--force", cid)

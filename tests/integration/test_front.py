@@ -10,6 +10,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import sys
+import time
 
 import pytest
 
@@ -308,3 +310,61 @@ def test_hooks_are_left_to_python_before_any_side_effect(env, lone_front, tmp_pa
     assert env.state(cid)["status"] == "stopped"
     assert env.cli("delete", cid).returncode == 0
     assert log.read_text() == "poststart\npoststop\n"
+
+
+def test_kill_signal_zero_probes_liveness(env, lone_front):
+    """`kill ID 0` (engines' liveness probe) succeeds on a live init, from
+    the C side alone and from Python, and sends nothing; on a stopped
+    container it is runc's "container not running"."""
+    front, py = front_and_python(env)
+    cid = env.create(["sleep", "100"])
+    pid = env.state(cid)["pid"]
+    for binary in (lone_front, py):
+        r = call(binary, env, "kill", cid, "0")
+        assert r[0] == 0 and r[2] == "", (binary, r)
+    assert env.state(cid)["status"] == "created"
+    with open(f"/proc/{pid}/status") as f:
+        assert "State:\tS" in f.read()  # not stopped, not killed
+    assert env.cli("kill", cid, "KILL").returncode == 0
+    for _ in range(100):
+        if env.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    for binary in (front, py):
+        r = call(binary, env, "kill", cid, "0")
+        assert r[0] == 1 and "container not running" in r[2], (binary, r)
+    assert env.cli("delete", cid).returncode == 0
+
+
+ZOMBIE_HELPER = r"""
+import ctypes, json, os, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the init becomes our child, never reaped
+front, py, root, bundle, cid = sys.argv[1:]
+subprocess.run([front, "--root", root, "run", "-d", "-b", bundle, cid], check=True, stdin=subprocess.DEVNULL)
+pid = json.loads(subprocess.run([front, "--root", root, "state", cid], capture_output=True, text=True).stdout)["pid"]
+os.kill(pid, 9)
+while open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    time.sleep(0.01)
+out = {}
+for name, binary in (("front", front), ("py", py)):
+    st = subprocess.run([binary, "--root", root, "state", cid], capture_output=True, text=True)
+    k = subprocess.run([binary, "--root", root, "kill", cid, "0"], capture_output=True, text=True)
+    out[name] = [json.loads(st.stdout)["status"], json.loads(st.stdout)["pid"], k.returncode, "container not running" in k.stderr]
+out["delete"] = subprocess.run([front, "--root", root, "delete", cid], capture_output=True, text=True).returncode
+os.waitpid(pid, 0)
+print(json.dumps(out))
+"""
+
+
+def test_state_of_an_unreaped_init_is_stopped(env):
+    """An init that died but was not reaped yet (a zombie, its parent busy)
+    is `stopped` with pid 0 as in runc, on both sides; delete works."""
+    front, py = front_and_python(env)
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    cid = env.new_id()
+    r = subprocess.run([sys.executable, "-c", ZOMBIE_HELPER, front, py, env.root, env.bundle, cid],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out == {"front": ["stopped", 0, 1, True], "py": ["stopped", 0, 1, True], "delete": 0}, out

@@ -222,3 +222,28 @@ def test_a_config_without_user_namespace_is_explained(rl):
     r = as_nobody(rl, "run", rl.new_id("rl"))
     assert r.returncode == 1
     assert "linux.namespaces: a rootless container needs a user namespace" in r.stderr, r.stderr
+
+
+def test_unsearchable_paths_report_permission_denied(rl):
+    """A namespace path or a bind source the user may not reach is
+    "permission denied", the real errno, not the "no such file or
+    directory" an existence check would say."""
+    private = os.path.join(rl.tmp, "root-only")
+    os.mkdir(private, 0o700)
+    with open(os.path.join(private, "f"), "w"):
+        pass
+    target = os.path.join(private, "f")
+    rl.cfg["process"]["args"] = ["true"]
+    base = json.loads(json.dumps(rl.cfg))
+    rl.cfg["linux"]["namespaces"].append({"type": "network", "path": target})
+    rl.cfg["linux"]["namespaces"] = [n for n in rl.cfg["linux"]["namespaces"] if n != {"type": "network"}]
+    idx = rl.cfg["linux"]["namespaces"].index({"type": "network", "path": target})
+    rl.write()
+    r = as_nobody(rl, "run", rl.new_id("rl"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert f"linux.namespaces[{idx}].path: {target}: permission denied" in r.stderr, r.stderr
+    base["mounts"].append({"destination": "/mnt", "type": "bind", "source": target, "options": ["rbind"]})
+    rl.write(base)
+    r = as_nobody(rl, "run", rl.new_id("rl"))
+    assert r.returncode == 1 and f"mounts[{len(base['mounts']) - 1}].source: {target}: permission denied" in r.stderr, \
+        r.stderr

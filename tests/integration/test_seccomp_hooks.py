@@ -90,6 +90,79 @@ def test_docker_sized_profile(env):
     assert "hi" in r.stdout and "ls-ok" in r.stdout and "rc=1" in r.stdout
 
 
+PROBE_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    errno = 0;
+    long r = syscall(strtol(argv[i], NULL, 10), 0, 0, 0, 0, 0, 0);
+    printf("%s=%ld\n", argv[i], r < 0 ? (long)errno : 0L);
+  }
+  return 0;
+}
+"""
+
+
+def _probe(env):
+    """A static program in the rootfs that prints `nr=errno` for each
+    syscall number it is given (called with zero arguments)."""
+    src = os.path.join(env.tmp, "probe.c")
+    with open(src, "w") as f:
+        f.write(PROBE_C)
+    r = subprocess.run(["gcc", "-static", "-O1", "-o", os.path.join(env.rootfs, "probe"), src],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("no static C toolchain: " + r.stderr[-200:])
+
+
+def _numbered():
+    return {n: int(nr) for n, nr in re.findall(r"#define __NR_(\w+) (\d+)", open(UNISTD).read())}
+
+
+@pytest.mark.parametrize("arches", [["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"], []])
+def test_syscalls_newer_than_the_profile_get_enosys(env, arches):
+    """docker's default shape: deny by default (EPERM), an allow-list that
+    stops at clone(2)'s era.  clone3 (435) and a number no kernel has are
+    newer than every name in the profile: ENOSYS, so that libcs fall back;
+    mount (known, not listed) keeps the default errno."""
+    if not os.path.exists(UNISTD):
+        pytest.skip("kernel headers not installed")
+    _probe(env)
+    nrs = _numbered()
+    allowed = [n for n, nr in nrs.items() if nr < nrs["clone3"] and n not in ("mount", "swapoff")]
+    env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": arches,
+                                   "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+    probes = [nrs["clone3"], nrs["faccessat2"], 1000, nrs["mount"], nrs["swapoff"], nrs["getppid"]]
+    r = env.run(["/probe"] + [str(n) for n in probes])
+    assert r.returncode == 0, r.stderr
+    got = dict(line.split("=") for line in r.stdout.split())
+    assert got == {str(nrs["clone3"]): "38", str(nrs["faccessat2"]): "38", "1000": "38",
+                   str(nrs["mount"]): "1", str(nrs["swapoff"]): "1", str(nrs["getppid"]): "0"}, r.stdout
+
+
+def test_enosys_bound_counts_every_named_syscall(env):
+    """As in runc, the bound is the highest syscall the profile names with any
+    action (a rule equal to the default action included); with an allowing
+    default nothing changes (no stub)."""
+    if not os.path.exists(UNISTD):
+        pytest.skip("kernel headers not installed")
+    _probe(env)
+    nrs = _numbered()
+    allowed = [n for n, nr in nrs.items() if nr < nrs["clone3"]]
+    env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": allowed, "action": "SCMP_ACT_ALLOW"},
+        {"names": ["faccessat2"], "action": "SCMP_ACT_ERRNO"}]}
+    r = env.run(["/probe", str(nrs["clone3"]), str(nrs["faccessat2"]), str(nrs["faccessat2"] + 1)])
+    got = dict(line.split("=") for line in r.stdout.split())
+    assert got == {str(nrs["clone3"]): "1", str(nrs["faccessat2"]): "1", str(nrs["faccessat2"] + 1): "38"}, r.stdout
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}])
+    r = env.run(["/probe", str(nrs["faccessat2"]), str(nrs["getppid"])])  # faccessat2(0, NULL): EFAULT
+    assert r.stdout.split() == [f"{nrs['faccessat2']}=14", f"{nrs['getppid']}=13"], r.stdout
+
+
 def test_log_action_reaches_the_kernel_log(env):
     env.cfg["linux"]["seccomp"] = allow_all([{"names": ["uname"], "action": "SCMP_ACT_LOG"}])
     before = subprocess.run(["dmesg"], capture_output=True, text=True)
@@ -202,14 +275,59 @@ def test_all_six_hooks_order_stdin_and_namespaces(env):
     for phase in ("prestart", "createRuntime", "poststart", "poststop"):
         assert by[phase][1] == host_mnt, phase
     assert by["createContainer"][1] == container_mnt  # ran inside the container's mount namespace
-    for phase, want in (("createRuntime", "created"), ("poststart", "running"), ("poststop", "stopped")):
+    for phase, want in (("prestart", "creating"), ("createRuntime", "creating"), ("createContainer", "creating"),
+                        ("poststart", "running"), ("poststop", "stopped")):
         st = json.loads(by[phase][2])
         assert st["id"] == cid and st["status"] == want, (phase, st)
         assert st["annotations"] == {"org.example": "hook stdin"}, (phase, st)
     assert json.loads(by["createContainer"][2])["pid"] == pid
     start_log = open(os.path.join(env.rootfs, "hooks-start.log")).read().split(" ", 2)
     assert start_log[0] == "startContainer" and start_log[1] == container_mnt
-    assert json.loads(start_log[2])["id"] == cid
+    assert json.loads(start_log[2])["id"] == cid and json.loads(start_log[2])["status"] == "created"
+
+
+def test_hooks_environment_and_working_directory(env, tmp_path):
+    """As runc: a hook without `env` gets the runtime's environment (the
+    host-side ones) or the container process's (in-container ones), `env: []`
+    gets nothing; host-side hooks run in the bundle, createContainer in the
+    rootfs; only stdin/stdout/stderr are open."""
+    out = str(tmp_path / "hooks")
+    os.mkdir(out)
+    env.cfg["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+    script = ('#!/bin/sh\nd=$1; [ -d /out ] && d=/out\nfds=; for f in /proc/$$/fd/*; do [ -e "$f" ] && fds="$fds $f"; done\n'
+              '{ pwd; env | grep -E "^(MARKER|PATH|CT)=" | sort | tr "\\n" " "; echo; echo "$fds"; } > "$d/$2" 2>&1\n')
+    for base in (env.tmp, env.rootfs):
+        with open(os.path.join(base, "hook.sh"), "w") as f:
+            f.write(script)
+        os.chmod(os.path.join(base, "hook.sh"), 0o755)
+    host = os.path.join(env.tmp, "hook.sh")
+    env.cfg["process"]["env"] = ["PATH=/bin:/usr/bin", "CT=1"]
+    env.cfg["hooks"] = {
+        "createRuntime": [{"path": host, "args": ["h", out, "createRuntime"]},
+                          {"path": host, "args": ["h", out, "createRuntime-empty"], "env": []}],
+        "createContainer": [{"path": host, "args": ["h", out, "createContainer"]}],
+        "startContainer": [{"path": "/hook.sh", "args": ["h", "/out", "startContainer"]}],
+        "poststop": [{"path": host, "args": ["h", out, "poststop"], "env": ["MARKER=set"]}],
+    }
+    env.cfg["process"]["cwd"] = "/tmp"
+    r = env.run(["true"], env=dict(os.environ, MARKER="from-runtime"))
+    assert r.returncode == 0, r.stderr
+
+    def seen(name):
+        cwd, envs, fds = open(os.path.join(out, name)).read().split("\n")[:3]
+        return cwd, envs.split(), [f.rsplit("/", 1)[1] for f in fds.split()]
+
+    # the script's own fds (its redirection; 10 is the shell's script fd) aside
+    cwd, envs, fds = seen("createRuntime")
+    assert cwd == env.bundle and "MARKER=from-runtime" in envs and "CT=1" not in envs, (cwd, envs)
+    assert set(fds) <= {"0", "1", "2", "10"}, fds
+    assert seen("createRuntime-empty")[1] == [] and seen("createRuntime-empty")[0] == env.bundle
+    cwd, envs, _ = seen("createContainer")
+    assert cwd == env.rootfs and envs == ["CT=1", "PATH=/bin:/usr/bin"], (cwd, envs)
+    cwd, envs, _ = seen("startContainer")
+    assert cwd == "/tmp" and envs == ["CT=1", "PATH=/bin:/usr/bin"], (cwd, envs)
+    cwd, envs, _ = seen("poststop")
+    assert cwd == env.bundle and envs == ["MARKER=set"], (cwd, envs)
 
 
 def test_failing_create_runtime_hook_aborts(env):

@@ -142,7 +142,6 @@ def test_v1_memory_write_order(v1):
     ({"memory": {"limit": -2}}, "linux.resources.memory.limit: must be -1"),
     ({"memory": {"limit": True}}, "linux.resources.memory.limit: must be an integer"),
     ({"memory": {"swappiness": 101}}, "linux.resources.memory.swappiness: invalid value 101"),
-    ({"memory": {"oomKill": 1}}, "linux.resources.memory.oomKill: unknown field"),
     ({"cpu": {"shares": -1}}, "linux.resources.cpu.shares: must not be negative"),
     ({"cpu": {"quota": -5}}, "linux.resources.cpu.quota"),
     ({"cpu": {"period": 10}}, "linux.resources.cpu.period"),
@@ -159,7 +158,8 @@ def test_v1_memory_write_order(v1):
     ({"devices": [{"allow": True, "access": ""}]}, "linux.resources.devices[0].access"),
     ({"network": {"priorities": [{"name": "a b", "priority": 1}]}}, "linux.resources.network.priorities[0].name"),
     ({"unified": {"../x": "1"}}, "linux.resources.unified.../x"),
-    ({"intelRdt": {}}, "linux.resources.intelRdt: unknown resource"),
+    ({"devices": [{"allow": True, "type": "c"}]}, "linux.resources.devices[0].access: must be a non-empty"),
+    ({"devices": [{"allow": True, "access": "xyz"}]}, "linux.resources.devices[0].access: invalid access"),
     ({"memory": []}, "linux.resources.memory: must be an object"),
 ])
 def test_bad_values_write_nothing(v1, res, msg):
@@ -374,3 +374,22 @@ def test_config_device_paths_replace_default_rules(v1):
     devs = [v for p, v, _f in w.ops if p.endswith("devices.allow")]
     assert "c 1:3 rwm" not in devs and "c 1:5 rwm" in devs and "c 136:* rwm" in devs
     assert all("path" not in r or r["path"] != "/dev/zero" for r in devices.effective_rules([], ["/dev/zero"]))
+
+
+def test_unknown_resource_keys_are_ignored_with_a_warning(v1, capfd):
+    """runtime-spec: unknown properties are ignored (runc drops them while
+    decoding); the known ones still apply."""
+    res = R.normalize({"memory": {"limit": 1 << 20, "oomKill": 1}, "intelRdt": {}, "pids": {"limit": 5}})
+    assert res == {"memory": {"limit": 1 << 20}, "pids": {"limit": 5}}
+    err = capfd.readouterr().err
+    assert "linux.resources.memory.oomKill: unknown field, ignored" in err and "level=warning" in err
+    assert "linux.resources.intelRdt: unknown field, ignored" in err
+
+
+def test_device_access_letters_as_runc_on_v1(capfd):
+    """Letters other than r, w, m are dropped with a warning, the rest put in
+    canonical order (runc's v1 rule emulator): never more than asked."""
+    res = R.normalize({"devices": [{"allow": True, "type": "c", "major": 4, "minor": 7, "access": "xwr"},
+                                   {"allow": False, "access": "mmr"}]})
+    assert [d["access"] for d in res["devices"]] == ["rw", "rm"]
+    assert "devices[0].access: ignoring unknown access letters in 'xwr', using 'rw'" in capfd.readouterr().err
