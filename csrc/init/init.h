@@ -145,6 +145,7 @@ int copy_tree(int src, int dst, int depth);
 void do_devices(struct plan *p, int rootfd);
 void do_console(struct plan *p, int rootfd);
 void alloc_console(struct plan *p, int rootfd, int bind_console);
+void chown_stdio(struct plan *p);
 
 /* process.c */
 void do_sysctls(struct plan *p, int procfd);
@@ -159,5 +160,6 @@ void write_proc_self(int procfd, const char *file, const char *data, int step);
 void apply_sched(struct plan *p);
 void apply_mempolicy(struct plan *p);
 void set_affinity(const void *mask, unsigned int len);
+void set_home(struct plan *p);
 
 #endif

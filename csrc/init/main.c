@@ -98,6 +98,20 @@ static void loopback_up(void) {
   close(s);
 }
 
+/* chdir into process.cwd and check that the result is inside the
+ * container's root (G2: a cwd such as /proc/self/fd/N could otherwise name a
+ * directory of the runtime's).  Returns 0 when root was refused and the
+ * caller should retry as the container user. */
+static int enter_cwd(struct plan *p, int as_root) {
+  if (chdir(p->cwd) < 0) {
+    if (as_root && (errno == EACCES || errno == EPERM)) return 0;
+    fail(S_CWD, errno, 0, p->cwd);
+  }
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
+  return 1;
+}
+
 /* The process half, shared by the init and exec: limits, scheduling,
  * seccomp and credentials in the order they need privileges, then the cwd
  * and args[0] checked as the container user, then the exec (fifo-gated for
@@ -110,14 +124,17 @@ static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
    * we still have it; with it, as late as possible (right before execve) */
   if (!p->nnp) load_seccomp(p);
   apply_lsm(p, procfd);
+  set_home(p);
+  /* as runc: the working directory is entered as root first, so that a
+   * directory root may enter and the user may not still works; only when
+   * root is refused (EACCES/EPERM) is it tried again as the user */
+  int in_cwd = enter_cwd(p, 1);
+  chown_stdio(p);
   do_user(p, procfd);
   close(procfd);
-  /* validate the working directory as the container user now, so that a bad
-   * cwd fails create; it is entered for real after the fds are closed */
+  if (!in_cwd) enter_cwd(p, 0);
   static char exe[4096];
-  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
   const char *path = lookup_exec(p, exe, sizeof exe);
-  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
   wait_fifo_and_exec(p, selffd, fifofd, path);
 }
 

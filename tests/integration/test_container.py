@@ -520,3 +520,123 @@ def test_memory_policy_on_a_missing_node(env):
     assert r.returncode == 1
     assert "linux.memoryPolicy: set_mempolicy: invalid argument" in r.stderr, r.stderr
     assert env.cli("list", "-q").stdout.split() == []
+
+
+@pytest.mark.parametrize("target", ["../usr/lib/passwd", "/usr/lib/passwd"])
+def test_home_from_passwd_symlink(env, target):
+    """The image's /etc/passwd may be a symlink inside the rootfs (relative or
+    absolute): it is followed in-root, as root, before the uid changes."""
+    etc = os.path.join(env.rootfs, "etc")
+    os.makedirs(os.path.join(env.rootfs, "usr", "lib"), exist_ok=True)
+    with open(os.path.join(env.rootfs, "usr", "lib", "passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n")
+    os.chmod(os.path.join(env.rootfs, "usr", "lib", "passwd"), 0o600)  # only root can read it
+    os.unlink(os.path.join(etc, "passwd"))
+    os.symlink(target, os.path.join(etc, "passwd"))
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    r = env.sh("echo $HOME")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/home/u"
+
+
+def test_home_passwd_symlink_out_of_root_stays_in_root(env, tmp_path):
+    """A symlink to an absolute host path is resolved inside the rootfs: the
+    host's file is never read."""
+    host = tmp_path / "hostpasswd"
+    host.write_text("root:x:0:0:root:/HOSTFILE:/bin/sh\n")
+    passwd = os.path.join(env.rootfs, "etc", "passwd")
+    os.unlink(passwd)
+    os.symlink("../../../../../../../.." + str(host), passwd)
+    r = env.sh("echo $HOME")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/"
+
+
+def test_cwd_entered_as_root_before_dropping(env):
+    """runc enters process.cwd as root, then drops to the user: a directory
+    only root may enter still works as the working directory."""
+    env.cfg["root"]["readonly"] = False
+    secret = os.path.join(env.rootfs, "secret")
+    os.mkdir(secret, 0o700)
+    os.chmod(secret, 0o700)
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    env.cfg["process"]["cwd"] = "/secret"
+    r = env.sh("pwd; id -u; ls . 2>&1 >/dev/null; echo ls=$?")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "/secret" and out[1] == "1000", r.stdout
+    assert out[-1] == "ls=1", r.stdout  # it is in there, but still may not read it
+
+
+def test_cwd_refused_to_root_retried_as_user(env):
+    """runc's other half: when root may not enter the cwd (EACCES), it is
+    tried again after the switch to the process user, who may."""
+    _userns(env)
+    env.cfg["root"]["readonly"] = False
+    d = os.path.join(env.rootfs, "grp")
+    os.mkdir(d)
+    os.chown(d, 0, 101000)  # owner unmapped: the container's root has no override on it
+    os.chmod(d, 0o070)
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    env.cfg["process"]["cwd"] = "/grp"
+    r = env.sh("pwd")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/grp"
+
+
+def test_stdio_pipe_owned_by_process_user(env):
+    """As runc: the process user owns its stdio pipe, so it can reopen
+    /dev/stdin; a regular file given as stdout keeps its owner."""
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    r = env.sh("stat -L -c '%u' /proc/self/fd/0; stat -L -c '%u' /proc/self/fd/1; cat /dev/stdin", input="piped\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["1000", "0", "piped"], r.stdout
+
+
+def _console_output(env, tmp_path, args, user):
+    import array
+    import socket
+    import time
+
+    sock_path = str(tmp_path / "console2.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    env.cfg["process"]["terminal"] = True
+    env.cfg["process"]["user"] = user
+    cid = env.create(args, extra=("--console-socket", sock_path))
+    conn, _ = srv.accept()
+    fds = array.array("i")
+    _msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data)
+    master = fds[0]
+    assert env.cli("start", cid).returncode == 0
+    out = b""
+    while b"done" not in out:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    for _ in range(100):
+        if env.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert env.cli("delete", "--force", cid).returncode == 0
+    return out.decode().replace("\r", "")
+
+
+def test_terminal_owned_by_process_user(env, tmp_path):
+    """runc gives the console to the process uid (the group stays devpts'
+    tty group): a non-root process can reopen its own terminal."""
+    text = _console_output(env, tmp_path, ["sh", "-c", "stat -c 'owner=%u:%g' $(tty); echo hi > $(tty) && echo wrote; echo done"],
+                           {"uid": 1000, "gid": 1000})
+    assert "owner=1000:5" in text, text
+    assert "wrote" in text, text
