@@ -137,6 +137,7 @@ void do_mounts(struct plan *p, int rootfd);
 void do_masks(struct plan *p, int rootfd, int nullfd);
 void do_pivot(struct plan *p, int rootfd);
 void do_root_finish(struct plan *p);
+void do_deferred_ro(void);
 
 /* copyup.c */
 int copy_tree(int src, int dst, int depth);

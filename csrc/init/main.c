@@ -152,6 +152,7 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   do_mounts(p, rootfd);
   do_devices(p, rootfd);
   do_console(p, rootfd);
+  do_deferred_ro();
   do_masks(p, rootfd, nullfd);
   close(nullfd);
   do_sysctls(p, procfd);

@@ -236,6 +236,12 @@ static void fs_configure(int fsfd, const struct mount_op *op, char *data) {
   }
 }
 
+static struct {
+  const struct mount_op *op;
+  int fd;
+} deferred[64];
+static unsigned int ndeferred;
+
 static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
   char data[4096];
   char logbuf[512];
@@ -264,6 +270,11 @@ static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
   }
   unsigned long long set, clr;
   ms_to_attr(op->m->flags, &set, &clr);
+  /* as runc: a read-only tmpfs or /dev is mounted read-write, filled (device
+   * nodes, symlinks, console, tmpcopyup) and made read-only at the end */
+  int defer_ro = (set & MOUNT_ATTR_RDONLY) && (!strcmp(op->fstype, "tmpfs") || !strcmp(op->dest, "/dev")) &&
+                 ndeferred < sizeof deferred / sizeof deferred[0];
+  if (defer_ro) set &= ~(unsigned long long)MOUNT_ATTR_RDONLY;
   int mfd = sys_fsmount(fsfd, (unsigned int)set);
   if (mfd < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "fsmount");
   close(fsfd);
@@ -286,8 +297,24 @@ static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
   set_recursive(op, mfd);
   if (sys_move_mount(mfd, tfd) < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "move_mount");
   set_propagation(op, mfd);
-  close(mfd);
+  if (defer_ro) {
+    deferred[ndeferred].op = op;
+    deferred[ndeferred++].fd = mfd; /* the attached mount itself, whatever covers its path later */
+  } else {
+    close(mfd);
+  }
   close(tfd);
+}
+
+/* The read-only tmpfs and /dev mounts mount_fs left writable. */
+void do_deferred_ro(void) {
+  for (unsigned int i = 0; i < ndeferred; i++) {
+    const struct mount_op *op = deferred[i].op;
+    if (sys_setattr(deferred[i].fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0, 0) < 0)
+      fail2(S_MOUNT, errno, op->m->index, op->dest, "remounting read-only");
+    close(deferred[i].fd);
+  }
+  ndeferred = 0;
 }
 
 static void make_symlink(int rootfd, const struct mount_op *op) {
@@ -375,7 +402,62 @@ void do_masks(struct plan *p, int rootfd, int nullfd) {
   if (tmpfs >= 0) close(tmpfs);
 }
 
+/* --no-pivot (as runc's msMoveRoot): the host's own mounts stay in this
+ * mount namespace under the chroot.  A full procfs or sysfs mount anywhere
+ * in the namespace lets a nested user namespace mount a fresh, unmasked
+ * one (the kernel's mount_too_revealing check), so every full proc/sysfs
+ * mount outside the rootfs is detached, or covered by an empty tmpfs when it
+ * cannot be (locked in a user namespace).  The runtime keeps its own /proc
+ * handle (an fd), which stays valid. */
+static void hide_host_pseudofs(struct plan *p) {
+  int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(S_PIVOT, errno, 0, "/proc/self/mountinfo");
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof mountinfo - 1 && (r = read(fd, mountinfo + n, sizeof mountinfo - 1 - n)) > 0) n += (size_t)r;
+  close(fd);
+  mountinfo[n] = 0;
+  size_t rl = strlen(p->rootfs);
+  char *line = mountinfo;
+  while (line && *line) {
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    /* id parent maj:min root mountpoint options [optional...] - fstype ... */
+    char *f[5] = {0};
+    char *s = line;
+    int k = 0;
+    while (k < 5 && s) {
+      f[k++] = s;
+      s = strchr(s, ' ');
+      if (s) *s++ = 0;
+    }
+    char *sep = s ? strstr(s, " - ") : NULL;
+    if (s && !sep && !strncmp(s, "- ", 2)) sep = s - 1;
+    if (k == 5 && sep) {
+      char *fstype = sep + 3;
+      char *end = strchr(fstype, ' ');
+      if (end) *end = 0;
+      char *mp = f[4];
+      unescape(mp);
+      int full = !strcmp(f[3], "/");
+      int pseudo = !strcmp(fstype, "proc") || !strcmp(fstype, "sysfs");
+      int inside = !strncmp(mp, p->rootfs, rl) && (mp[rl] == '/' || mp[rl] == 0);
+      if (full && pseudo && !inside) {
+        if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+          if (errno != ENOENT) fail2(S_PIVOT, errno, 0, mp, "hiding the host's mount");
+        } else if (umount2(mp, MNT_DETACH) < 0) {
+          if (errno != EINVAL && errno != EPERM) fail2(S_PIVOT, errno, 0, mp, "hiding the host's mount");
+          if (mount("tmpfs", mp, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
+            fail2(S_PIVOT, errno, 0, mp, "covering the host's mount");
+        }
+      }
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+}
+
 void do_pivot(struct plan *p, int rootfd) {
+  if (p->no_pivot) hide_host_pseudofs(p);
   if (fchdir(rootfd) < 0) fail(S_PIVOT, errno, 0, p->rootfs);
   if (p->no_pivot) {
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) fail(S_PIVOT, errno, 0, "move rootfs to /");

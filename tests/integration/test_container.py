@@ -640,3 +640,77 @@ def test_terminal_owned_by_process_user(env, tmp_path):
                            {"uid": 1000, "gid": 1000})
     assert "owner=1000:5" in text, text
     assert "wrote" in text, text
+
+
+def _superblocks_in_mount_ns(pid):
+    """(major, minor) of the superblock of every mount in the mount
+    namespace of `pid`, reachable from its root or not (listmount/statmount,
+    Linux 6.8+, namespace by id 6.11+)."""
+    import ctypes
+    import fcntl
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, 0x8008B705, buf)  # NS_GET_MNTNS_ID
+        nsid = struct.unpack("Q", buf)[0]
+    except OSError:
+        pytest.skip("the kernel cannot name a mount namespace by id")
+    finally:
+        os.close(fd)
+    req = ctypes.create_string_buffer(struct.pack("IIQQQ", 32, 0, (1 << 64) - 1, 0, nsid))  # LSMT_ROOT
+    ids = (ctypes.c_uint64 * 4096)()
+    n = libc.syscall(458, req, ids, 4096, 0)  # listmount
+    if n < 0:
+        pytest.skip(f"listmount: {os.strerror(ctypes.get_errno())}")
+    out = set()
+    for mid in ids[:n]:
+        req = ctypes.create_string_buffer(struct.pack("IIQQQ", 32, 0, mid, 1, nsid))  # STATMOUNT_SB_BASIC
+        sm = ctypes.create_string_buffer(4096)
+        assert libc.syscall(457, req, sm, 4096, 0) == 0, os.strerror(ctypes.get_errno())
+        out.add(struct.unpack_from("II", sm.raw, 16))
+    return out
+
+
+def test_no_pivot_hides_the_hosts_procfs(env):
+    """With --no-pivot the host's mounts stay in the container's mount
+    namespace under the chroot.  A full procfs or sysfs among them lets a
+    nested user namespace mount a fresh, unmasked one (the kernel allows it
+    when a full one is already in the namespace): as runc does, they are
+    detached before the chroot.  Looked at from the host, through every
+    mount of the container's namespace (reachable from its root or not)."""
+    env.cfg["root"]["readonly"] = False
+    cid = env.create(["sleep", "100"], extra=("--no-pivot",))
+    try:
+        pid = env.state(cid)["pid"]
+        sbs = _superblocks_in_mount_ns(pid)
+        for host in ("/proc", "/sys"):
+            st = os.stat(host)
+            assert (os.major(st.st_dev), os.minor(st.st_dev)) not in sbs, host
+        assert len(sbs) > 3  # the container's own mounts are there
+        # and the container still works: its own /proc is there
+        r = env.cli("exec", cid, "sh", "-c", "ls /proc/self/status /bin/busybox")
+        assert r.returncode == 0 and "/proc/self/status" in r.stdout, r.stderr
+    finally:
+        env.cli("delete", "--force", cid)
+
+
+def test_dev_tmpfs_read_only(env):
+    """A read-only /dev tmpfs: the nodes, links and sub-mounts are made first
+    and /dev becomes read-only at the end, as runc does."""
+    for m in env.cfg["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"] = [o for o in m["options"] if o != "rw"] + ["ro"]
+    env.cfg["mounts"].append({"destination": "/ro-tmp", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["ro", "mode=700"]})
+    r = env.sh("ls -l /dev/null /dev/zero /dev/pts/ptmx | wc -l; echo x > /dev/null && echo null-ok; "
+               "touch /dev/new 2>&1; echo touch=$?; touch /ro-tmp/f 2>&1; echo touch2=$?; "
+               "grep -E ' /dev | /ro-tmp ' /proc/self/mountinfo | cut -d' ' -f5,6")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "3" and out[1] == "null-ok", r.stdout
+    assert "touch=1" in out and "touch2=1" in out, r.stdout
+    assert "/dev ro," in r.stdout and "/ro-tmp ro," in r.stdout, r.stdout
