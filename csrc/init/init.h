@@ -19,6 +19,7 @@ struct mount_op {
   const struct rec_mount *m;
   const char *source, *dest, *fstype, *data;
   int idmap_fd; /* an idmapped tree prepared by the parent, or -1 */
+  int src_fd;   /* the bind source opened with the runtime's credentials (sources.c), or -1 */
 };
 
 struct device_op {
@@ -138,6 +139,13 @@ void do_masks(struct plan *p, int rootfd, int nullfd);
 void do_pivot(struct plan *p, int rootfd);
 void do_root_finish(struct plan *p);
 void do_deferred_ro(void);
+
+/* sources.c */
+struct source_opener {
+  int pid, sock;
+};
+void sources_fork(struct plan *p, int procfd, struct source_opener *so);
+void sources_receive(struct plan *p, struct source_opener *so);
 
 /* copyup.c */
 int copy_tree(int src, int dst, int depth);

@@ -305,6 +305,14 @@ int main(int argc, char **argv) {
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
       errno != EPERM)
     fail(S_KEYRING, errno, 0, NULL);
+  int userns = (p->ns_new & CLONE_NEWUSER) != 0;
+  int joined_user = 0;
+  for (unsigned int i = 0; i < p->njoins; i++)
+    if (p->joins[i].nstype == CLONE_NEWUSER) joined_user = 1;
+  /* bind sources are opened with our own credentials, not the user
+   * namespace's (sources.c): the opener is forked before we enter one */
+  struct source_opener so = {0, -1};
+  if ((userns || joined_user) && (p->ns_new & CLONE_NEWNS)) sources_fork(p, procfd, &so);
   /* join existing namespaces: open every path first, user namespace first */
   for (unsigned int i = 0; i < p->njoins; i++) {
     p->joins[i].fd = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
@@ -317,7 +325,6 @@ int main(int argc, char **argv) {
       if (setns(p->joins[i].fd, (int)p->joins[i].nstype) < 0) fail(S_SETNS, errno, p->joins[i].index, p->joins[i].path);
       close(p->joins[i].fd);
     }
-  int userns = (p->ns_new & CLONE_NEWUSER) != 0;
   if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
   /* an unprivileged (rootless) parent can only write our uid_map/gid_map
    * while /proc/<us> belongs to its user: stay dumpable for the SETUP
@@ -337,9 +344,6 @@ int main(int argc, char **argv) {
     }
     if (unpriv_maps) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   }
-  int joined_user = 0;
-  for (unsigned int i = 0; i < p->njoins; i++)
-    if (p->joins[i].nstype == CLONE_NEWUSER) joined_user = 1;
   if (userns || joined_user) become_root_in_userns();
   unsigned long rest = (unsigned long)(p->ns_new & ~(unsigned long long)CLONE_NEWUSER);
   /* born into its cgroup, the init makes its own cgroup namespace, so that
@@ -347,6 +351,7 @@ int main(int argc, char **argv) {
   int late_cgroupns = cgfd >= 0 && (rest & CLONE_NEWCGROUP);
   if (late_cgroupns) rest &= ~(unsigned long)CLONE_NEWCGROUP;
   if (rest && unshare((int)rest) < 0) fail(S_UNSHARE, errno, 0, NULL);
+  sources_receive(p, &so);
   if (p->timens) write_proc_self(procfd, "self/timens_offsets", p->timens, S_TIMENS);
   clone_reported(cgfd);
   if (late_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail(S_UNSHARE, errno, 0, "cgroup namespace");

@@ -164,6 +164,9 @@ static void mount_bind(int rootfd, const struct mount_op *op) {
   if (op->m->flags & OCIRUN_MNT_IDMAP) {
     tree = op->idmap_fd; /* prepared by the parent */
     if (tree < 0) fail2(S_MOUNT, EBADF, op->m->index, op->dest, "no idmapped tree from the runtime");
+  } else if (op->src_fd >= 0) {
+    /* opened with the runtime's credentials (sources.c) */
+    tree = sys_open_tree(op->src_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | rec);
   } else {
     tree = sys_open_tree(AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
   }
@@ -195,6 +198,7 @@ static void mount_bind(int rootfd, const struct mount_op *op) {
   set_propagation(op, tree);
   close(tfd);
   close(tree);
+  if (op->src_fd >= 0) close(op->src_fd);
 }
 
 /* Configure a filesystem context from a comma separated option string. */

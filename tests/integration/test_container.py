@@ -714,3 +714,27 @@ def test_dev_tmpfs_read_only(env):
     assert out[0] == "3" and out[1] == "null-ok", r.stdout
     assert "touch=1" in out and "touch2=1" in out, r.stdout
     assert "/dev ro," in r.stdout and "/ro-tmp ro," in r.stdout, r.stdout
+
+
+def test_userns_bind_source_under_root_only_dir(env, tmp_path):
+    """Bind sources are opened with the runtime's credentials, as runc does:
+    a user-namespaced container gets a volume that sits under a directory
+    only host root can traverse (the container's root cannot)."""
+    _userns(env)
+    secret = tmp_path / "root-only"
+    (secret / "vol").mkdir(parents=True)
+    (secret / "vol" / "f").write_text("volume data\n")
+    (secret / "file").write_text("file data\n")
+    os.chmod(secret / "vol", 0o755)
+    os.chmod(secret / "vol" / "f", 0o644)
+    os.chmod(secret / "file", 0o644)
+    os.chmod(secret, 0o700)
+    os.chmod(tmp_path, 0o755)
+    env.cfg["mounts"] += [
+        {"destination": "/v", "type": "bind", "source": str(secret / "vol"), "options": ["rbind", "ro"]},
+        {"destination": "/f", "type": "bind", "source": str(secret / "file"), "options": ["bind"]},
+    ]
+    r = env.sh("cat /v/f /f; touch /v/x 2>/dev/null || echo ro; grep -c ' /v ro,' /proc/self/mountinfo")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:4] == ["volume data", "file data", "ro", "1"], r.stdout
+
