@@ -877,8 +877,8 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
     if sc is not None:
         from ocirun.seccomp import compile_profile
 
+        # with SCMP_ACT_NOTIFY the exec'd process gets its own filter and
+        # listener, sent to listenerPath as runc 1.1 does for exec
         plan.seccomp = compile_profile(sc)
-        if plan.seccomp.notify:
-            raise ConfigError("linux.seccomp: exec into a container with a notify profile is not supported")
         w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
     return plan

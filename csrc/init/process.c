@@ -305,6 +305,13 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
     if (w < 0) fail(S_FIFO, errno, 0, "exec.fifo");
     /* startContainer hooks run now; `start` reads "0" only if they passed */
     fifo_write_fd = w;
+    /* as runc 1.1: startContainer hooks run under the container's filter
+     * (without hooks it is loaded as late as possible, below) */
+    for (unsigned int i = 0; i < p->nhooks; i++)
+      if (p->hooks[i].h->phase == HOOK_START_CONTAINER) {
+        load_seccomp(p);
+        break;
+      }
     run_hooks(p, HOOK_START_CONTAINER);
     fifo_write_fd = -1;
     if (write(w, "0", 1) != 1) fail(S_FIFO, errno, 0, "exec.fifo");
