@@ -117,6 +117,9 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
 
         plan.w.flag(proto.R_SETUP_SYNC)
     blob = plan.blob()
+    if notify_host and not plan.mount_ns:
+        raise OcirunError("NOTIFY_SOCKET: the socket is bind-mounted into the container, which needs a mount "
+                          "namespace in linux.namespaces")
 
     lockfd = store.create_dir(cid)
     if notify_host:

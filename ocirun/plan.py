@@ -52,6 +52,7 @@ class Plan:
         self.seccomp = None
         self.idmap_mounts = []  # (mount record number, source, recursive bits, uid_map, gid_map)
         self.net_devices = []  # [(host name, name in the container)], linux.netDevices
+        self.mount_ns = True  # False: the container shares the runtime's mount namespace (chroot only)
 
     def rlimit_name(self, index):
         return self.rlimits[index] if 0 <= index < len(self.rlimits) else f"rlimit {index}"
@@ -213,9 +214,9 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     if linux.get("intelRdt") is not None and not os.path.isdir("/sys/fs/resctrl/info"):
         raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (no resctrl filesystem)")
     _namespaces(plan, linux)
-    if "mount" not in plan.ns_new and "mount" not in plan.ns_paths:
-        # without one, every mount would land in (and leak into) the host's
-        raise ConfigError("linux.namespaces: a mount namespace (new, or joined by path) is required")
+    plan.mount_ns = "mount" in plan.ns_new or "mount" in plan.ns_paths
+    if not plan.mount_ns:
+        _without_mount_namespace(plan, cfg, linux, root, no_pivot)
     _id_maps(plan, linux)
 
     proc = cfg.get("process")
@@ -271,7 +272,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         if prop not in T.PROPAGATION:
             raise ConfigError(f"linux.rootfsPropagation: unknown propagation {prop!r}")
         w.u64(P.R_ROOTPROP, T.PROPAGATION[prop])
-    if no_pivot:
+    if no_pivot and plan.mount_ns:
         w.flag(P.R_NO_PIVOT)
 
     dev_bound = _mounts(plan, cfg, bundle)
@@ -314,6 +315,32 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
 
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def _without_mount_namespace(plan, cfg, linux, root, no_pivot):
+    """No `mount` namespace: as runc, the container shares the runtime's and
+    is only chrooted into root.path.  Anything that would mount, or change a
+    mount, would then act on the host's own mount table and stay there (runc
+    1.1 does that: it even makes the host's "/" rslave), so it is refused and
+    the field named; device nodes are still created in the rootfs."""
+    if _list(cfg.get("mounts"), "mounts"):
+        raise ConfigError("mounts: without a mount namespace they would be mounted in the host's mount namespace "
+                          "and left there; add {\"type\": \"mount\"} to linux.namespaces")
+    for key in ("maskedPaths", "readonlyPaths"):
+        if _list(linux.get(key), f"linux.{key}"):
+            # runc's wording
+            raise ConfigError(f"linux.{key}: unable to restrict sys entries without a private MNT namespace")
+    if _bool(root.get("readonly"), "root.readonly"):
+        raise ConfigError("root.readonly: needs a mount namespace (it would remount the host's mount read-only)")
+    if _str(linux.get("rootfsPropagation"), "linux.rootfsPropagation"):
+        raise ConfigError("linux.rootfsPropagation: needs a mount namespace (it would change the host's mounts)")
+    if "user" in plan.ns_new or "user" in plan.ns_paths:
+        raise ConfigError("linux.namespaces: a user namespace needs a mount namespace here (device nodes are "
+                          "bind-mounted in a user namespace)")
+    if _bool((cfg.get("process") or {}).get("terminal"), "process.terminal"):
+        raise ConfigError("process.terminal: needs a mount namespace (the console is bind-mounted on /dev/console)")
+    if no_pivot:
+        plan.warnings.append("--no-pivot has no effect without a mount namespace: the container is chrooted")
 
 
 def _hooks(plan, hooks):

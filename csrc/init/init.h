@@ -139,6 +139,7 @@ void do_masks(struct plan *p, int rootfd, int nullfd);
 void do_pivot(struct plan *p, int rootfd);
 void do_root_finish(struct plan *p);
 void do_deferred_ro(void);
+int has_mount_ns(const struct plan *p);
 
 /* sources.c */
 struct source_opener {

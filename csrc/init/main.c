@@ -239,9 +239,40 @@ static long clone_reported(int cgfd) {
   _exit(0);
 }
 
+/* The root directory of the process behind pidfd, from the host procfs. */
+static int open_init_root(int procfd, int pidfd) {
+  char name[64] = "self/fdinfo/";
+  itoa_signed(pidfd, name + strlen(name));
+  int fd = openat(procfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(S_SETNS, errno, 0, "fdinfo of the init's pidfd");
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) fail(S_SETNS, EIO, 0, "fdinfo of the init's pidfd");
+  buf[n] = 0;
+  char *s = strstr(buf, "\nPid:");
+  if (!s) fail(S_SETNS, EIO, 0, "fdinfo of the init's pidfd");
+  s += 5;
+  while (*s == ' ' || *s == '\t') s++;
+  int pid = 0;
+  while (*s >= '0' && *s <= '9' && pid < 100000000) pid = pid * 10 + (*s++ - '0');
+  if (pid <= 0) fail(S_SETNS, ESRCH, 0, "the container's init");
+  char path[64];
+  itoa_signed(pid, path);
+  str_copy(path + strlen(path), sizeof path - strlen(path), "/root");
+  int root = openat(procfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) fail(S_SETNS, errno, 0, "the container's root");
+  return root;
+}
+
 /* exec: the new process, already in every namespace and the cgroup of the
  * container, a child of `ocirun exec` (CLONE_PARENT). */
-static void exec_child(struct plan *p, int procfd) {
+static void exec_child(struct plan *p, int procfd, int initroot) {
+  if (initroot >= 0) {
+    /* no mount namespace to join: the container's root is the init's chroot */
+    if (fchdir(initroot) < 0 || chroot(".") < 0 || chdir("/") < 0) fail(S_ROOTFS, errno, 0, "chroot into the container's root");
+    close(initroot);
+  }
   int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) fail(S_ROOTFS, errno, 0, "/");
   if (p->terminal) {
@@ -294,12 +325,16 @@ int main(int argc, char **argv) {
       recv_msg(M_SETUP_ACK);
     }
     if (pidfd < 0) fail(S_SETNS, EBADF, 0, "pidfd");
+    /* without a mount namespace to join, the process still gets the init's
+     * root (a container without one is chrooted), never ours */
+    int initroot = -1;
+    if (!(p->exec_ns & CLONE_NEWNS)) initroot = open_init_root(procfd, pidfd);
     if (p->exec_ns && setns(pidfd, (int)p->exec_ns) < 0) fail(S_SETNS, errno, 0, "the container's namespaces");
     close(pidfd);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (p->exec_ns & CLONE_NEWUSER) become_root_in_userns();
     clone_reported(cgfd);
-    exec_child(p, procfd);
+    exec_child(p, procfd, initroot);
     _exit(1);
   }
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&

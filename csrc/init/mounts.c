@@ -109,7 +109,23 @@ static int parent_mount(const char *path, char *out, size_t size) {
   return 0;
 }
 
+/* Whether the container has a mount namespace of its own (new or joined).
+ * Without one (the config has no `mount` namespace, as runc allows) it shares
+ * the runtime's: the init only chroots into the rootfs, and nothing that
+ * mounts or changes a mount is done (the plan refuses such configs). */
+int has_mount_ns(const struct plan *p) {
+  if (p->ns_new & CLONE_NEWNS) return 1;
+  for (unsigned int i = 0; i < p->njoins; i++)
+    if (p->joins[i].nstype == CLONE_NEWNS) return 1;
+  return 0;
+}
+
 void rootfs_prepare(struct plan *p, int *rootfd) {
+  if (!has_mount_ns(p)) {
+    *rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*rootfd < 0) fail(S_ROOTFS, errno, 0, p->rootfs);
+    return;
+  }
   unsigned long flags = p->rootprop ? (unsigned long)p->rootprop : (MS_SLAVE | MS_REC);
   if (mount(NULL, "/", NULL, flags, NULL) < 0) fail(S_ROOTPROP, errno, 0, "/");
   char parent[4096];
@@ -342,6 +358,7 @@ static void set_attr(int rootfd, const struct mount_op *op) {
 }
 
 void do_mounts(struct plan *p, int rootfd) {
+  if (p->nmounts && !has_mount_ns(p)) fail(S_MOUNT, EPERM, 0, "mounts need a mount namespace");
   int has_netns = (p->ns_new & CLONE_NEWNET) != 0;
   for (unsigned int i = 0; i < p->njoins; i++)
     if (p->joins[i].nstype == CLONE_NEWNET) has_netns = 1;
@@ -461,6 +478,13 @@ static void hide_host_pseudofs(struct plan *p) {
 }
 
 void do_pivot(struct plan *p, int rootfd) {
+  if (!has_mount_ns(p)) {
+    /* the runtime's mount namespace: a chroot, as runc, and nothing else */
+    if (fchdir(rootfd) < 0) fail(S_PIVOT, errno, 0, p->rootfs);
+    if (chroot(".") < 0) fail(S_PIVOT, errno, 0, "chroot");
+    if (chdir("/") < 0) fail(S_PIVOT, errno, 0, "/");
+    return;
+  }
   if (p->no_pivot) hide_host_pseudofs(p);
   if (fchdir(rootfd) < 0) fail(S_PIVOT, errno, 0, p->rootfs);
   if (p->no_pivot) {
@@ -476,6 +500,7 @@ void do_pivot(struct plan *p, int rootfd) {
 }
 
 void do_root_finish(struct plan *p) {
+  if (!has_mount_ns(p)) return; /* "/" is a directory of a host mount, not ours to change */
   if (p->root_ro && sys_setattr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY, 0, 0) < 0) fail(S_ROOT_RO, errno, 0, "/");
   /* the container's own root gets linux.rootfsPropagation (default:
    * private); "/" of the namespace was made rslave (or that) before any

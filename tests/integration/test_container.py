@@ -738,3 +738,52 @@ def test_userns_bind_source_under_root_only_dir(env, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[:4] == ["volume data", "file data", "ro", "1"], r.stdout
 
+
+
+def _without_mount_namespace(env):
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "mount"]
+    env.cfg["mounts"] = []
+    env.cfg["linux"]["maskedPaths"] = []
+    env.cfg["linux"]["readonlyPaths"] = []
+    env.cfg["root"]["readonly"] = False
+    with open(os.path.join(env.rootfs, "marker-in-rootfs"), "w") as f:
+        f.write("x")
+
+
+def test_without_mount_namespace_shares_the_runtimes_and_is_chrooted(env):
+    """runc accepts a config without a mount namespace: the container shares
+    the runtime's and is chrooted into root.path.  Nothing is mounted (so
+    nothing is left in the host's mount table); device nodes are made in
+    the rootfs.  exec gets the same root, not the caller's."""
+    _without_mount_namespace(env)
+    before = open("/proc/self/mountinfo").read().count("\n")
+    cid = env.create(["sleep", "100"])
+    try:
+        pid = env.state(cid)["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        assert os.readlink(f"/proc/{pid}/root") == env.rootfs
+        assert open("/proc/self/mountinfo").read().count("\n") == before
+        r = env.cli("exec", cid, "sh", "-c", "ls /marker-in-rootfs; ls /proc | wc -l; echo x > /dev/null && echo ok")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["/marker-in-rootfs", "0", "ok"], r.stdout
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0
+    import stat
+
+    assert stat.S_ISCHR(os.stat(os.path.join(env.rootfs, "dev", "null")).st_mode)
+
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda c: c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}),
+     "mounts: without a mount namespace"),
+    (lambda c: c["linux"].__setitem__("maskedPaths", ["/proc/kcore"]),
+     "linux.maskedPaths: unable to restrict sys entries without a private MNT namespace"),
+    (lambda c: c["root"].__setitem__("readonly", True), "root.readonly: needs a mount namespace"),
+    (lambda c: c["process"].__setitem__("terminal", True), "process.terminal: needs a mount namespace"),
+])
+def test_without_mount_namespace_refuses_what_would_touch_host_mounts(env, mutate, words):
+    _without_mount_namespace(env)
+    mutate(env.cfg)
+    r = env.run(["true"])
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+    assert len(r.stderr) < 1024 and "Traceback" not in r.stderr
