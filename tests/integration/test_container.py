@@ -646,6 +646,12 @@ def _superblocks_in_mount_ns(pid):
     """(major, minor) of the superblock of every mount in the mount
     namespace of `pid`, reachable from its root or not (listmount/statmount,
     Linux 6.8+, namespace by id 6.11+)."""
+    return {m[:2] for m in _mounts_in_ns(pid)}
+
+
+def _mounts_in_ns(pid):
+    """(sb major, sb minor, fs magic, mount id, parent mount id) of every
+    mount in the mount namespace of `pid`."""
     import ctypes
     import fcntl
     import struct
@@ -666,12 +672,14 @@ def _superblocks_in_mount_ns(pid):
     n = libc.syscall(458, req, ids, 4096, 0)  # listmount
     if n < 0:
         pytest.skip(f"listmount: {os.strerror(ctypes.get_errno())}")
-    out = set()
+    out = []
     for mid in ids[:n]:
-        req = ctypes.create_string_buffer(struct.pack("IIQQQ", 32, 0, mid, 1, nsid))  # STATMOUNT_SB_BASIC
+        req = ctypes.create_string_buffer(struct.pack("IIQQQ", 32, 0, mid, 3, nsid))  # STATMOUNT_SB_BASIC|MNT_BASIC
         sm = ctypes.create_string_buffer(4096)
         assert libc.syscall(457, req, sm, 4096, 0) == 0, os.strerror(ctypes.get_errno())
-        out.add(struct.unpack_from("II", sm.raw, 16))
+        major, minor, magic = struct.unpack_from("IIQ", sm.raw, 16)
+        mnt_id, parent = struct.unpack_from("QQ", sm.raw, 40)
+        out.append((major, minor, magic, mnt_id, parent))
     return out
 
 
@@ -694,6 +702,26 @@ def test_no_pivot_hides_the_hosts_procfs(env):
         # and the container still works: its own /proc is there
         r = env.cli("exec", cid, "sh", "-c", "ls /proc/self/status /bin/busybox")
         assert r.returncode == 0 and "/proc/self/status" in r.stdout, r.stderr
+    finally:
+        env.cli("delete", "--force", cid)
+
+
+def test_no_pivot_in_a_user_namespace_covers_the_hosts_procfs(env):
+    """In a user namespace the host's mounts are locked (they cannot be
+    detached): they are covered by an empty tmpfs instead, as runc does."""
+    _userns(env)
+    env.cfg["root"]["readonly"] = False
+    cid = env.create(["sleep", "100"], extra=("--no-pivot",))
+    try:
+        pid = env.state(cid)["pid"]
+        st = os.stat("/proc")
+        host_proc = (os.major(st.st_dev), os.minor(st.st_dev))
+        mounts = _mounts_in_ns(pid)
+        host = [m for m in mounts if m[:2] == host_proc]
+        assert len(host) == 1  # still there (locked), but covered by an empty tmpfs
+        assert any(m[2] == 0x01021994 and m[4] == host[0][3] for m in mounts), mounts
+        r = env.cli("exec", cid, "sh", "-c", "ls /proc/self/status")
+        assert r.returncode == 0, r.stderr
     finally:
         env.cli("delete", "--force", cid)
 
