@@ -318,27 +318,18 @@ HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer",
 
 
 def _without_mount_namespace(plan, cfg, linux, root, no_pivot):
-    """No `mount` namespace: as runc, the container shares the runtime's and
-    is only chrooted into root.path.  Anything that would mount, or change a
-    mount, would then act on the host's own mount table and stay there (runc
-    1.1 does that: it even makes the host's "/" rslave), so it is refused and
-    the field named; device nodes are still created in the rootfs."""
-    if _list(cfg.get("mounts"), "mounts"):
-        raise ConfigError("mounts: without a mount namespace they would be mounted in the host's mount namespace "
-                          "and left there; add {\"type\": \"mount\"} to linux.namespaces")
+    """No `mount` namespace: as runc, the container shares the runtime's.
+    The init bind-mounts the rootfs on itself there (private), makes the
+    config's mounts below that bind, and chroots into it; the mounts are in
+    the host's mount table while the container exists and are detached at
+    delete.  Masked and read-only paths are refused, with runc's words; a
+    user namespace could not mount in the host's namespace at all."""
     for key in ("maskedPaths", "readonlyPaths"):
         if _list(linux.get(key), f"linux.{key}"):
-            # runc's wording
             raise ConfigError(f"linux.{key}: unable to restrict sys entries without a private MNT namespace")
-    if _bool(root.get("readonly"), "root.readonly"):
-        raise ConfigError("root.readonly: needs a mount namespace (it would remount the host's mount read-only)")
-    if _str(linux.get("rootfsPropagation"), "linux.rootfsPropagation"):
-        raise ConfigError("linux.rootfsPropagation: needs a mount namespace (it would change the host's mounts)")
     if "user" in plan.ns_new or "user" in plan.ns_paths:
-        raise ConfigError("linux.namespaces: a user namespace needs a mount namespace here (device nodes are "
-                          "bind-mounted in a user namespace)")
-    if _bool((cfg.get("process") or {}).get("terminal"), "process.terminal"):
-        raise ConfigError("process.terminal: needs a mount namespace (the console is bind-mounted on /dev/console)")
+        raise ConfigError("linux.namespaces: a user namespace needs a mount namespace too (the rootfs and the "
+                          "mounts would be made in the host's mount namespace)")
     if no_pivot:
         plan.warnings.append("--no-pivot has no effect without a mount namespace: the container is chrooted")
 

@@ -111,8 +111,11 @@ static int parent_mount(const char *path, char *out, size_t size) {
 
 /* Whether the container has a mount namespace of its own (new or joined).
  * Without one (the config has no `mount` namespace, as runc allows) it shares
- * the runtime's: the init only chroots into the rootfs, and nothing that
- * mounts or changes a mount is done (the plan refuses such configs). */
+ * the runtime's: the rootfs is bind-mounted on itself there, made private (so
+ * that nothing mounted below it propagates anywhere), the config's mounts are
+ * made below it, and the init chroots into it.  The host's own mounts are
+ * never changed (runc makes the host's "/" rslave); the runtime detaches the
+ * bind, and everything below it, at delete. */
 int has_mount_ns(const struct plan *p) {
   if (p->ns_new & CLONE_NEWNS) return 1;
   for (unsigned int i = 0; i < p->njoins; i++)
@@ -122,6 +125,8 @@ int has_mount_ns(const struct plan *p) {
 
 void rootfs_prepare(struct plan *p, int *rootfd) {
   if (!has_mount_ns(p)) {
+    if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) fail(S_ROOTFS, errno, 0, p->rootfs);
+    if (mount(NULL, p->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0) fail(S_ROOTPROP, errno, 0, p->rootfs);
     *rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (*rootfd < 0) fail(S_ROOTFS, errno, 0, p->rootfs);
     return;
@@ -142,6 +147,12 @@ static void fs_log(int fsfd, char *buf, size_t size) {
   ssize_t r = read(fsfd, buf, size - 1);
   if (r > 0) buf[r] = 0;
   else buf[0] = 0;
+  /* one line: the kernel writes "e <message>\n" (level, text, newline) */
+  size_t n = strlen(buf);
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+  if ((buf[0] == 'e' || buf[0] == 'w' || buf[0] == 'i') && buf[1] == ' ') memmove(buf, buf + 2, n - 1);
+  for (char *c = buf; *c; c++)
+    if (*c == '\n') *c = ' ';
 }
 
 static int open_target_dir(int rootfd, const struct mount_op *op, unsigned int step) {
@@ -358,7 +369,6 @@ static void set_attr(int rootfd, const struct mount_op *op) {
 }
 
 void do_mounts(struct plan *p, int rootfd) {
-  if (p->nmounts && !has_mount_ns(p)) fail(S_MOUNT, EPERM, 0, "mounts need a mount namespace");
   int has_netns = (p->ns_new & CLONE_NEWNET) != 0;
   for (unsigned int i = 0; i < p->njoins; i++)
     if (p->joins[i].nstype == CLONE_NEWNET) has_netns = 1;
@@ -479,7 +489,7 @@ static void hide_host_pseudofs(struct plan *p) {
 
 void do_pivot(struct plan *p, int rootfd) {
   if (!has_mount_ns(p)) {
-    /* the runtime's mount namespace: a chroot, as runc, and nothing else */
+    /* the runtime's mount namespace: a chroot into our bind, as runc */
     if (fchdir(rootfd) < 0) fail(S_PIVOT, errno, 0, p->rootfs);
     if (chroot(".") < 0) fail(S_PIVOT, errno, 0, "chroot");
     if (chdir("/") < 0) fail(S_PIVOT, errno, 0, "/");
@@ -500,7 +510,6 @@ void do_pivot(struct plan *p, int rootfd) {
 }
 
 void do_root_finish(struct plan *p) {
-  if (!has_mount_ns(p)) return; /* "/" is a directory of a host mount, not ours to change */
   if (p->root_ro && sys_setattr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY, 0, 0) < 0) fail(S_ROOT_RO, errno, 0, "/");
   /* the container's own root gets linux.rootfsPropagation (default:
    * private); "/" of the namespace was made rslave (or that) before any

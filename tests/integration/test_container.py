@@ -768,9 +768,10 @@ def test_userns_bind_source_under_root_only_dir(env, tmp_path):
 
 
 
-def _without_mount_namespace(env):
+def _without_mount_namespace(env, mounts=False):
     env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "mount"]
-    env.cfg["mounts"] = []
+    if not mounts:
+        env.cfg["mounts"] = []
     env.cfg["linux"]["maskedPaths"] = []
     env.cfg["linux"]["readonlyPaths"] = []
     env.cfg["root"]["readonly"] = False
@@ -778,38 +779,75 @@ def _without_mount_namespace(env):
         f.write("x")
 
 
+def _host_mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4] == path or line.split()[4].startswith(path + "/")]
+
+
 def test_without_mount_namespace_shares_the_runtimes_and_is_chrooted(env):
     """runc accepts a config without a mount namespace: the container shares
-    the runtime's and is chrooted into root.path.  Nothing is mounted (so
-    nothing is left in the host's mount table); device nodes are made in
-    the rootfs.  exec gets the same root, not the caller's."""
+    the runtime's and is chrooted into root.path.  exec gets the same root,
+    not the caller's; device nodes are made in the rootfs."""
     _without_mount_namespace(env)
-    before = open("/proc/self/mountinfo").read().count("\n")
     cid = env.create(["sleep", "100"])
     try:
         pid = env.state(cid)["pid"]
         assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
         assert os.readlink(f"/proc/{pid}/root") == env.rootfs
-        assert open("/proc/self/mountinfo").read().count("\n") == before
+        assert _host_mounts_under(env.rootfs) == [env.rootfs]  # the private bind it is chrooted into
         r = env.cli("exec", cid, "sh", "-c", "ls /marker-in-rootfs; ls /proc | wc -l; echo x > /dev/null && echo ok")
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == ["/marker-in-rootfs", "0", "ok"], r.stdout
     finally:
         assert env.cli("delete", "--force", cid).returncode == 0
+    assert _host_mounts_under(env.rootfs) == []
     import stat
 
     assert stat.S_ISCHR(os.stat(os.path.join(env.rootfs, "dev", "null")).st_mode)
 
 
+def test_without_mount_namespace_mounts_land_in_the_hosts_until_delete(env, tmp_path):
+    """The config's mounts (the default /proc, /dev, /sys … here) are made in
+    the runtime's mount namespace, below a private bind of the rootfs, as runc
+    does; unlike runc they are all detached at delete, and a mount the engine
+    had made on the rootfs stays."""
+    _without_mount_namespace(env, mounts=True)
+    env.cfg["root"]["readonly"] = True
+    subprocess.run(["mount", "--bind", env.rootfs, env.rootfs], check=True)  # as an engine's rootfs mount
+    try:
+        cid = env.create(["sleep", "100"])
+        try:
+            assert env.cli("start", cid).returncode == 0
+            mounted = _host_mounts_under(env.rootfs)
+            assert env.rootfs + "/proc" in mounted and env.rootfs + "/dev/pts" in mounted, mounted
+            r = env.cli("exec", cid, "sh", "-c", "cat /proc/1/comm; touch /x 2>/dev/null || echo ro; ls /dev/pts/ptmx")
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.split() == ["sleep", "ro", "/dev/pts/ptmx"], r.stdout
+        finally:
+            assert env.cli("delete", "--force", cid).returncode == 0
+        assert _host_mounts_under(env.rootfs) == [env.rootfs]  # the engine's own bind is left alone
+    finally:
+        subprocess.run(["umount", env.rootfs], check=True)
+
+
+def test_without_mount_namespace_failure_leaves_no_mount(env):
+    _without_mount_namespace(env, mounts=True)
+    env.cfg["mounts"].append({"destination": "/bad", "type": "tmpfs", "source": "tmpfs", "options": ["bogusopt"]})
+    r = env.run(["true"])
+    assert r.returncode == 1 and "error mounting mounts[7]" in r.stderr and "/bad" in r.stderr, r.stderr
+    # one line, the kernel's message without its level prefix and newline (docs/design.md)
+    assert "option bogusopt: tmpfs: Unknown parameter 'bogusopt': invalid argument" in r.stderr, r.stderr
+    assert _host_mounts_under(env.rootfs) == []
+
+
 @pytest.mark.parametrize("mutate,words", [
-    (lambda c: c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}),
-     "mounts: without a mount namespace"),
     (lambda c: c["linux"].__setitem__("maskedPaths", ["/proc/kcore"]),
      "linux.maskedPaths: unable to restrict sys entries without a private MNT namespace"),
-    (lambda c: c["root"].__setitem__("readonly", True), "root.readonly: needs a mount namespace"),
-    (lambda c: c["process"].__setitem__("terminal", True), "process.terminal: needs a mount namespace"),
+    (lambda c: c["linux"].__setitem__("readonlyPaths", ["/proc/sys"]),
+     "linux.readonlyPaths: unable to restrict sys entries without a private MNT namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "linux.namespaces: a user namespace needs"),
 ])
-def test_without_mount_namespace_refuses_what_would_touch_host_mounts(env, mutate, words):
+def test_without_mount_namespace_refusals(env, mutate, words):
     _without_mount_namespace(env)
     mutate(env.cfg)
     r = env.run(["true"])
