@@ -475,11 +475,11 @@ static void hide_host_pseudofs(struct plan *p) {
       int inside = !strncmp(mp, p->rootfs, rl) && (mp[rl] == '/' || mp[rl] == 0);
       if (full && pseudo && !inside) {
         if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
-          if (errno != ENOENT) fail2(S_PIVOT, errno, 0, mp, "hiding the host's mount");
+          if (errno != ENOENT) fail2(S_PIVOT, errno, 0, mp, "--no-pivot: hiding the host's mount");
         } else if (umount2(mp, MNT_DETACH) < 0) {
-          if (errno != EINVAL && errno != EPERM) fail2(S_PIVOT, errno, 0, mp, "hiding the host's mount");
+          if (errno != EINVAL && errno != EPERM) fail2(S_PIVOT, errno, 0, mp, "--no-pivot: hiding the host's mount");
           if (mount("tmpfs", mp, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
-            fail2(S_PIVOT, errno, 0, mp, "covering the host's mount");
+            fail2(S_PIVOT, errno, 0, mp, "--no-pivot: covering the host's mount");
         }
       }
     }
