@@ -137,6 +137,10 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         "annotations": plan.annotations, "cgroup": cg, "hooks": plan.hooks,
         "ns": sorted(plan.ns_new), "config": os.path.join(bundle, "config.json"),
     }
+    if not plan.mount_ns:
+        # the init mounts in our namespace, on the rootfs: remember what was
+        # there before, so that only its own mounts are detached later
+        st["host_mounts_before"] = _mounts_at(plan.rootfs)
     try:
         # recorded before anything exists, so that if this process dies at
         # any point, `delete --force <id>` finds the cgroup and the init
@@ -210,6 +214,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
             os.close(fifo_fd)
         if sp is not None:
             sp.kill()
+        _detach_host_mounts(st)
         if made_cg:
             try:
                 cgroups.remove(cg)
@@ -219,6 +224,43 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         raise
     finally:
         os.close(lockfd)
+
+
+def _mounts_at(path):
+    """[(mount id, parent id)] of the mounts whose mount point is `path`, in
+    mountinfo order."""
+    from ocirun.plan import _unescape
+
+    out = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split(b" ", 5)
+            if len(fields) > 4 and _unescape(fields[4].decode(errors="surrogateescape")) == path:
+                out.append((int(fields[0]), int(fields[1])))
+    return out
+
+
+def _detach_host_mounts(st):
+    """A container without a mount namespace: detach the bind its init made
+    on the rootfs in our mount namespace (and with it every mount below it),
+    but nothing that was there before and nothing stacked on top of it."""
+    before = st.get("host_mounts_before")
+    if before is None:
+        return
+    import ctypes
+
+    old = {m[0] for m in before}
+    libc = ctypes.CDLL(None, use_errno=True)
+    path = st["rootfs"]
+    for _ in range(16):
+        here = _mounts_at(path)
+        ids = {m[0] for m in here}
+        top = [m for m in here if not any(o[1] == m[0] for o in here if o[0] in ids)]
+        if not top or top[0][0] in old:
+            return
+        if libc.umount2(path.encode(), 2) != 0:  # MNT_DETACH
+            log.warning(f"unmounting {path}: {os.strerror(ctypes.get_errno()).lower()}")
+            return
 
 
 def _public(cid, pid, status_, bundle, plan):
@@ -485,6 +527,7 @@ def destroy(store, st):
 
     cg = st.get("cgroup")
     err = None
+    _detach_host_mounts(st)
     if cg:
         # with a pid namespace of its own, the init's death took every
         # process of the container along; otherwise the others outlive it

@@ -236,6 +236,16 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
 
                     copy_winsize(fd)
 
+        def on_seccomp(fd, child_pid):
+            # runc 1.1 (setnsProcess): the container's state as "running"
+            # with the init's pid; the process is the exec'd one
+            state = {"ociVersion": plan.oci_version, "id": cid, "status": "running", "pid": pid,
+                     "bundle": st.get("bundle", "")}
+            if cfg.get("annotations"):
+                state["annotations"] = cfg["annotations"]
+            launch.send_seccomp_listener(plan.seccomp.listener_path, fd, state, plan.seccomp.metadata,
+                                         process_pid=child_pid)
+
         cg_fd = None
         if born_in:
             cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -247,7 +257,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             if cg_fd is not None:
                 os.close(cg_fd)
         try:
-            child = launch.converse(sp, plan, cgroup=None if born_in else cg, on_pty=on_pty, warn=log.warning)
+            child = launch.converse(sp, plan, cgroup=None if born_in else cg, on_pty=on_pty, warn=log.warning,
+                                    on_seccomp=on_seccomp if plan.seccomp and plan.seccomp.notify else None)
         except OcirunError as e:
             raise ExecError(f"exec failed: {e}") from None
         log.debug(f"exec {cid}: process is pid {child}")

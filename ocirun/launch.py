@@ -340,12 +340,14 @@ def _died(sp):
     return "container init exited unexpectedly"
 
 
-def send_seccomp_listener(path, fd, state, metadata):
+def send_seccomp_listener(path, fd, state, metadata, process_pid=None):
     """The runtime-spec seccomp agent protocol: one message carrying the
-    container process state as JSON and the listener fd (SCM_RIGHTS)."""
+    container process state as JSON and the listener fd (SCM_RIGHTS).  The
+    process is the container's init unless `process_pid` (exec) says."""
     from ocirun.jsonutil import dumps
 
-    msg = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"], "pid": state.get("pid", 0),
+    pid = state.get("pid", 0) if process_pid is None else process_pid
+    msg = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"], "pid": pid,
            "metadata": metadata or "", "state": state}
     send_fd(path, fd, dumps(msg).encode(), "linux.seccomp.listenerPath")
 

@@ -52,6 +52,7 @@ class Plan:
         self.seccomp = None
         self.idmap_mounts = []  # (mount record number, source, recursive bits, uid_map, gid_map)
         self.net_devices = []  # [(host name, name in the container)], linux.netDevices
+        self.mount_ns = True  # False: the container shares the runtime's mount namespace (chroot only)
 
     def rlimit_name(self, index):
         return self.rlimits[index] if 0 <= index < len(self.rlimits) else f"rlimit {index}"
@@ -223,9 +224,9 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     if linux.get("intelRdt") is not None and not os.path.isdir("/sys/fs/resctrl/info"):
         raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (no resctrl filesystem)")
     _namespaces(plan, linux)
-    if "mount" not in plan.ns_new and "mount" not in plan.ns_paths:
-        # without one, every mount would land in (and leak into) the host's
-        raise ConfigError("linux.namespaces: a mount namespace (new, or joined by path) is required")
+    plan.mount_ns = "mount" in plan.ns_new or "mount" in plan.ns_paths
+    if not plan.mount_ns:
+        _without_mount_namespace(plan, cfg, linux, root, no_pivot)
     _id_maps(plan, linux)
 
     proc = cfg.get("process")
@@ -281,7 +282,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         if prop not in T.PROPAGATION:
             raise ConfigError(f"linux.rootfsPropagation: unknown propagation {prop!r}")
         w.u64(P.R_ROOTPROP, T.PROPAGATION[prop])
-    if no_pivot:
+    if no_pivot and plan.mount_ns:
         w.flag(P.R_NO_PIVOT)
 
     dev_bound = _mounts(plan, cfg, bundle)
@@ -324,6 +325,23 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
 
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def _without_mount_namespace(plan, cfg, linux, root, no_pivot):
+    """No `mount` namespace: as runc, the container shares the runtime's.
+    The init bind-mounts the rootfs on itself there (private), makes the
+    config's mounts below that bind, and chroots into it; the mounts are in
+    the host's mount table while the container exists and are detached at
+    delete.  Masked and read-only paths are refused, with runc's words; a
+    user namespace could not mount in the host's namespace at all."""
+    for key in ("maskedPaths", "readonlyPaths"):
+        if _list(linux.get(key), f"linux.{key}"):
+            raise ConfigError(f"linux.{key}: unable to restrict sys entries without a private MNT namespace")
+    if "user" in plan.ns_new or "user" in plan.ns_paths:
+        raise ConfigError("linux.namespaces: a user namespace needs a mount namespace too (the rootfs and the "
+                          "mounts would be made in the host's mount namespace)")
+    if no_pivot:
+        plan.warnings.append("--no-pivot has no effect without a mount namespace: the container is chrooted")
 
 
 def _hooks(plan, hooks):
@@ -928,8 +946,8 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
     if sc is not None:
         from ocirun.seccomp import compile_profile
 
+        # with SCMP_ACT_NOTIFY the exec'd process gets its own filter and
+        # listener, sent to listenerPath as runc 1.1 does for exec
         plan.seccomp = compile_profile(sc)
-        if plan.seccomp.notify:
-            raise ConfigError("linux.seccomp: exec into a container with a notify profile is not supported")
         w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
     return plan

@@ -250,8 +250,8 @@ def fast_record(st):
     py = []
     if hooks.get("poststart") or hooks.get("startContainer"):
         py.append("start")
-    if hooks.get("poststop"):
-        py.append("delete")
+    if hooks.get("poststop") or st.get("host_mounts_before") is not None:
+        py.append("delete")  # poststop hooks; mounts in our namespace to detach
     start = st.get("start_time")
     lines = [FAST_MAGIC, f"pid {int(st.get('pid') or 0)}", f"start {'-' if start is None else int(start)}",
              f"freeze {cgroups._freezer_path(cg) or '-'}", f"cgv {cg['version'] if cg else 0}"]

@@ -120,3 +120,27 @@ void alloc_console(struct plan *p, int rootfd, int bind_console) {
 void do_console(struct plan *p, int rootfd) {
   if (p->terminal) alloc_console(p, rootfd, 1);
 }
+
+/* As runc (fixStdioPermissions): before the credentials change, stdio is
+ * given to the process user (uid only; the group stays, e.g. devpts' tty
+ * group), so that a non-root process can use its terminal and reopen its
+ * stdio through /proc/self/fd.  Unlike runc, only what belongs to the
+ * container's own stdio is changed: a pty slave, an anonymous pipe or a
+ * socket; a host file or device the caller passed as stdio keeps its owner.
+ * Failures the kernel gives for unmapped ids or read-only mounts are
+ * ignored, as runc does. */
+void chown_stdio(struct plan *p) {
+  if (!p->has_user) return;
+  for (int fd = 0; fd < 3; fd++) {
+    struct stat st;
+    struct statfs sf;
+    if (fstat(fd, &st) < 0 || fstatfs(fd, &sf) < 0) continue;
+    if (st.st_uid == p->uid) continue;
+    int ours = (S_ISCHR(st.st_mode) && sf.f_type == DEVPTS_SUPER_MAGIC) ||
+               (S_ISFIFO(st.st_mode) && sf.f_type == PIPEFS_MAGIC) ||
+               (S_ISSOCK(st.st_mode) && sf.f_type == SOCKFS_MAGIC);
+    if (!ours) continue;
+    if (fchown(fd, p->uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
+      fail(S_CONSOLE, errno, (unsigned int)fd, "chown of stdio to the process user");
+  }
+}

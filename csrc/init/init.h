@@ -19,6 +19,7 @@ struct mount_op {
   const struct rec_mount *m;
   const char *source, *dest, *fstype, *data;
   int idmap_fd; /* an idmapped tree prepared by the parent, or -1 */
+  int src_fd;   /* the bind source opened with the runtime's credentials (sources.c), or -1 */
 };
 
 struct device_op {
@@ -137,6 +138,15 @@ void do_mounts(struct plan *p, int rootfd);
 void do_masks(struct plan *p, int rootfd, int nullfd);
 void do_pivot(struct plan *p, int rootfd);
 void do_root_finish(struct plan *p);
+void do_deferred_ro(void);
+int has_mount_ns(const struct plan *p);
+
+/* sources.c */
+struct source_opener {
+  int pid, sock;
+};
+void sources_fork(struct plan *p, int procfd, struct source_opener *so);
+void sources_receive(struct plan *p, struct source_opener *so);
 
 /* copyup.c */
 int copy_tree(int src, int dst, int depth);
@@ -145,6 +155,7 @@ int copy_tree(int src, int dst, int depth);
 void do_devices(struct plan *p, int rootfd);
 void do_console(struct plan *p, int rootfd);
 void alloc_console(struct plan *p, int rootfd, int bind_console);
+void chown_stdio(struct plan *p);
 
 /* process.c */
 void do_sysctls(struct plan *p, int procfd);
@@ -159,5 +170,6 @@ void write_proc_self(int procfd, const char *file, const char *data, int step);
 void apply_sched(struct plan *p);
 void apply_mempolicy(struct plan *p);
 void set_affinity(const void *mask, unsigned int len);
+void set_home(struct plan *p);
 
 #endif

@@ -98,6 +98,20 @@ static void loopback_up(void) {
   close(s);
 }
 
+/* chdir into process.cwd and check that the result is inside the
+ * container's root (G2: a cwd such as /proc/self/fd/N could otherwise name a
+ * directory of the runtime's).  Returns 0 when root was refused and the
+ * caller should retry as the container user. */
+static int enter_cwd(struct plan *p, int as_root) {
+  if (chdir(p->cwd) < 0) {
+    if (as_root && (errno == EACCES || errno == EPERM)) return 0;
+    fail(S_CWD, errno, 0, p->cwd);
+  }
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
+  return 1;
+}
+
 /* The process half, shared by the init and exec: limits, scheduling,
  * seccomp and credentials in the order they need privileges, then the cwd
  * and args[0] checked as the container user, then the exec (fifo-gated for
@@ -110,14 +124,17 @@ static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
    * we still have it; with it, as late as possible (right before execve) */
   if (!p->nnp) load_seccomp(p);
   apply_lsm(p, procfd);
+  set_home(p);
+  /* as runc: the working directory is entered as root first, so that a
+   * directory root may enter and the user may not still works; only when
+   * root is refused (EACCES/EPERM) is it tried again as the user */
+  int in_cwd = enter_cwd(p, 1);
+  chown_stdio(p);
   do_user(p, procfd);
   close(procfd);
-  /* validate the working directory as the container user now, so that a bad
-   * cwd fails create; it is entered for real after the fds are closed */
+  if (!in_cwd) enter_cwd(p, 0);
   static char exe[4096];
-  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
   const char *path = lookup_exec(p, exe, sizeof exe);
-  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
   wait_fifo_and_exec(p, selffd, fifofd, path);
 }
 
@@ -135,6 +152,7 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
   do_mounts(p, rootfd);
   do_devices(p, rootfd);
   do_console(p, rootfd);
+  do_deferred_ro();
   do_masks(p, rootfd, nullfd);
   close(nullfd);
   do_sysctls(p, procfd);
@@ -224,9 +242,40 @@ static long clone_reported(int cgfd) {
   _exit(0);
 }
 
+/* The root directory of the process behind pidfd, from the host procfs. */
+static int open_init_root(int procfd, int pidfd) {
+  char name[64] = "self/fdinfo/";
+  itoa_signed(pidfd, name + strlen(name));
+  int fd = openat(procfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(S_SETNS, errno, 0, "fdinfo of the init's pidfd");
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) fail(S_SETNS, EIO, 0, "fdinfo of the init's pidfd");
+  buf[n] = 0;
+  char *s = strstr(buf, "\nPid:");
+  if (!s) fail(S_SETNS, EIO, 0, "fdinfo of the init's pidfd");
+  s += 5;
+  while (*s == ' ' || *s == '\t') s++;
+  int pid = 0;
+  while (*s >= '0' && *s <= '9' && pid < 100000000) pid = pid * 10 + (*s++ - '0');
+  if (pid <= 0) fail(S_SETNS, ESRCH, 0, "the container's init");
+  char path[64];
+  itoa_signed(pid, path);
+  str_copy(path + strlen(path), sizeof path - strlen(path), "/root");
+  int root = openat(procfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) fail(S_SETNS, errno, 0, "the container's root");
+  return root;
+}
+
 /* exec: the new process, already in every namespace and the cgroup of the
  * container, a child of `ocirun exec` (CLONE_PARENT). */
-static void exec_child(struct plan *p, int procfd) {
+static void exec_child(struct plan *p, int procfd, int initroot) {
+  if (initroot >= 0) {
+    /* no mount namespace to join: the container's root is the init's chroot */
+    if (fchdir(initroot) < 0 || chroot(".") < 0 || chdir("/") < 0) fail(S_ROOTFS, errno, 0, "chroot into the container's root");
+    close(initroot);
+  }
   int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) fail(S_ROOTFS, errno, 0, "/");
   if (p->terminal) {
@@ -279,17 +328,29 @@ int main(int argc, char **argv) {
       recv_msg(M_SETUP_ACK);
     }
     if (pidfd < 0) fail(S_SETNS, EBADF, 0, "pidfd");
+    /* without a mount namespace to join, the process still gets the init's
+     * root (a container without one is chrooted), never ours */
+    int initroot = -1;
+    if (!(p->exec_ns & CLONE_NEWNS)) initroot = open_init_root(procfd, pidfd);
     if (p->exec_ns && setns(pidfd, (int)p->exec_ns) < 0) fail(S_SETNS, errno, 0, "the container's namespaces");
     close(pidfd);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (p->exec_ns & CLONE_NEWUSER) become_root_in_userns();
     clone_reported(cgfd);
-    exec_child(p, procfd);
+    exec_child(p, procfd, initroot);
     _exit(1);
   }
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
       errno != EPERM)
     fail(S_KEYRING, errno, 0, NULL);
+  int userns = (p->ns_new & CLONE_NEWUSER) != 0;
+  int joined_user = 0;
+  for (unsigned int i = 0; i < p->njoins; i++)
+    if (p->joins[i].nstype == CLONE_NEWUSER) joined_user = 1;
+  /* bind sources are opened with our own credentials, not the user
+   * namespace's (sources.c): the opener is forked before we enter one */
+  struct source_opener so = {0, -1};
+  if ((userns || joined_user) && (p->ns_new & CLONE_NEWNS)) sources_fork(p, procfd, &so);
   /* join existing namespaces: open every path first, user namespace first */
   for (unsigned int i = 0; i < p->njoins; i++) {
     p->joins[i].fd = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
@@ -302,7 +363,6 @@ int main(int argc, char **argv) {
       if (setns(p->joins[i].fd, (int)p->joins[i].nstype) < 0) fail(S_SETNS, errno, p->joins[i].index, p->joins[i].path);
       close(p->joins[i].fd);
     }
-  int userns = (p->ns_new & CLONE_NEWUSER) != 0;
   if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
   /* an unprivileged (rootless) parent can only write our uid_map/gid_map
    * while /proc/<us> belongs to its user: stay dumpable for the SETUP
@@ -322,9 +382,6 @@ int main(int argc, char **argv) {
     }
     if (unpriv_maps) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   }
-  int joined_user = 0;
-  for (unsigned int i = 0; i < p->njoins; i++)
-    if (p->joins[i].nstype == CLONE_NEWUSER) joined_user = 1;
   if (userns || joined_user) become_root_in_userns();
   unsigned long rest = (unsigned long)(p->ns_new & ~(unsigned long long)CLONE_NEWUSER);
   /* born into its cgroup, the init makes its own cgroup namespace, so that
@@ -332,6 +389,7 @@ int main(int argc, char **argv) {
   int late_cgroupns = cgfd >= 0 && (rest & CLONE_NEWCGROUP);
   if (late_cgroupns) rest &= ~(unsigned long)CLONE_NEWCGROUP;
   if (rest && unshare((int)rest) < 0) fail(S_UNSHARE, errno, 0, NULL);
+  sources_receive(p, &so);
   if (p->timens) write_proc_self(procfd, "self/timens_offsets", p->timens, S_TIMENS);
   clone_reported(cgfd);
   if (late_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail(S_UNSHARE, errno, 0, "cgroup namespace");

@@ -109,7 +109,28 @@ static int parent_mount(const char *path, char *out, size_t size) {
   return 0;
 }
 
+/* Whether the container has a mount namespace of its own (new or joined).
+ * Without one (the config has no `mount` namespace, as runc allows) it shares
+ * the runtime's: the rootfs is bind-mounted on itself there, made private (so
+ * that nothing mounted below it propagates anywhere), the config's mounts are
+ * made below it, and the init chroots into it.  The host's own mounts are
+ * never changed (runc makes the host's "/" rslave); the runtime detaches the
+ * bind, and everything below it, at delete. */
+int has_mount_ns(const struct plan *p) {
+  if (p->ns_new & CLONE_NEWNS) return 1;
+  for (unsigned int i = 0; i < p->njoins; i++)
+    if (p->joins[i].nstype == CLONE_NEWNS) return 1;
+  return 0;
+}
+
 void rootfs_prepare(struct plan *p, int *rootfd) {
+  if (!has_mount_ns(p)) {
+    if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) fail(S_ROOTFS, errno, 0, p->rootfs);
+    if (mount(NULL, p->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0) fail(S_ROOTPROP, errno, 0, p->rootfs);
+    *rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*rootfd < 0) fail(S_ROOTFS, errno, 0, p->rootfs);
+    return;
+  }
   unsigned long flags = p->rootprop ? (unsigned long)p->rootprop : (MS_SLAVE | MS_REC);
   if (mount(NULL, "/", NULL, flags, NULL) < 0) fail(S_ROOTPROP, errno, 0, "/");
   char parent[4096];
@@ -126,6 +147,12 @@ static void fs_log(int fsfd, char *buf, size_t size) {
   ssize_t r = read(fsfd, buf, size - 1);
   if (r > 0) buf[r] = 0;
   else buf[0] = 0;
+  /* one line: the kernel writes "e <message>\n" (level, text, newline) */
+  size_t n = strlen(buf);
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+  if ((buf[0] == 'e' || buf[0] == 'w' || buf[0] == 'i') && buf[1] == ' ') memmove(buf, buf + 2, n - 1);
+  for (char *c = buf; *c; c++)
+    if (*c == '\n') *c = ' ';
 }
 
 static int open_target_dir(int rootfd, const struct mount_op *op, unsigned int step) {
@@ -164,6 +191,9 @@ static void mount_bind(int rootfd, const struct mount_op *op) {
   if (op->m->flags & OCIRUN_MNT_IDMAP) {
     tree = op->idmap_fd; /* prepared by the parent */
     if (tree < 0) fail2(S_MOUNT, EBADF, op->m->index, op->dest, "no idmapped tree from the runtime");
+  } else if (op->src_fd >= 0) {
+    /* opened with the runtime's credentials (sources.c) */
+    tree = sys_open_tree(op->src_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | rec);
   } else {
     tree = sys_open_tree(AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
   }
@@ -195,6 +225,7 @@ static void mount_bind(int rootfd, const struct mount_op *op) {
   set_propagation(op, tree);
   close(tfd);
   close(tree);
+  if (op->src_fd >= 0) close(op->src_fd);
 }
 
 /* Configure a filesystem context from a comma separated option string. */
@@ -236,6 +267,12 @@ static void fs_configure(int fsfd, const struct mount_op *op, char *data) {
   }
 }
 
+static struct {
+  const struct mount_op *op;
+  int fd;
+} deferred[64];
+static unsigned int ndeferred;
+
 static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
   char data[4096];
   char logbuf[512];
@@ -264,6 +301,11 @@ static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
   }
   unsigned long long set, clr;
   ms_to_attr(op->m->flags, &set, &clr);
+  /* as runc: a read-only tmpfs or /dev is mounted read-write, filled (device
+   * nodes, symlinks, console, tmpcopyup) and made read-only at the end */
+  int defer_ro = (set & MOUNT_ATTR_RDONLY) && (!strcmp(op->fstype, "tmpfs") || !strcmp(op->dest, "/dev")) &&
+                 ndeferred < sizeof deferred / sizeof deferred[0];
+  if (defer_ro) set &= ~(unsigned long long)MOUNT_ATTR_RDONLY;
   int mfd = sys_fsmount(fsfd, (unsigned int)set);
   if (mfd < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "fsmount");
   close(fsfd);
@@ -286,8 +328,24 @@ static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
   set_recursive(op, mfd);
   if (sys_move_mount(mfd, tfd) < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "move_mount");
   set_propagation(op, mfd);
-  close(mfd);
+  if (defer_ro) {
+    deferred[ndeferred].op = op;
+    deferred[ndeferred++].fd = mfd; /* the attached mount itself, whatever covers its path later */
+  } else {
+    close(mfd);
+  }
   close(tfd);
+}
+
+/* The read-only tmpfs and /dev mounts mount_fs left writable. */
+void do_deferred_ro(void) {
+  for (unsigned int i = 0; i < ndeferred; i++) {
+    const struct mount_op *op = deferred[i].op;
+    if (sys_setattr(deferred[i].fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0, 0) < 0)
+      fail2(S_MOUNT, errno, op->m->index, op->dest, "remounting read-only");
+    close(deferred[i].fd);
+  }
+  ndeferred = 0;
 }
 
 static void make_symlink(int rootfd, const struct mount_op *op) {
@@ -375,7 +433,69 @@ void do_masks(struct plan *p, int rootfd, int nullfd) {
   if (tmpfs >= 0) close(tmpfs);
 }
 
+/* --no-pivot (as runc's msMoveRoot): the host's own mounts stay in this
+ * mount namespace under the chroot.  A full procfs or sysfs mount anywhere
+ * in the namespace lets a nested user namespace mount a fresh, unmasked
+ * one (the kernel's mount_too_revealing check), so every full proc/sysfs
+ * mount outside the rootfs is detached, or covered by an empty tmpfs when it
+ * cannot be (locked in a user namespace).  The runtime keeps its own /proc
+ * handle (an fd), which stays valid. */
+static void hide_host_pseudofs(struct plan *p) {
+  int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(S_PIVOT, errno, 0, "/proc/self/mountinfo");
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof mountinfo - 1 && (r = read(fd, mountinfo + n, sizeof mountinfo - 1 - n)) > 0) n += (size_t)r;
+  close(fd);
+  mountinfo[n] = 0;
+  size_t rl = strlen(p->rootfs);
+  char *line = mountinfo;
+  while (line && *line) {
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    /* id parent maj:min root mountpoint options [optional...] - fstype ... */
+    char *f[5] = {0};
+    char *s = line;
+    int k = 0;
+    while (k < 5 && s) {
+      f[k++] = s;
+      s = strchr(s, ' ');
+      if (s) *s++ = 0;
+    }
+    char *sep = s ? strstr(s, " - ") : NULL;
+    if (s && !sep && !strncmp(s, "- ", 2)) sep = s - 1;
+    if (k == 5 && sep) {
+      char *fstype = sep + 3;
+      char *end = strchr(fstype, ' ');
+      if (end) *end = 0;
+      char *mp = f[4];
+      unescape(mp);
+      int full = !strcmp(f[3], "/");
+      int pseudo = !strcmp(fstype, "proc") || !strcmp(fstype, "sysfs");
+      int inside = !strncmp(mp, p->rootfs, rl) && (mp[rl] == '/' || mp[rl] == 0);
+      if (full && pseudo && !inside) {
+        if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+          if (errno != ENOENT) fail2(S_PIVOT, errno, 0, mp, "--no-pivot: hiding the host's mount");
+        } else if (umount2(mp, MNT_DETACH) < 0) {
+          if (errno != EINVAL && errno != EPERM) fail2(S_PIVOT, errno, 0, mp, "--no-pivot: hiding the host's mount");
+          if (mount("tmpfs", mp, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
+            fail2(S_PIVOT, errno, 0, mp, "--no-pivot: covering the host's mount");
+        }
+      }
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+}
+
 void do_pivot(struct plan *p, int rootfd) {
+  if (!has_mount_ns(p)) {
+    /* the runtime's mount namespace: a chroot into our bind, as runc */
+    if (fchdir(rootfd) < 0) fail(S_PIVOT, errno, 0, p->rootfs);
+    if (chroot(".") < 0) fail(S_PIVOT, errno, 0, "chroot");
+    if (chdir("/") < 0) fail(S_PIVOT, errno, 0, "/");
+    return;
+  }
+  if (p->no_pivot) hide_host_pseudofs(p);
   if (fchdir(rootfd) < 0) fail(S_PIVOT, errno, 0, p->rootfs);
   if (p->no_pivot) {
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) fail(S_PIVOT, errno, 0, "move rootfs to /");

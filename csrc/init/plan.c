@@ -100,6 +100,7 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
       m->fstype = str(&c);
       m->data = str(&c);
       m->idmap_fd = -1;
+      m->src_fd = -1;
       if (m->m->kind < MK_BIND || m->m->kind > MK_SETATTR || m->dest[0] != '/') bad("bad mount record");
       break;
     }

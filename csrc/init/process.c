@@ -149,15 +149,36 @@ const char *lookup_exec(struct plan *p, char *buf, size_t size) {
   fail(S_EXEC_LOOKUP, ENOENT, 0, name);
 }
 
-static void set_home(struct plan *p) {
+/* HOME from the image's /etc/passwd when process.env has none (as runc:
+ * "/" when the uid has no entry).  Read as root, before the credentials
+ * change, and resolved inside the container's root: the image may make
+ * /etc/passwd a symlink (to ../usr/share/…, /usr/lib/…), which is followed
+ * in-root; magic links, FIFOs and device nodes are not read. */
+void set_home(struct plan *p) {
   if (env_get(p, "HOME")) return;
   static char home[4200];
   str_copy(home, sizeof home, "HOME=/");
   unsigned int uid = p->has_user ? p->uid : 0;
-  int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = -1;
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root >= 0) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    fd = (int)syscall(SYS_openat2, root, "etc/passwd", &how, sizeof how);
+    close(root);
+  }
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+    close(fd);
+    fd = -1;
+  }
   if (fd >= 0) {
     static char pw[65536];
-    ssize_t n = read(fd, pw, sizeof pw - 1);
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof pw - 1 && (r = read(fd, pw + n, sizeof pw - 1 - n)) > 0) n += (size_t)r;
     close(fd);
     if (n > 0) {
       pw[n] = 0;
@@ -271,7 +292,6 @@ void apply_lsm(struct plan *p, int procfd) {
  * first, the working directory is entered only now and checked to be inside
  * the container (G1, G2). */
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path) {
-  set_home(p);
   if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(S_NNP, errno, 0, NULL);
   /* a notify listener must reach its agent during create */
   if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) load_seccomp(p);
@@ -285,6 +305,13 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
     if (w < 0) fail(S_FIFO, errno, 0, "exec.fifo");
     /* startContainer hooks run now; `start` reads "0" only if they passed */
     fifo_write_fd = w;
+    /* as runc 1.1: startContainer hooks run under the container's filter
+     * (without hooks it is loaded as late as possible, below) */
+    for (unsigned int i = 0; i < p->nhooks; i++)
+      if (p->hooks[i].h->phase == HOOK_START_CONTAINER) {
+        load_seccomp(p);
+        break;
+      }
     run_hooks(p, HOOK_START_CONTAINER);
     fifo_write_fd = -1;
     if (write(w, "0", 1) != 1) fail(S_FIFO, errno, 0, "exec.fifo");
@@ -302,8 +329,8 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
     int fl = fcntl((int)fd, F_GETFD);
     if (fl >= 0) fcntl((int)fd, F_SETFD, fl & ~FD_CLOEXEC);
   }
-  /* G2: enter the working directory only now, and verify it */
-  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
+  /* G2: the working directory was entered before the credentials changed
+   * (as runc: root may reach a cwd the user cannot); verify it again now */
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
   set_affinity(p->cpu_final, p->cpu_final_len);

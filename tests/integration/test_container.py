@@ -547,3 +547,336 @@ def test_sysctls_that_conflict_with_hostname_fields(env):
         assert msg == (f'ocirun run failed: linux.sysctl.{key}: sysctl "{key}" is not allowed as it conflicts '
                        f'with the OCI "{field}" field'), r.stderr
         assert not os.path.exists(os.path.join(env.root, cid))
+
+
+@pytest.mark.parametrize("target", ["../usr/lib/passwd", "/usr/lib/passwd"])
+def test_home_from_passwd_symlink(env, target):
+    """The image's /etc/passwd may be a symlink inside the rootfs (relative or
+    absolute): it is followed in-root, as root, before the uid changes."""
+    etc = os.path.join(env.rootfs, "etc")
+    os.makedirs(os.path.join(env.rootfs, "usr", "lib"), exist_ok=True)
+    with open(os.path.join(env.rootfs, "usr", "lib", "passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n")
+    os.chmod(os.path.join(env.rootfs, "usr", "lib", "passwd"), 0o600)  # only root can read it
+    os.unlink(os.path.join(etc, "passwd"))
+    os.symlink(target, os.path.join(etc, "passwd"))
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    r = env.sh("echo $HOME")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/home/u"
+
+
+def test_home_passwd_symlink_out_of_root_stays_in_root(env, tmp_path):
+    """A symlink to an absolute host path is resolved inside the rootfs: the
+    host's file is never read."""
+    host = tmp_path / "hostpasswd"
+    host.write_text("root:x:0:0:root:/HOSTFILE:/bin/sh\n")
+    passwd = os.path.join(env.rootfs, "etc", "passwd")
+    os.unlink(passwd)
+    os.symlink("../../../../../../../.." + str(host), passwd)
+    r = env.sh("echo $HOME")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/"
+
+
+def test_cwd_entered_as_root_before_dropping(env):
+    """runc enters process.cwd as root, then drops to the user: a directory
+    only root may enter still works as the working directory."""
+    env.cfg["root"]["readonly"] = False
+    secret = os.path.join(env.rootfs, "secret")
+    os.mkdir(secret, 0o700)
+    os.chmod(secret, 0o700)
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    env.cfg["process"]["cwd"] = "/secret"
+    r = env.sh("pwd; id -u; ls . 2>&1 >/dev/null; echo ls=$?")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "/secret" and out[1] == "1000", r.stdout
+    assert out[-1] == "ls=1", r.stdout  # it is in there, but still may not read it
+
+
+def test_cwd_refused_to_root_retried_as_user(env):
+    """runc's other half: when root may not enter the cwd (EACCES), it is
+    tried again after the switch to the process user, who may."""
+    _userns(env)
+    env.cfg["root"]["readonly"] = False
+    d = os.path.join(env.rootfs, "grp")
+    os.mkdir(d)
+    os.chown(d, 0, 101000)  # owner unmapped: the container's root has no override on it
+    os.chmod(d, 0o070)
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    env.cfg["process"]["cwd"] = "/grp"
+    r = env.sh("pwd")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/grp"
+
+
+def test_stdio_pipe_owned_by_process_user(env):
+    """As runc: the process user owns its stdio pipe, so it can reopen
+    /dev/stdin; a regular file given as stdout keeps its owner."""
+    env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    r = env.sh("stat -L -c '%u' /proc/self/fd/0; stat -L -c '%u' /proc/self/fd/1; cat /dev/stdin", input="piped\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["1000", "0", "piped"], r.stdout
+
+
+def _console_output(env, tmp_path, args, user):
+    import array
+    import socket
+    import time
+
+    sock_path = str(tmp_path / "console2.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    env.cfg["process"]["terminal"] = True
+    env.cfg["process"]["user"] = user
+    cid = env.create(args, extra=("--console-socket", sock_path))
+    conn, _ = srv.accept()
+    fds = array.array("i")
+    _msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data)
+    master = fds[0]
+    assert env.cli("start", cid).returncode == 0
+    out = b""
+    while b"done" not in out:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    for _ in range(100):
+        if env.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert env.cli("delete", "--force", cid).returncode == 0
+    return out.decode().replace("\r", "")
+
+
+def test_terminal_owned_by_process_user(env, tmp_path):
+    """runc gives the console to the process uid (the group stays devpts'
+    tty group): a non-root process can reopen its own terminal."""
+    text = _console_output(env, tmp_path, ["sh", "-c", "stat -c 'owner=%u:%g' $(tty); echo hi > $(tty) && echo wrote; echo done"],
+                           {"uid": 1000, "gid": 1000})
+    assert "owner=1000:5" in text, text
+    assert "wrote" in text, text
+
+
+def _superblocks_in_mount_ns(pid):
+    """(major, minor) of the superblock of every mount in the mount
+    namespace of `pid`, reachable from its root or not (listmount/statmount,
+    Linux 6.8+, namespace by id 6.11+)."""
+    return {m[:2] for m in _mounts_in_ns(pid)}
+
+
+def _mounts_in_ns(pid):
+    """(sb major, sb minor, fs magic, mount id, parent mount id) of every
+    mount in the mount namespace of `pid`."""
+    import ctypes
+    import fcntl
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, 0x8008B705, buf)  # NS_GET_MNTNS_ID
+        nsid = struct.unpack("Q", buf)[0]
+    except OSError:
+        pytest.skip("the kernel cannot name a mount namespace by id")
+    finally:
+        os.close(fd)
+    req = ctypes.create_string_buffer(struct.pack("IIQQQ", 32, 0, (1 << 64) - 1, 0, nsid))  # LSMT_ROOT
+    ids = (ctypes.c_uint64 * 4096)()
+    n = libc.syscall(458, req, ids, 4096, 0)  # listmount
+    if n < 0:
+        pytest.skip(f"listmount: {os.strerror(ctypes.get_errno())}")
+    out = []
+    for mid in ids[:n]:
+        req = ctypes.create_string_buffer(struct.pack("IIQQQ", 32, 0, mid, 3, nsid))  # STATMOUNT_SB_BASIC|MNT_BASIC
+        sm = ctypes.create_string_buffer(4096)
+        assert libc.syscall(457, req, sm, 4096, 0) == 0, os.strerror(ctypes.get_errno())
+        major, minor, magic = struct.unpack_from("IIQ", sm.raw, 16)
+        mnt_id, parent = struct.unpack_from("QQ", sm.raw, 40)
+        out.append((major, minor, magic, mnt_id, parent))
+    return out
+
+
+def test_no_pivot_hides_the_hosts_procfs(env):
+    """With --no-pivot the host's mounts stay in the container's mount
+    namespace under the chroot.  A full procfs or sysfs among them lets a
+    nested user namespace mount a fresh, unmasked one (the kernel allows it
+    when a full one is already in the namespace): as runc does, they are
+    detached before the chroot.  Looked at from the host, through every
+    mount of the container's namespace (reachable from its root or not)."""
+    env.cfg["root"]["readonly"] = False
+    cid = env.create(["sleep", "100"], extra=("--no-pivot",))
+    try:
+        pid = env.state(cid)["pid"]
+        sbs = _superblocks_in_mount_ns(pid)
+        for host in ("/proc", "/sys"):
+            st = os.stat(host)
+            assert (os.major(st.st_dev), os.minor(st.st_dev)) not in sbs, host
+        assert len(sbs) > 3  # the container's own mounts are there
+        # and the container still works: its own /proc is there
+        r = env.cli("exec", cid, "sh", "-c", "ls /proc/self/status /bin/busybox")
+        assert r.returncode == 0 and "/proc/self/status" in r.stdout, r.stderr
+    finally:
+        env.cli("delete", "--force", cid)
+
+
+def test_no_pivot_in_a_user_namespace_covers_the_hosts_procfs(env):
+    """In a user namespace the host's mounts are locked (they cannot be
+    detached): they are covered by an empty tmpfs instead, as runc does."""
+    _userns(env)
+    env.cfg["root"]["readonly"] = False
+    cid = env.create(["sleep", "100"], extra=("--no-pivot",))
+    try:
+        pid = env.state(cid)["pid"]
+        st = os.stat("/proc")
+        host_proc = (os.major(st.st_dev), os.minor(st.st_dev))
+        mounts = _mounts_in_ns(pid)
+        host = [m for m in mounts if m[:2] == host_proc]
+        assert len(host) == 1  # still there (locked), but covered by an empty tmpfs
+        assert any(m[2] == 0x01021994 and m[4] == host[0][3] for m in mounts), mounts
+        r = env.cli("exec", cid, "sh", "-c", "ls /proc/self/status")
+        assert r.returncode == 0, r.stderr
+    finally:
+        env.cli("delete", "--force", cid)
+
+
+def test_dev_tmpfs_read_only(env):
+    """A read-only /dev tmpfs: the nodes, links and sub-mounts are made first
+    and /dev becomes read-only at the end, as runc does."""
+    for m in env.cfg["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"] = [o for o in m["options"] if o != "rw"] + ["ro"]
+    env.cfg["mounts"].append({"destination": "/ro-tmp", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["ro", "mode=700"]})
+    r = env.sh("ls -l /dev/null /dev/zero /dev/pts/ptmx | wc -l; echo x > /dev/null && echo null-ok; "
+               "touch /dev/new 2>&1; echo touch=$?; touch /ro-tmp/f 2>&1; echo touch2=$?; "
+               "grep -E ' /dev | /ro-tmp ' /proc/self/mountinfo | cut -d' ' -f5,6")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "3" and out[1] == "null-ok", r.stdout
+    assert "touch=1" in out and "touch2=1" in out, r.stdout
+    assert "/dev ro," in r.stdout and "/ro-tmp ro," in r.stdout, r.stdout
+
+
+def test_userns_bind_source_under_root_only_dir(env, tmp_path):
+    """Bind sources are opened with the runtime's credentials, as runc does:
+    a user-namespaced container gets a volume that sits under a directory
+    only host root can traverse (the container's root cannot)."""
+    _userns(env)
+    secret = tmp_path / "root-only"
+    (secret / "vol").mkdir(parents=True)
+    (secret / "vol" / "f").write_text("volume data\n")
+    (secret / "file").write_text("file data\n")
+    os.chmod(secret / "vol", 0o755)
+    os.chmod(secret / "vol" / "f", 0o644)
+    os.chmod(secret / "file", 0o644)
+    os.chmod(secret, 0o700)
+    os.chmod(tmp_path, 0o755)
+    env.cfg["mounts"] += [
+        {"destination": "/v", "type": "bind", "source": str(secret / "vol"), "options": ["rbind", "ro"]},
+        {"destination": "/f", "type": "bind", "source": str(secret / "file"), "options": ["bind"]},
+    ]
+    r = env.sh("cat /v/f /f; touch /v/x 2>/dev/null || echo ro; grep -c ' /v ro,' /proc/self/mountinfo")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:4] == ["volume data", "file data", "ro", "1"], r.stdout
+
+
+
+def _without_mount_namespace(env, mounts=False):
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "mount"]
+    if not mounts:
+        env.cfg["mounts"] = []
+    env.cfg["linux"]["maskedPaths"] = []
+    env.cfg["linux"]["readonlyPaths"] = []
+    env.cfg["root"]["readonly"] = False
+    with open(os.path.join(env.rootfs, "marker-in-rootfs"), "w") as f:
+        f.write("x")
+
+
+def _host_mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4] == path or line.split()[4].startswith(path + "/")]
+
+
+def test_without_mount_namespace_shares_the_runtimes_and_is_chrooted(env):
+    """runc accepts a config without a mount namespace: the container shares
+    the runtime's and is chrooted into root.path.  exec gets the same root,
+    not the caller's; device nodes are made in the rootfs."""
+    _without_mount_namespace(env)
+    cid = env.create(["sleep", "100"])
+    try:
+        pid = env.state(cid)["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        assert os.readlink(f"/proc/{pid}/root") == env.rootfs
+        assert _host_mounts_under(env.rootfs) == [env.rootfs]  # the private bind it is chrooted into
+        r = env.cli("exec", cid, "sh", "-c", "ls /marker-in-rootfs; ls /proc | wc -l; echo x > /dev/null && echo ok")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["/marker-in-rootfs", "0", "ok"], r.stdout
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0
+    assert _host_mounts_under(env.rootfs) == []
+    import stat
+
+    assert stat.S_ISCHR(os.stat(os.path.join(env.rootfs, "dev", "null")).st_mode)
+
+
+def test_without_mount_namespace_mounts_land_in_the_hosts_until_delete(env, tmp_path):
+    """The config's mounts (the default /proc, /dev, /sys … here) are made in
+    the runtime's mount namespace, below a private bind of the rootfs, as runc
+    does; unlike runc they are all detached at delete, and a mount the engine
+    had made on the rootfs stays."""
+    _without_mount_namespace(env, mounts=True)
+    env.cfg["root"]["readonly"] = True
+    subprocess.run(["mount", "--bind", env.rootfs, env.rootfs], check=True)  # as an engine's rootfs mount
+    try:
+        cid = env.create(["sleep", "100"])
+        try:
+            assert env.cli("start", cid).returncode == 0
+            mounted = _host_mounts_under(env.rootfs)
+            assert env.rootfs + "/proc" in mounted and env.rootfs + "/dev/pts" in mounted, mounted
+            r = env.cli("exec", cid, "sh", "-c", "cat /proc/1/comm; touch /x 2>/dev/null || echo ro; ls /dev/pts/ptmx")
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.split() == ["sleep", "ro", "/dev/pts/ptmx"], r.stdout
+        finally:
+            assert env.cli("delete", "--force", cid).returncode == 0
+        assert _host_mounts_under(env.rootfs) == [env.rootfs]  # the engine's own bind is left alone
+    finally:
+        subprocess.run(["umount", env.rootfs], check=True)
+
+
+def test_without_mount_namespace_failure_leaves_no_mount(env):
+    _without_mount_namespace(env, mounts=True)
+    env.cfg["mounts"].append({"destination": "/bad", "type": "tmpfs", "source": "tmpfs", "options": ["bogusopt"]})
+    r = env.run(["true"])
+    assert r.returncode == 1 and "error mounting mounts[7]" in r.stderr and "/bad" in r.stderr, r.stderr
+    # one line, the kernel's message without its level prefix and newline (docs/design.md)
+    assert "option bogusopt: tmpfs: Unknown parameter 'bogusopt': invalid argument" in r.stderr, r.stderr
+    assert _host_mounts_under(env.rootfs) == []
+
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda c: c["linux"].__setitem__("maskedPaths", ["/proc/kcore"]),
+     "linux.maskedPaths: unable to restrict sys entries without a private MNT namespace"),
+    (lambda c: c["linux"].__setitem__("readonlyPaths", ["/proc/sys"]),
+     "linux.readonlyPaths: unable to restrict sys entries without a private MNT namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "linux.namespaces: a user namespace needs"),
+])
+def test_without_mount_namespace_refusals(env, mutate, words):
+    _without_mount_namespace(env)
+    mutate(env.cfg)
+    r = env.run(["true"])
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+    assert len(r.stderr) < 1024 and "Traceback" not in r.stderr

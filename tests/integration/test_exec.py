@@ -238,3 +238,28 @@ def test_env_last_value_wins_and_exec_env_overrides_path(env):
         assert r.stdout.split() == ["FOO=exec"], r.stdout
     finally:
         env.cli("delete", "--force", cid)
+
+
+def test_exec_tty_owned_by_exec_user(env, running, tmp_path):
+    sock_path = str(tmp_path / "c2.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    r = env.cli("exec", "-t", "-d", "--user", "1000:1000", "--console-socket", sock_path, running, "sh", "-c",
+                "stat -c owner=%u:%g $(tty); echo end; sleep 1")
+    assert r.returncode == 0, r.stderr
+    conn, _ = srv.accept()
+    msg, anc, _f, _a = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+    import struct
+
+    master = struct.unpack("i", anc[0][2][:4])[0]
+    out = b""
+    while b"end" not in out:
+        chunk = os.read(master, 4096)
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    assert b"owner=1000:5" in out, out

@@ -377,3 +377,76 @@ def test_bad_hook_path(env):
     env.cfg["hooks"] = {"prestart": [{"path": "relative/hook"}]}
     r = env.run(["true"])
     assert r.returncode == 1 and "hooks.prestart[0].path: must be an absolute path" in r.stderr
+
+
+def test_notify_agent_gets_exec_listener(env, tmp_path):
+    """exec into a container whose profile has SCMP_ACT_NOTIFY: the exec'd
+    process gets the filter and its listener goes to listenerPath with the
+    container's state (running, the init's pid), as runc 1.1 does."""
+    sock_path = str(tmp_path / "agent.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(2)
+    got = []
+    keep = []
+
+    def agent():
+        import fcntl
+
+        for n in range(2):
+            conn, _ = srv.accept()
+            msg, anc, _f, _a = conn.recvmsg(65536, socket.CMSG_SPACE(4))
+            fd = struct.unpack("i", anc[0][2][:4])[0]
+            entry = {"state": json.loads(msg)}
+            got.append(entry)
+            conn.close()
+            if n == 0:
+                keep.append(fd)  # the init's listener: nothing to answer
+                continue
+            req = bytearray(80)
+            fcntl.ioctl(fd, 0xC0502100, req, True)  # SECCOMP_IOCTL_NOTIF_RECV
+            nid, pid, _flags, nr = struct.unpack_from("=QIIi", req)
+            entry["nr"], entry["caller"] = nr, pid
+            resp = struct.pack("=QqiI", nid, 0, -17, 0)  # EEXIST
+            fcntl.ioctl(fd, 0xC0182101, bytearray(resp), True)  # SECCOMP_IOCTL_NOTIF_SEND
+            os.close(fd)
+
+    t = threading.Thread(target=agent, daemon=True)
+    t.start()
+    env.cfg["root"]["readonly"] = False
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+                                            listenerPath=sock_path, listenerMetadata="meta-2")
+    cid = env.create(["sleep", "100"])
+    try:
+        assert env.cli("start", cid).returncode == 0
+        init_pid = env.state(cid)["pid"]
+        r = env.cli("exec", cid, "sh", "-c", "echo pid=$$; mkdir /tmp/y 2>&1; echo rc=$?")
+        t.join(10)
+        assert "File exists" in r.stdout and "rc=1" in r.stdout, (r.stdout, r.stderr)
+        assert len(got) == 2, got
+        first, second = got
+        assert first["state"]["pid"] == init_pid and first["state"]["state"]["status"] == "creating"
+        st = second["state"]
+        assert st["fds"] == ["seccompFd"] and st["metadata"] == "meta-2"
+        assert st["state"]["id"] == cid and st["state"]["status"] == "running" and st["state"]["pid"] == init_pid
+        assert st["pid"] != init_pid and st["pid"] > 0
+        assert second["nr"] == 83
+    finally:
+        for fd in keep:
+            os.close(fd)
+        srv.close()
+        env.cli("delete", "--force", cid)
+
+
+def test_start_container_hook_runs_under_the_filter(env):
+    """runc 1.1 loads the container's seccomp filter before it runs the
+    startContainer hooks (with noNewPrivileges too), so the hooks are
+    confined by it like the process."""
+    env.cfg["root"]["readonly"] = False
+    assert env.cfg["process"].get("noNewPrivileges")
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                              "errnoRet": 1}])
+    env.cfg["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /hookdir; echo $? > /hookrc"]}]}
+    r = env.sh("cat /hookrc; ls -d /hookdir 2>/dev/null || echo no-dir")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "no-dir"], r.stdout
