@@ -40,10 +40,14 @@ def process_from_flags(cfg, opts, args):
         "noNewPrivileges": bool(base.get("noNewPrivileges")) or bool(opts["no_new_privs"]),
         "rlimits": base.get("rlimits") or [],
     }
-    if base.get("capabilities") is not None:
-        caps = copy.deepcopy(base["capabilities"])
+    # without --cap the container's own sets apply (plan.build_exec); --cap
+    # adds to them, to none at all when the config has none (runc)
+    caps = base.get("capabilities")
+    if caps is not None or opts["cap"]:
+        caps = copy.deepcopy(caps) if isinstance(caps, dict) else {}
+        sets = ("bounding", "effective", "permitted") + (("ambient",) if caps.get("inheritable") is not None else ())
         for c in opts["cap"]:
-            for k in ("bounding", "effective", "permitted", "ambient"):
+            for k in sets:
                 caps.setdefault(k, [])
                 if c not in caps[k]:
                     caps[k].append(c)

@@ -234,6 +234,27 @@ def test_capabilities_and_nnp(env):
     assert st["NoNewPrivs"] == "1"
 
 
+def _cap_sets(text):
+    st = dict(line.split(":\t") for line in text.splitlines() if line.startswith("Cap"))
+    return {k: int(st[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+
+
+def test_absent_capabilities_give_empty_sets(env):
+    """Deny by default: without process.capabilities the init gets all five
+    sets empty (runc), never the runtime's own; for run and create+start."""
+    del env.cfg["process"]["capabilities"]
+    r = env.sh("grep -E '^Cap' /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert _cap_sets(r.stdout) == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0), r.stdout
+    env.cfg["root"]["readonly"] = False
+    cid = env.create(["sh", "-c", "grep -E '^Cap' /proc/self/status > /caps.tmp; mv /caps.tmp /caps; sleep 100"])
+    assert env.cli("start", cid).returncode == 0
+    assert env.wait_file(os.path.join(env.rootfs, "caps"))
+    with open(os.path.join(env.rootfs, "caps")) as f:
+        assert set(_cap_sets(f.read()).values()) == {0}
+    assert env.cli("delete", "--force", cid).returncode == 0
+
+
 def test_ambient_capabilities_for_non_root(env):
     caps = ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
     env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
