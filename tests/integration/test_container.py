@@ -41,6 +41,28 @@ def test_join_existing_namespace_by_path(env):
         holder.wait()
 
 
+def test_sysfs_fallback_is_readonly_recursively(env):
+    """A user namespace without a network namespace cannot mount sysfs: the
+    host's /sys is bound instead (runc), and what the config asks (ro,
+    nosuid, nodev, noexec) holds for every submount, not just the top."""
+    env.cfg["linux"]["namespaces"] = [ns for ns in env.cfg["linux"]["namespaces"] if ns["type"] != "network"]
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+    r = env.sh("cat /proc/self/mountinfo")
+    assert r.returncode == 0, r.stderr
+    under = [line.split() for line in r.stdout.splitlines() if line.split()[4].startswith("/sys")]
+    assert len(under) > 2, r.stdout  # the host's submounts came along
+    for f in under:
+        opts = f[5].split(",")
+        assert "ro" in opts and {"nosuid", "nodev", "noexec"} <= set(opts), f
+
+
 def test_user_namespace_maps_and_root(env):
     env.cfg["linux"]["namespaces"].append({"type": "user"})
     env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
