@@ -122,6 +122,16 @@ def test_exec_into_a_container_without_capabilities(env):
     assert env.cli("delete", "--force", cid).returncode == 0
 
 
+def test_exec_validates_the_id_before_reading_anything(env, running):
+    """`exec ../x`: the id is refused before <root>/../x/config.json is read
+    (here a fifo nobody writes: reading it would block)."""
+    outside = os.path.join(os.path.dirname(env.root), "x")
+    os.mkdir(outside)
+    os.mkfifo(os.path.join(outside, "config.json"))
+    r = env.cli("exec", "../x", "true", timeout=20)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "invalid container ID format" in r.stderr, r.stderr
+
+
 def test_exec_into_stopped_container(env):
     env.cfg["process"]["args"] = ["true"]
     env.write()
