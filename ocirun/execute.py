@@ -200,6 +200,16 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
 
     err = exec_error(sp.sock)
     sp.sock.close()
+    if not err:
+        from ocirun.state import never_executed
+
+        # EOF: the execve happened, or the process died before it without a
+        # word (a seccomp profile that denies even the report and exit)
+        if never_executed(child):  # our child, not reaped yet
+            from ocirun.launch import death_message
+
+            _, wst = os.waitpid(child, 0)
+            err = death_message(plan, wst)
     if err:
         _reap(child)
         raise ExecError(f"exec failed: {err}")

@@ -72,6 +72,7 @@ class Spawn:
         self.bootstrap_pid = 0
         self.init_pid = 0
         self.sock = None
+        self.plan = None
 
     def kill(self):
         for pid in (self.init_pid, self.bootstrap_pid):
@@ -244,7 +245,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
         except InterruptedError:
             continue
         if len(data) < P.MSG_HDR.size:
-            raise InitError(_died(sp))
+            raise InitError(_died(sp, plan))
         typ, err, step, value = P.MSG_HDR.unpack_from(data)
         detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
         if typ == P.M_SETUP_REQ:
@@ -322,7 +323,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             raise InitError(f"unexpected message {typ} from the container init")
 
 
-def _died(sp):
+def _died(sp, plan=None):
     for pid in (sp.bootstrap_pid, sp.init_pid):
         if not pid:
             continue
@@ -334,10 +335,24 @@ def _died(sp):
             sp.init_pid = 0
         else:
             sp.bootstrap_pid = 0
-        if os.WIFSIGNALED(status):
-            return f"container init was killed by signal {os.WTERMSIG(status)}"
-        return f"container init exited unexpectedly (status {os.WEXITSTATUS(status)})"
+        return death_message(plan, status)
     return "container init exited unexpectedly"
+
+
+def death_message(plan, status):
+    """One line for an init that died without reporting why.  Under a seccomp
+    profile that denies what it needs, it cannot: the kernel kills it
+    (SIGSYS), or, when even exit_group is refused, the init stops itself with
+    a fault (SIGILL), which no filter can refuse."""
+    if not os.WIFSIGNALED(status):
+        return f"container init exited unexpectedly (status {os.WEXITSTATUS(status)})"
+    sig = os.WTERMSIG(status)
+    if plan is not None and getattr(plan, "seccomp", None) is not None and sig in (4, 31):
+        if sig == 31:
+            return "linux.seccomp: the profile killed the container process before its execve (SIGSYS)"
+        return ("linux.seccomp: the profile denies what the container process needs before its execve, "
+                "down to reporting the error and exiting (stopped with SIGILL)")
+    return f"container init was killed by signal {sig}"
 
 
 def send_seccomp_listener(path, fd, state, metadata):

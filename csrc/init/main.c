@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <linux/seccomp.h>
@@ -98,6 +100,40 @@ static void loopback_up(void) {
   close(s);
 }
 
+/* Check process.cwd and look args[0] up.  Both resolve paths the config
+ * names, so no fd of the runtime may be open meanwhile (the host procfs
+ * handle and the exec fifo are; `cwd: /proc/self/fd/N` would walk from
+ * them): with such fds open, a child that has closed every fd but stdio, the
+ * preserved fds and the sync socket does it, and hands back the path in a
+ * shared page (its failures go to the parent directly). */
+static const char *probe_exec(struct plan *p, int host_fds_open) {
+  static char local[4096];
+  char *exe = local;
+  if (!host_fds_open) {
+    close_unpreserved(p, -1);
+  } else {
+    exe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (exe == MAP_FAILED) fail(S_SYNC, errno, 0, "probing process.cwd and args[0]: mmap");
+    exe[0] = 0;
+    pid_t c = fork();
+    if (c < 0) fail(S_SYNC, errno, 0, "probing process.cwd and args[0]: fork");
+    if (c > 0) {
+      int status;
+      while (waitpid(c, &status, 0) < 0)
+        if (errno != EINTR) fail(S_SYNC, errno, 0, "probing process.cwd and args[0]: waitpid");
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !exe[0]) die(1); /* the child reported it */
+      return exe;
+    }
+    close_unpreserved(p, -1);
+  }
+  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
+  const char *path = lookup_exec(p, exe, 4096);
+  if (path != exe) str_copy(exe, 4096, path);
+  if (host_fds_open) die(0);
+  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
+  return exe;
+}
+
 /* The process half, shared by the init and exec: limits, scheduling,
  * seccomp and credentials in the order they need privileges, then the cwd
  * and args[0] checked as the container user, then the exec (fifo-gated for
@@ -112,12 +148,10 @@ static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
   apply_lsm(p, procfd);
   do_user(p, procfd);
   close(procfd);
-  /* validate the working directory as the container user now, so that a bad
-   * cwd fails create; it is entered for real after the fds are closed */
-  static char exe[4096];
-  if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
-  const char *path = lookup_exec(p, exe, sizeof exe);
-  if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
+  /* validate the working directory and find args[0] as the container user
+   * now, so that a bad cwd or program fails create; the cwd is entered for
+   * real after the fds are closed */
+  const char *path = probe_exec(p, selffd >= 0 || fifofd >= 0);
   wait_fifo_and_exec(p, selffd, fifofd, path);
 }
 
@@ -149,7 +183,7 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
     /* prestart/createRuntime run in the parent; it answers with the state
      * our own createContainer/startContainer hooks get on stdin */
     static char hookbuf[OCIRUN_MSG_HDR + OCIRUN_HOOK_STATE_MAX];
-    if (send_msg(M_HOOK_REQ, 0, -1) < 0) _exit(1);
+    if (send_msg(M_HOOK_REQ, 0, -1) < 0) die(1);
     recv_msg_detail(M_HOOK_ACK, hookbuf, sizeof hookbuf);
     p->hook_state = hookbuf + OCIRUN_MSG_HDR;
     run_hooks(p, HOOK_CREATE_CONTAINER);
@@ -205,20 +239,20 @@ static long clone_reported(int cgfd) {
     ssize_t r;
     do r = read(gate[0], &c, 1);
     while (r < 0 && errno == EINTR);
-    if (r != 1) _exit(1); /* the bootstrap died before reporting us */
+    if (r != 1) die(1); /* the bootstrap died before reporting us */
     close(gate[0]);
     return 0;
   }
   close(gate[0]);
   if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
     kill((pid_t)pid, SIGKILL);
-    _exit(1);
+    die(1);
   }
   if (write(gate[1], "1", 1) != 1) {
     kill((pid_t)pid, SIGKILL);
-    _exit(1);
+    die(1);
   }
-  _exit(0);
+  die(0);
 }
 
 /* exec: the new process, already in every namespace and the cgroup of the
@@ -272,7 +306,7 @@ int main(int argc, char **argv) {
     int pidfd = fifofd; /* the slot carries a pidfd of the container's init */
     set_affinity(p->cpu_initial, p->cpu_initial_len);
     if (p->setup_sync) {
-      if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
+      if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) die(1);
       recv_msg(M_SETUP_ACK);
     }
     if (pidfd < 0) fail(S_SETNS, EBADF, 0, "pidfd");
@@ -282,7 +316,7 @@ int main(int argc, char **argv) {
     if (p->exec_ns & CLONE_NEWUSER) become_root_in_userns();
     clone_reported(cgfd);
     exec_child(p, procfd);
-    _exit(1);
+    die(1);
   }
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
       errno != EPERM)
@@ -300,21 +334,23 @@ int main(int argc, char **argv) {
       close(p->joins[i].fd);
     }
   int userns = (p->ns_new & CLONE_NEWUSER) != 0;
-  if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
   /* an unprivileged (rootless) parent can only write our uid_map/gid_map
    * while /proc/<us> belongs to its user: stay dumpable for the SETUP
-   * exchange alone, alone in a fresh user namespace (as runc's nsexec) */
+   * exchange alone, alone in a fresh user namespace (as runc's nsexec).
+   * Whether the caller is unprivileged is decided on its uid before the
+   * unshare: after it, unmapped, every caller looks like the overflow uid. */
   int unpriv_maps = userns && p->setup_sync && geteuid() != 0;
+  if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
   prctl(PR_SET_DUMPABLE, unpriv_maps ? 1 : 0, 0, 0, 0);
   if (p->setup_sync) {
-    if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
+    if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) die(1);
     /* idmapped trees for bind mounts may come first */
     for (;;) {
       unsigned int type, value;
       int fd;
-      if (recv_msg_fd(&type, &value, &fd) < 0) _exit(1);
+      if (recv_msg_fd(&type, &value, &fd) < 0) die(1);
       if (type == M_SETUP_ACK) break;
-      if (type != M_MOUNT_FD || fd < 0 || value >= p->nmounts) _exit(1);
+      if (type != M_MOUNT_FD || fd < 0 || value >= p->nmounts) die(1);
       p->mounts[value].idmap_fd = fd;
     }
     if (unpriv_maps) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -333,5 +369,5 @@ int main(int argc, char **argv) {
   clone_reported(cgfd);
   if (late_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail(S_UNSHARE, errno, 0, "cgroup namespace");
   container_init(p, procfd, fifofd);
-  _exit(1);
+  die(1);
 }

@@ -27,6 +27,30 @@ def test_g2_cwd_through_leaked_fds_never_reaches_the_host(env):
             assert "process.cwd" in r.stderr, r.stderr
 
 
+def test_g1_no_runtime_fd_is_open_while_cwd_and_args0_are_resolved(env):
+    """cwd /proc/self/fd/N and a relative args[0] must not probe host paths
+    through the init's own fds (its host procfs handle, the exec fifo):
+    create fails the same way whether the host file exists or not."""
+    marker = os.path.join(env.tmp, "host-marker")
+    with open(marker, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(marker, 0o755)
+    up = "../" * 8 + env.tmp.strip("/")  # .. above a host mount climbs to the host's /
+    for n in range(3, 12):
+        env.cfg["process"]["cwd"] = f"/proc/self/fd/{n}"
+        seen = []
+        for name in ("host-marker", "no-such-marker"):
+            env.cfg["process"]["args"] = [f"{up}/{name}"]
+            env.write()
+            cid = env.new_id()
+            r = env.cli("create", "-b", env.bundle, cid)
+            if r.returncode == 0:
+                env.cli("delete", "--force", cid)
+            seen.append((r.returncode, r.stderr.partition("msg=")[2].replace(name, "X")))
+        assert seen[0][0] == 1, (n, seen)
+        assert seen[0] == seen[1], (n, seen)
+
+
 def test_g3_parked_init_is_not_dumpable(env):
     env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
     cid = env.create(["sleep", "100"])
