@@ -250,12 +250,15 @@ def test_hook_timeout(env):
 
 def test_hook_timeout_beyond_int_milliseconds(env):
     """536870912 s is 125 * 2^32 ms: an int of milliseconds wraps to 0 and
-    the hook was killed at once; it must get its whole (huge) timeout."""
+    the in-container hook was killed at once; a runtime hook's 2^31-1 s made
+    poll() raise.  Each must get its whole (huge) timeout."""
     for p in (os.path.join(env.tmp, "short"), os.path.join(env.rootfs, "short")):
         with open(p, "w") as f:
             f.write("#!/bin/sh\nsleep 0.3\n")
         os.chmod(p, 0o755)
-    env.cfg["hooks"] = {"createContainer": [{"path": os.path.join(env.tmp, "short"), "timeout": 536870912}],
+    host = os.path.join(env.tmp, "short")
+    env.cfg["hooks"] = {"createRuntime": [{"path": host, "timeout": 2**31 - 1}],  # the runtime's: poll() overflowed
+                        "createContainer": [{"path": host, "timeout": 536870912}],
                         "startContainer": [{"path": "/short", "timeout": 2**31 - 1}]}  # in the container
     r = env.run(["sh", "-c", "echo ran"])
     assert r.returncode == 0 and r.stdout == "ran\n", r.stderr
