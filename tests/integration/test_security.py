@@ -63,6 +63,37 @@ def test_g3_parked_init_is_not_dumpable(env):
     assert env.cli("delete", cid).returncode == 0
 
 
+def test_g3_bootstrap_of_a_root_caller_is_never_dumpable(env, tmp_path):
+    """Only an unprivileged caller needs the bootstrap dumpable (so that it
+    may write the id maps); for root, whose user namespace container's
+    bootstrap looked unprivileged after unshare (the overflow uid), it must
+    never become dumpable.  Observed with strace on the whole process tree."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    trace = tmp_path / "trace"
+    cid = env.new_id()
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=prctl", "-o", str(trace)] + env.cmd
+                       + ["--root", env.root, "run", "-b", env.bundle, cid], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    calls = [line for line in trace.read_text().splitlines() if "PR_SET_DUMPABLE" in line]
+    assert calls, "the init sets PR_SET_DUMPABLE: strace saw none"
+    assert not [line for line in calls if "SUID_DUMP_USER" in line or "PR_SET_DUMPABLE, 1)" in line], calls
+
+
 def test_g4_runtime_image_is_a_sealed_memfd(env):
     cid = env.create(["sleep", "100"])
     pid = env.state(cid)["pid"]
