@@ -100,18 +100,19 @@ static void loopback_up(void) {
   close(s);
 }
 
-/* Check process.cwd and look args[0] up.  Both resolve paths the config
- * names, so no fd of the runtime may be open meanwhile (the host procfs
- * handle and the exec fifo are; `cwd: /proc/self/fd/N` would walk from
- * them): with such fds open, a child that has closed every fd but stdio, the
- * preserved fds and the sync socket does it, and hands back the path in a
- * shared page (its failures go to the parent directly). */
-static const char *probe_exec(struct plan *p, int host_fds_open) {
+/* Check process.cwd and look args[0] up, as the container user.  Both
+ * resolve paths the config names, so no fd of the runtime may be open
+ * meanwhile (in create the host procfs handle and the exec fifo are, and
+ * `cwd: /proc/self/fd/N` would walk from them): there a child does it, forked
+ * before anything that could refuse a fork (rlimits, a seccomp filter), which
+ * takes the container's credentials, closes every fd but stdio, the
+ * preserved fds and the sync socket, and hands the path back in a shared
+ * page (its failures go to the parent directly).  In exec mode nothing of
+ * the runtime is open any more: the process itself does it. */
+static const char *probe_exec(struct plan *p, int procfd, int in_child) {
   static char local[4096];
   char *exe = local;
-  if (!host_fds_open) {
-    close_unpreserved(p, -1);
-  } else {
+  if (in_child) {
     exe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (exe == MAP_FAILED) fail(S_SYNC, errno, 0, "probing process.cwd and args[0]: mmap");
     exe[0] = 0;
@@ -124,21 +125,25 @@ static const char *probe_exec(struct plan *p, int host_fds_open) {
       if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !exe[0]) die(1); /* the child reported it */
       return exe;
     }
-    close_unpreserved(p, -1);
+    do_user(p, procfd);
   }
+  close_unpreserved(p, -1);
   if (chdir(p->cwd) < 0) fail(S_CWD, errno, 0, p->cwd);
   const char *path = lookup_exec(p, exe, 4096);
   if (path != exe) str_copy(exe, 4096, path);
-  if (host_fds_open) die(0);
+  if (in_child) die(0);
   if (chdir("/") < 0) fail(S_CWD, errno, 0, "/");
   return exe;
 }
 
 /* The process half, shared by the init and exec: limits, scheduling,
  * seccomp and credentials in the order they need privileges, then the cwd
- * and args[0] checked as the container user, then the exec (fifo-gated for
- * the init). */
+ * and args[0] checked as the container user (so that a bad cwd or program
+ * fails create; the cwd is entered for real after the fds are closed), then
+ * the exec (fifo-gated for the init). */
 static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
+  int in_child = selffd >= 0 || fifofd >= 0;
+  const char *path = in_child ? probe_exec(p, procfd, 1) : NULL;
   do_rlimits(p);
   apply_sched(p);
   apply_mempolicy(p);
@@ -148,10 +153,7 @@ static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
   apply_lsm(p, procfd);
   do_user(p, procfd);
   close(procfd);
-  /* validate the working directory and find args[0] as the container user
-   * now, so that a bad cwd or program fails create; the cwd is entered for
-   * real after the fds are closed */
-  const char *path = probe_exec(p, selffd >= 0 || fifofd >= 0);
+  if (!path) path = probe_exec(p, -1, 0);
   wait_fifo_and_exec(p, selffd, fifofd, path);
 }
 

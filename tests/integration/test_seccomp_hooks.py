@@ -348,3 +348,15 @@ def test_exec_with_a_deny_all_profile(env, tmp_path, nnp):
     r = env.cli("exec", "-p", proc, cid)
     assert r.returncode == 255 and "exec failed: " + SIGILL_MSG in _error_lines(r.stderr), r.stderr
     assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_a_profile_that_refuses_process_creation(env):
+    """The init's own work (probing cwd and args[0] from a child) is done
+    before the filter is loaded, even without noNewPrivileges (loaded early):
+    a profile that forbids creating processes still runs a program that
+    creates none, and the program is refused its own fork."""
+    env.cfg["process"]["noNewPrivileges"] = False
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["clone", "clone3", "fork", "vfork"],
+                                              "action": "SCMP_ACT_ERRNO"}])
+    r = env.sh("echo ok; /bin/true; echo after")
+    assert r.stdout == "ok\n" and "can't fork: Operation not permitted" in r.stderr, (r.stdout, r.stderr)
