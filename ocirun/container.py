@@ -192,6 +192,7 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         if not keep_sync:
             sp.sock.close()
             sp.sock = None
+            sp.close_report()
         sp.plan = plan
         return st, sp
     except BaseException:
@@ -572,8 +573,9 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 why = None
                 if isinstance(e, StateError) and str(e) == "container process is already dead":
                     # dead before its execve: what it reported, or how it died
-                    why = exec_error(sp.sock) or _death(st["pid"], sp.plan)
+                    why = exec_error(sp.sock) or _death(st["pid"], sp)
                 sp.sock.close()
+                sp.close_report()
                 _force_delete(store, cid)
                 if why:
                     raise StateError(why) from None
@@ -584,6 +586,7 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 _relay_in_background(nsock, st)
             err = exec_error(sp.sock)
             sp.sock.close()
+            sp.close_report()
             if err:
                 log.error(err)
             return wait_status(st["pid"], master[0] if master else None)
@@ -595,7 +598,7 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 log.warning(str(e))
 
 
-def _death(pid, plan):
+def _death(pid, sp):
     """How our child `pid`, dead before its execve, ended (None if unknown).
     It is dying already (its fifo closed without an execve, or it is a
     zombie), so the wait is short."""
@@ -604,8 +607,8 @@ def _death(pid, plan):
     try:
         _, status_ = os.waitpid(pid, 0)
     except ChildProcessError:
-        return None
-    return death_message(plan, status_)
+        return sp.report(sp.plan)
+    return death_message(sp.plan, status_, sp.report(sp.plan))
 
 
 def _relay_in_background(nsock, st):

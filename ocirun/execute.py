@@ -209,7 +209,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
             from ocirun.launch import death_message
 
             _, wst = os.waitpid(child, 0)
-            err = death_message(plan, wst)
+            err = death_message(plan, wst, sp.report(plan))
+    sp.close_report()
     if err:
         _reap(child)
         raise ExecError(f"exec failed: {err}")

@@ -111,6 +111,7 @@ struct plan {
 /* report.c */
 extern int sync_fd;
 extern int fifo_write_fd;
+extern struct ocirun_msg *report_page;
 void die(int code) __attribute__((noreturn));
 void fail(int step, int err, unsigned int index, const char *detail) __attribute__((noreturn));
 void fail2(int step, int err, unsigned int index, const char *a, const char *b) __attribute__((noreturn));

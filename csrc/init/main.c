@@ -1,7 +1,10 @@
 /* ocirun-init entry point.
  *
  * argv[1] = base fd: base = plan (memfd), base+1 = sync socket, base+2 = the
- * exec fifo (O_PATH) or -1 when absent.  The process runs in two stages:
+ * exec fifo (O_PATH) or -1 when absent, base+3 = a cgroup v2 directory,
+ * base+4 = the report page (a memfd: the last error, written without a
+ * syscall); argv[2..] say which of base+2..4 are there ("fifo", "cgroup",
+ * "report").  The process runs in two stages:
  *
  *   bootstrap (still a child of the runtime, in the host pid namespace):
  *     non-dumpable -> read plan -> oom_score_adj -> setns(paths) ->
@@ -276,11 +279,16 @@ int main(int argc, char **argv) {
   int base = argc > 1 ? parse_fd(argv[1]) : -1;
   if (base < 3) return 2;
   sync_fd = OCIRUN_FD_SYNC(base);
-  int fifofd = -1, cgfd = -1;
+  int fifofd = -1, cgfd = -1, reportfd = -1;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "fifo")) fifofd = OCIRUN_FD_FIFO(base);
     else if (!strcmp(argv[i], "cgroup")) cgfd = OCIRUN_FD_CGROUP(base);
+    else if (!strcmp(argv[i], "report")) reportfd = OCIRUN_FD_REPORT(base);
     else return 2;
+  }
+  if (reportfd >= 0) {
+    void *page = mmap(NULL, OCIRUN_REPORT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, reportfd, 0);
+    if (page != MAP_FAILED) report_page = page; /* else: reports go by the socket alone */
   }
   size_t len;
   unsigned char *buf = read_plan(OCIRUN_FD_PLAN(base), &len);
@@ -291,7 +299,8 @@ int main(int argc, char **argv) {
   /* G1: any fd the caller leaked beyond ours is closed now */
   if (fifofd < 0) close(OCIRUN_FD_FIFO(base));
   if (cgfd < 0) close(OCIRUN_FD_CGROUP(base));
-  syscall(SYS_close_range, (unsigned int)(base + 4), ~0U, 0);
+  close(OCIRUN_FD_REPORT(base)); /* mapped (or absent) */
+  syscall(SYS_close_range, (unsigned int)(base + 5), ~0U, 0);
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
   if (fifofd >= 0) fcntl(fifofd, F_SETFD, FD_CLOEXEC);
   if (cgfd >= 0) fcntl(cgfd, F_SETFD, FD_CLOEXEC);

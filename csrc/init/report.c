@@ -113,6 +113,8 @@ int recv_msg_detail(unsigned int want, char *buf, size_t size) {
   return (int)m->value;
 }
 
+struct ocirun_msg *report_page;
+
 void fail2(int step, int err, unsigned int index, const char *a, const char *b) {
   struct ocirun_msg m;
   memset(&m, 0, sizeof m);
@@ -126,6 +128,15 @@ void fail2(int step, int err, unsigned int index, const char *a, const char *b) 
     str_copy(m.detail + n, sizeof m.detail - n, "\n");
     n = strlen(m.detail);
     str_copy(m.detail + n, sizeof m.detail - n, b);
+  }
+  /* plain memory writes: no filter can refuse them (the type last, so a
+   * reader never sees a half-written record as valid) */
+  if (report_page) {
+    memcpy(report_page->detail, m.detail, sizeof m.detail);
+    report_page->err = m.err;
+    report_page->step = m.step;
+    report_page->value = m.value;
+    __atomic_store_n(&report_page->type, (unsigned int)M_ERROR, __ATOMIC_RELEASE);
   }
   send_raw(&m, -1);
   if (fifo_write_fd >= 0) {
