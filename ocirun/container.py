@@ -7,7 +7,7 @@ import time
 
 from ocirun import log
 from ocirun.errors import ContainerNotFound, OcirunError, StateError
-from ocirun.state import FIFO, pid_start_time, public_state, status, validate_id
+from ocirun.state import FIFO, never_executed, pid_start_time, public_state, status, validate_id
 
 
 def _rfc3339_now():
@@ -207,6 +207,8 @@ def create(store, cid, opts, *, keep_sync=False, on_pty=None):
         if not keep_sync:
             sp.sock.close()
             sp.sock = None
+            sp.close_report()
+        sp.plan = plan
         log.debug(f"create {cid}: created, init waiting on exec.fifo")
         return st, sp
     except BaseException:
@@ -294,6 +296,25 @@ def _read_rest(fd, timeout_ms=1000):
     return out
 
 
+def _await_execve(fd, st):
+    """After "0" the init keeps the fifo open until its execve (close-on-exec):
+    wait for EOF, then tell an init that died before running the program
+    (one a seccomp profile stopped: it could neither report nor exit) from
+    one that ran it, however short-lived."""
+    while True:
+        if _poll_fd(fd, 100):
+            try:
+                if os.read(fd, 64):
+                    continue
+            except BlockingIOError:
+                continue
+            break
+        if pid_start_time(st["pid"]) != st.get("start_time"):
+            break  # gone: EOF is there already
+    if never_executed(st["pid"], st.get("start_time")):
+        raise StateError("container process is already dead")
+
+
 def start(store, cid, notify_wait=True):
     """Release a created container.  With NOTIFY_SOCKET set (and the
     container created with it), wait for its READY= and forward it (unless
@@ -325,6 +346,7 @@ def start(store, cid, notify_wait=True):
                 if _poll_fd(fd, 100):
                     data = os.read(fd, 1)
                     if data == b"0":
+                        _await_execve(fd, st)
                         break
                     if data == b"E":  # a startContainer hook failed; the init exits
                         from ocirun.launch import format_error
@@ -610,9 +632,16 @@ def run(store, cid, opts, keep=False, subreaper=True):
             made = True
             try:
                 started = start(store, cid, notify_wait=False)
-            except BaseException:
+            except BaseException as e:
+                why = None
+                if isinstance(e, StateError) and str(e) == "container process is already dead":
+                    # dead before its execve: what it reported, or how it died
+                    why = exec_error(sp.sock) or _death(st["pid"], sp)
                 sp.sock.close()
+                sp.close_report()
                 _force_delete(store, cid)
+                if why:
+                    raise StateError(why) from None
                 raise
             fwd.set_target(st["pid"])
             nsock = started.get("notify_sock")
@@ -620,6 +649,7 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 _relay_in_background(nsock, st)
             err = exec_error(sp.sock)
             sp.sock.close()
+            sp.close_report()
             if err:
                 log.error(err)
             return wait_status(st["pid"], master[0] if master else None)
@@ -629,6 +659,19 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 _force_delete(store, cid)
             except OcirunError as e:
                 log.warning(str(e))
+
+
+def _death(pid, sp):
+    """How our child `pid`, dead before its execve, ended (None if unknown).
+    It is dying already (its fifo closed without an execve, or it is a
+    zombie), so the wait is short."""
+    from ocirun.launch import death_message
+
+    try:
+        _, status_ = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return sp.report(sp.plan)
+    return death_message(sp.plan, status_, sp.report(sp.plan))
 
 
 def _relay_in_background(nsock, st):

@@ -40,10 +40,14 @@ def process_from_flags(cfg, opts, args):
         "noNewPrivileges": bool(base.get("noNewPrivileges")) or bool(opts["no_new_privs"]),
         "rlimits": base.get("rlimits") or [],
     }
-    if base.get("capabilities") is not None:
-        caps = copy.deepcopy(base["capabilities"])
+    # without --cap the container's own sets apply (plan.build_exec); --cap
+    # adds to them, to none at all when the config has none (runc)
+    caps = base.get("capabilities")
+    if caps is not None or opts["cap"]:
+        caps = copy.deepcopy(caps) if isinstance(caps, dict) else {}
+        sets = ("bounding", "effective", "permitted") + (("ambient",) if caps.get("inheritable") is not None else ())
         for c in opts["cap"]:
-            for k in ("bounding", "effective", "permitted", "ambient"):
+            for k in sets:
                 caps.setdefault(k, [])
                 if c not in caps[k]:
                     caps[k].append(c)
@@ -278,6 +282,17 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
 
     err = exec_error(sp.sock)
     sp.sock.close()
+    if not err:
+        from ocirun.state import never_executed
+
+        # EOF: the execve happened, or the process died before it without a
+        # word (a seccomp profile that denies even the report and exit)
+        if never_executed(child):  # our child, not reaped yet
+            from ocirun.launch import death_message
+
+            _, wst = os.waitpid(child, 0)
+            err = death_message(plan, wst, sp.report(plan))
+    sp.close_report()
     if err:
         _reap(child)
         if pid_fd is not None:

@@ -15,6 +15,30 @@ from ocirun import log
 from ocirun.errors import OcirunError
 
 
+_SLICE = 86400  # poll() takes int milliseconds: ~24.8 days at most
+
+
+def _communicate(p, data, timeout):
+    """communicate() with a timeout of up to 2^31-1 s (the config's range):
+    waited in slices against a deadline; the hook is killed when it ends."""
+    import subprocess
+    import time
+
+    if timeout is None:
+        return p.communicate(data)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return p.communicate(data, timeout=max(0, min(left, _SLICE)))
+        except subprocess.TimeoutExpired:
+            data = None  # already written: a retry must not send it again
+            if left <= _SLICE:
+                p.kill()
+                p.communicate()
+                raise
+
+
 def _run(hook, state, phase, index):
     import subprocess
 
@@ -30,14 +54,15 @@ def _run(hook, state, phase, index):
     cwd = bundle if bundle and os.path.isdir(bundle) else None
     timeout = hook.get("timeout")
     try:
-        p = subprocess.run(args, executable=path, input=dumps(state).encode(), env=env, cwd=cwd,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, close_fds=True)
+        with subprocess.Popen(args, executable=path, stdin=subprocess.PIPE, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, close_fds=True) as p:
+            out, err = _communicate(p, dumps(state).encode(), timeout)
     except subprocess.TimeoutExpired:
         raise OcirunError(f"hooks.{phase}[{index}] {path}: timed out after {timeout}s") from None
     except OSError as e:
         raise OcirunError(f"hooks.{phase}[{index}] {path}: {os.strerror(e.errno).lower()}") from None
     if p.returncode != 0:
-        out = (p.stderr or p.stdout).decode(errors="replace").strip()
+        out = (err or out).decode(errors="replace").strip()
         raise OcirunError(f"hooks.{phase}[{index}] {path}: exit status {p.returncode}"
                           + (f": {out}" if out else ""))
 

@@ -12,6 +12,10 @@ or an error.  Sync protocol (documented in csrc/init/proto.h):
     init      -> SECCOMP + fd     parent hands the listener to linux.seccomp.listenerPath
     init      -> READY            set up; blocked on the exec fifo
     any       -> ERROR(step, errno, index, detail)
+
+Every error is also written into a shared report page first (plain memory):
+when a seccomp filter refuses the init the socket and even its exit, it
+stops itself with a fault and the page still says what failed.
 """
 
 import os
@@ -72,6 +76,30 @@ class Spawn:
         self.bootstrap_pid = 0
         self.init_pid = 0
         self.sock = None
+        self.plan = None
+        self.report_fd = None  # the init's report page (proto.h OCIRUN_FD_REPORT)
+
+    def report(self, plan=None):
+        """The error the init wrote into its report page, formatted, or None:
+        what it failed at when a seccomp filter refused it the socket."""
+        if self.report_fd is None:
+            return None
+        try:
+            data = os.pread(self.report_fd, P.MSG_HDR.size + 1024, 0)
+        except OSError:
+            return None
+        if len(data) < P.MSG_HDR.size:
+            return None
+        typ, err, step, value = P.MSG_HDR.unpack_from(data)
+        if typ != P.M_ERROR:
+            return None
+        detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
+        return format_error(plan, step, err, value, detail)
+
+    def close_report(self):
+        if self.report_fd is not None:
+            os.close(self.report_fd)
+            self.report_fd = None
 
     def kill(self):
         for pid in (self.init_pid, self.bootstrap_pid):
@@ -88,6 +116,7 @@ class Spawn:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        self.close_report()
 
 
 def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
@@ -104,11 +133,13 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
         opened.append(exe)
         plan_fd = _plan_memfd(blob)
         opened.append(plan_fd)
+        sp.report_fd = os.memfd_create("ocirun-report", os.MFD_CLOEXEC)
+        os.ftruncate(sp.report_fd, P.REPORT_SIZE)
         import fcntl
 
         # move our fds above the target slots so no dup2 clobbers another
-        slots = [(plan_fd, 0), (opened[0], 1)]
-        argv = ["ocirun-init", str(base)]
+        slots = [(plan_fd, 0), (opened[0], 1), (sp.report_fd, 4)]
+        argv = ["ocirun-init", str(base), "report"]
         if fifo_fd is not None:
             slots.append((fifo_fd, 2))
             argv.append("fifo")
@@ -117,10 +148,13 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
             argv.append("cgroup")
         actions = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in range(3, base)]  # clears close-on-exec
         for fd, slot in slots:
-            src = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base + 4)
+            src = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base + 5)
             opened.append(src)
             actions.append((os.POSIX_SPAWN_DUP2, src, base + slot))
-        sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe}", argv, {}, file_actions=actions,
+        # the image too: a dup2 onto its number would replace what is executed
+        exe_src = fcntl.fcntl(exe, fcntl.F_DUPFD_CLOEXEC, base + 5)
+        opened.append(exe_src)
+        sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe_src}", argv, {}, file_actions=actions,
                                           setsigmask=(), setsigdef=_SIGNALS)
     except OSError as e:
         sp.kill()
@@ -244,7 +278,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
         except InterruptedError:
             continue
         if len(data) < P.MSG_HDR.size:
-            raise InitError(_died(sp))
+            raise InitError(_died(sp, plan))
         typ, err, step, value = P.MSG_HDR.unpack_from(data)
         detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
         if typ == P.M_SETUP_REQ:
@@ -322,7 +356,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             raise InitError(f"unexpected message {typ} from the container init")
 
 
-def _died(sp):
+def _died(sp, plan=None):
     for pid in (sp.bootstrap_pid, sp.init_pid):
         if not pid:
             continue
@@ -334,10 +368,28 @@ def _died(sp):
             sp.init_pid = 0
         else:
             sp.bootstrap_pid = 0
-        if os.WIFSIGNALED(status):
-            return f"container init was killed by signal {os.WTERMSIG(status)}"
-        return f"container init exited unexpectedly (status {os.WEXITSTATUS(status)})"
-    return "container init exited unexpectedly"
+        return death_message(plan, status, sp.report(plan))
+    return sp.report(plan) or "container init exited unexpectedly"
+
+
+def death_message(plan, status, report=None):
+    """One line for an init that died without reporting why over the socket.
+    Under a seccomp profile that denies what it needs, it cannot: the kernel
+    kills it (SIGSYS), or, when even exit_group is refused, the init stops
+    itself with a fault (SIGILL), which no filter can refuse.  `report` is
+    what it failed at, from its report page."""
+    seccomp = plan is not None and getattr(plan, "seccomp", None) is not None
+    if not os.WIFSIGNALED(status):
+        return report or f"container init exited unexpectedly (status {os.WEXITSTATUS(status)})"
+    sig = os.WTERMSIG(status)
+    if seccomp and sig == 31:
+        return "linux.seccomp: the profile killed the container process before its execve (SIGSYS)"
+    if seccomp and sig == 4:
+        if report:
+            return f"{report} (linux.seccomp then refused reporting it and exiting: stopped with SIGILL)"
+        return ("linux.seccomp: the profile denies what the container process needs before its execve, "
+                "down to reporting the error and exiting (stopped with SIGILL)")
+    return report or f"container init was killed by signal {sig}"
 
 
 def send_seccomp_listener(path, fd, state, metadata, process_pid=None):

@@ -762,9 +762,8 @@ def _process(plan, proc, extra_env, console_socket):
         raise ConfigError("process.user.username: is only meaningful on Windows")
     w.rec(P.R_USER, struct.pack("=IIiI", uid, gid, -1 if umask is None else umask, len(gids))
           + struct.pack(f"={len(gids)}I", *gids))
-    caps = proc.get("capabilities")
-    if caps is not None:
-        _caps(plan, _obj(caps, "process.capabilities"))
+    # absent: all five sets empty (runc); never the runtime's own
+    _caps(plan, _obj(proc.get("capabilities"), "process.capabilities"))
     if _bool(proc.get("noNewPrivileges"), "process.noNewPrivileges"):
         w.flag(P.R_NNP)
     cwd = _str(proc.get("cwd"), "process.cwd", required=True)
@@ -933,7 +932,12 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
     if join_cgroup:
         plan.setup_sync = True
         w.flag(P.R_SETUP_SYNC)
-    _process(plan, _obj(proc, "process"), (), False)
+    proc = _obj(proc, "process")
+    if proc.get("capabilities") is None:
+        # runc: a process without capabilities gets the container's own sets
+        # (those its config gave the init: none when that is absent too)
+        proc = dict(proc, capabilities=_obj(cfg.get("process"), "process").get("capabilities"))
+    _process(plan, proc, (), False)
     _memory_policy(plan, _obj(cfg.get("linux"), "linux"))  # the container's policy, for its every process
     aff = _obj(proc.get("execCPUAffinity"), "process.execCPUAffinity")
     for key, rec in (("initial", P.R_CPU_INITIAL), ("final", P.R_CPU_FINAL)):

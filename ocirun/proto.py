@@ -74,6 +74,8 @@ M_MOUNT_FD = 11
 M_NETLINK = 12
 MSG_HDR = struct.Struct("=IiII")
 
+REPORT_SIZE = 4096  # proto.h OCIRUN_REPORT_SIZE
+
 STEPS = [
     None, "plan", "setns", "userns", "unshare", "clone", "oom", "timens",
     "rootprop", "rootfs", "mount", "device", "devsymlink", "console", "mask",

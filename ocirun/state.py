@@ -52,6 +52,22 @@ def pid_start_time(pid):
     return int(rest[19])
 
 
+PF_FORKNOEXEC = 0x40  # set by clone, cleared by execve (before its close-on-exec fds close)
+
+
+def never_executed(pid, start_time=None):
+    """True when the process (running or a zombie, of this start time unless
+    None: a child not reaped yet) has made no execve since it was cloned: an
+    init that died before running the program.  False when it did, or when
+    it is gone (it can no longer be told)."""
+    rest = proc_stat(pid)
+    try:
+        return (bool(rest) and (start_time is None or int(rest[19]) == start_time)
+                and bool(int(rest[6]) & PF_FORKNOEXEC))
+    except (IndexError, ValueError):
+        return False
+
+
 class Store:
     def __init__(self, root):
         self.root = root

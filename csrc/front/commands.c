@@ -87,6 +87,29 @@ int cmd_state(struct ctx *c) {
   return 0;
 }
 
+/* container.py:_await_execve: after "0" the init keeps the fifo open until
+ * its execve; at EOF, an init that never made it is dead */
+static int await_execve(struct ctx *c, int fd, const struct record *r) {
+  for (;;) {
+    struct pollfd pfd = {fd, POLLIN | POLLHUP, 0};
+    int n = poll(&pfd, 1, 100);
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0) {
+      char buf[64];
+      ssize_t got = read(fd, buf, sizeof buf);
+      if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EINTR))) continue;
+      break;
+    }
+    if (n == 0 && pid_start_time(r->pid) != r->start) break;
+    if (n < 0) break;
+  }
+  if (never_executed(r->pid, r->start)) {
+    log_error(c, "container process is already dead");
+    return 1;
+  }
+  return 0;
+}
+
 int cmd_start(struct ctx *c) {
   static struct record r;
   const char *ns = getenv("NOTIFY_SOCKET");
@@ -112,7 +135,10 @@ int cmd_start(struct ctx *c) {
     if (n > 0) {
       char ch;
       ssize_t got = read(fd, &ch, 1);
-      if (got == 1 && ch == '0') break;
+      if (got == 1 && ch == '0') {
+        rc = await_execve(c, fd, &r);
+        break;
+      }
       if (got == 0 && pid_start_time(r.pid) == r.start) continue;
       log_error(c, "cannot start an already running container");
       rc = 1;

@@ -50,6 +50,7 @@ void prime_cgroup_v1(void);
 /* record.c: 0 ok, -1 absent or unreadable (hand off) */
 int record_read(const struct ctx *c, struct record *r);
 long long pid_start_time(long long pid);
+int never_executed(long long pid, long long start);
 enum status record_status(const struct ctx *c, const struct record *r);
 const char *status_name(enum status s);
 

@@ -136,6 +136,31 @@ long long pid_start_time(long long pid) {
   return strtoll(p, NULL, 10);
 }
 
+/* state.py:never_executed: the process (running or a zombie, this start
+ * time) has made no execve since it was cloned (PF_FORKNOEXEC, field 9) */
+int never_executed(long long pid, long long start) {
+  char path[64], buf[4096];
+  if (pid <= 0) return 0;
+  snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p || p[1] != ' ' || !p[2]) return 0;
+  p += 2;
+  unsigned long long flags = 0;
+  for (int field = 0; field < 19; field++) {
+    if (field == 6) flags = strtoull(p, NULL, 10);
+    p = strchr(p, ' ');
+    if (!p) return 0;
+    p++;
+  }
+  return strtoll(p, NULL, 10) == start && (flags & 0x40 /* PF_FORKNOEXEC */);
+}
+
 static int frozen(const struct record *r) {
   char buf[32];
   if (!r->freeze) return 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "init.h"
 
@@ -20,16 +21,16 @@ static void run_one(struct plan *p, struct hook_op *h) {
   pid_t pid = fork();
   if (pid < 0) fail(S_HOOK, errno, h->h->index, h->path);
   if (pid == 0) {
-    if (dup2(pfd[0], 0) < 0) _exit(127);
+    if (dup2(pfd[0], 0) < 0) die(127);
     /* runc's working directory for these: the rootfs (createContainer,
      * before pivot_root) and the process's cwd (startContainer) */
-    if (chdir(h->h->phase == HOOK_CREATE_CONTAINER ? p->rootfs : p->cwd) < 0 && chdir("/") < 0) _exit(127);
+    if (chdir(h->h->phase == HOOK_CREATE_CONTAINER ? p->rootfs : p->cwd) < 0 && chdir("/") < 0) die(127);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     char *argv0[2] = {(char *)h->path, NULL};
     execve(h->path, h->h->nargs ? h->argv : argv0, h->envp);
-    _exit(127);
+    die(127);
   }
   close(pfd[0]);
   const char *state = p->hook_state ? p->hook_state : "{}";
@@ -45,9 +46,24 @@ static void run_one(struct plan *p, struct hook_op *h) {
   signal(SIGPIPE, SIG_DFL);
   int status = 0;
   if (h->h->timeout) {
+    /* up to 2^31-1 seconds: poll's int milliseconds hold ~24 days, so wait
+     * in slices against a monotonic deadline */
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     struct pollfd pf = {.fd = pidfd, .events = POLLIN};
-    int r = pidfd >= 0 ? poll(&pf, 1, (int)h->h->timeout * 1000) : 1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long deadline_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + (long long)h->h->timeout * 1000;
+    int r = 1;
+    while (pidfd >= 0) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long long left = deadline_ms - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+      if (left <= 0) {
+        r = 0;
+        break;
+      }
+      r = poll(&pf, 1, left > 86400000 ? 86400000 : (int)left);
+      if (r > 0 || (r < 0 && errno != EINTR)) break;
+    }
     if (pidfd >= 0) close(pidfd);
     if (r == 0) {
       kill(pid, SIGKILL);

@@ -112,6 +112,8 @@ struct plan {
 /* report.c */
 extern int sync_fd;
 extern int fifo_write_fd;
+extern struct ocirun_msg *report_page;
+void die(int code) __attribute__((noreturn));
 void fail(int step, int err, unsigned int index, const char *detail) __attribute__((noreturn));
 void fail2(int step, int err, unsigned int index, const char *a, const char *b) __attribute__((noreturn));
 void warn_parent(const char *detail);
@@ -161,7 +163,9 @@ void chown_stdio(struct plan *p);
 void do_sysctls(struct plan *p, int procfd);
 void do_rlimits(struct plan *p);
 void do_user(struct plan *p, int procfd);
+void read_cap_last(int procfd);
 const char *lookup_exec(struct plan *p, char *buf, size_t size);
+void close_unpreserved(struct plan *p, int keep);
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path);
 void load_seccomp(struct plan *p);
 void run_hooks(struct plan *p, unsigned int phase);

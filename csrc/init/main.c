@@ -1,7 +1,10 @@
 /* ocirun-init entry point.
  *
  * argv[1] = base fd: base = plan (memfd), base+1 = sync socket, base+2 = the
- * exec fifo (O_PATH) or -1 when absent.  The process runs in two stages:
+ * exec fifo (O_PATH) or -1 when absent, base+3 = a cgroup v2 directory,
+ * base+4 = the report page (a memfd: the last error, written without a
+ * syscall); argv[2..] say which of base+2..4 are there ("fifo", "cgroup",
+ * "report").  The process runs in two stages:
  *
  *   bootstrap (still a child of the runtime, in the host pid namespace):
  *     non-dumpable -> read plan -> oom_score_adj -> setns(paths) ->
@@ -28,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <linux/seccomp.h>
@@ -112,11 +117,52 @@ static int enter_cwd(struct plan *p, int as_root) {
   return 1;
 }
 
+/* Enter process.cwd as runc does (as root first, so that a directory root
+ * may enter and the user may not still works; again as the user only when
+ * root is refused), take the container's credentials, look args[0] up.  Both
+ * paths are the config's, so no fd of the runtime may be open meanwhile (in
+ * create the host procfs handle and the exec fifo are, and
+ * `cwd: /proc/self/fd/N` would walk from them, G1): in create a child does
+ * it, forked before anything that could refuse a fork (rlimits, a seccomp
+ * filter), which closes every fd but stdio, the preserved fds and the sync
+ * socket, and hands the path back in a shared page (its failures go to the
+ * parent directly).  In exec mode the process itself does it, for real. */
+static const char *probe_exec(struct plan *p, int procfd, int in_child) {
+  static char local[4096];
+  char *exe = local;
+  if (in_child) {
+    exe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (exe == MAP_FAILED) fail(S_SYNC, errno, 0, "probing process.cwd and args[0]: mmap");
+    exe[0] = 0;
+    pid_t c = fork();
+    if (c < 0) fail(S_SYNC, errno, 0, "probing process.cwd and args[0]: fork");
+    if (c > 0) {
+      int status;
+      while (waitpid(c, &status, 0) < 0)
+        if (errno != EINTR) fail(S_SYNC, errno, 0, "probing process.cwd and args[0]: waitpid");
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !exe[0]) die(1); /* the child reported it */
+      return exe;
+    }
+  }
+  read_cap_last(procfd); /* all do_user needs of procfs */
+  close_unpreserved(p, -1);
+  int in_cwd = enter_cwd(p, 1);
+  if (!in_child) chown_stdio(p);
+  do_user(p, -1);
+  if (!in_cwd) enter_cwd(p, 0);
+  const char *path = lookup_exec(p, exe, 4096);
+  if (path != exe) str_copy(exe, 4096, path);
+  if (in_child) die(0);
+  return exe;
+}
+
 /* The process half, shared by the init and exec: limits, scheduling,
- * seccomp and credentials in the order they need privileges, then the cwd
- * and args[0] checked as the container user, then the exec (fifo-gated for
- * the init). */
+ * seccomp and credentials in the order they need privileges, the cwd
+ * entered and args[0] looked up (checked first, with no runtime fd open, by
+ * probe_exec), then the exec (fifo-gated for the init). */
 static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
+  int in_child = selffd >= 0 || fifofd >= 0;
+  const char *path = in_child ? probe_exec(p, procfd, 1) : NULL;
   do_rlimits(p);
   apply_sched(p);
   apply_mempolicy(p);
@@ -125,16 +171,17 @@ static void finish_process(struct plan *p, int procfd, int selffd, int fifofd) {
   if (!p->nnp) load_seccomp(p);
   apply_lsm(p, procfd);
   set_home(p);
-  /* as runc: the working directory is entered as root first, so that a
-   * directory root may enter and the user may not still works; only when
-   * root is refused (EACCES/EPERM) is it tried again as the user */
-  int in_cwd = enter_cwd(p, 1);
-  chown_stdio(p);
-  do_user(p, procfd);
-  close(procfd);
-  if (!in_cwd) enter_cwd(p, 0);
-  static char exe[4096];
-  const char *path = lookup_exec(p, exe, sizeof exe);
+  if (!path) {
+    path = probe_exec(p, procfd, 0); /* exec: closes procfd */
+  } else {
+    /* the probe checked these paths with no runtime fd open; the cwd is
+     * verified once more after the fds are closed (wait_fifo_and_exec) */
+    int in_cwd = enter_cwd(p, 1);
+    chown_stdio(p);
+    do_user(p, procfd);
+    close(procfd);
+    if (!in_cwd) enter_cwd(p, 0);
+  }
   wait_fifo_and_exec(p, selffd, fifofd, path);
 }
 
@@ -167,7 +214,7 @@ static void container_init(struct plan *p, int procfd, int fifofd) {
     /* prestart/createRuntime run in the parent; it answers with the state
      * our own createContainer/startContainer hooks get on stdin */
     static char hookbuf[OCIRUN_MSG_HDR + OCIRUN_HOOK_STATE_MAX];
-    if (send_msg(M_HOOK_REQ, 0, -1) < 0) _exit(1);
+    if (send_msg(M_HOOK_REQ, 0, -1) < 0) die(1);
     recv_msg_detail(M_HOOK_ACK, hookbuf, sizeof hookbuf);
     p->hook_state = hookbuf + OCIRUN_MSG_HDR;
     run_hooks(p, HOOK_CREATE_CONTAINER);
@@ -226,20 +273,20 @@ static long clone_reported(int cgfd) {
     ssize_t r;
     do r = read(gate[0], &c, 1);
     while (r < 0 && errno == EINTR);
-    if (r != 1) _exit(1); /* the bootstrap died before reporting us */
+    if (r != 1) die(1); /* the bootstrap died before reporting us */
     close(gate[0]);
     return 0;
   }
   close(gate[0]);
   if (send_msg(M_PID, (unsigned int)pid, -1) < 0) {
     kill((pid_t)pid, SIGKILL);
-    _exit(1);
+    die(1);
   }
   if (write(gate[1], "1", 1) != 1) {
     kill((pid_t)pid, SIGKILL);
-    _exit(1);
+    die(1);
   }
-  _exit(0);
+  die(0);
 }
 
 /* The root directory of the process behind pidfd, from the host procfs. */
@@ -292,11 +339,16 @@ int main(int argc, char **argv) {
   int base = argc > 1 ? parse_fd(argv[1]) : -1;
   if (base < 3) return 2;
   sync_fd = OCIRUN_FD_SYNC(base);
-  int fifofd = -1, cgfd = -1;
+  int fifofd = -1, cgfd = -1, reportfd = -1;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "fifo")) fifofd = OCIRUN_FD_FIFO(base);
     else if (!strcmp(argv[i], "cgroup")) cgfd = OCIRUN_FD_CGROUP(base);
+    else if (!strcmp(argv[i], "report")) reportfd = OCIRUN_FD_REPORT(base);
     else return 2;
+  }
+  if (reportfd >= 0) {
+    void *page = mmap(NULL, OCIRUN_REPORT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, reportfd, 0);
+    if (page != MAP_FAILED) report_page = page; /* else: reports go by the socket alone */
   }
   size_t len;
   unsigned char *buf = read_plan(OCIRUN_FD_PLAN(base), &len);
@@ -307,7 +359,8 @@ int main(int argc, char **argv) {
   /* G1: any fd the caller leaked beyond ours is closed now */
   if (fifofd < 0) close(OCIRUN_FD_FIFO(base));
   if (cgfd < 0) close(OCIRUN_FD_CGROUP(base));
-  syscall(SYS_close_range, (unsigned int)(base + 4), ~0U, 0);
+  close(OCIRUN_FD_REPORT(base)); /* mapped (or absent) */
+  syscall(SYS_close_range, (unsigned int)(base + 5), ~0U, 0);
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
   if (fifofd >= 0) fcntl(fifofd, F_SETFD, FD_CLOEXEC);
   if (cgfd >= 0) fcntl(cgfd, F_SETFD, FD_CLOEXEC);
@@ -324,7 +377,7 @@ int main(int argc, char **argv) {
     int pidfd = fifofd; /* the slot carries a pidfd of the container's init */
     set_affinity(p->cpu_initial, p->cpu_initial_len);
     if (p->setup_sync) {
-      if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
+      if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) die(1);
       recv_msg(M_SETUP_ACK);
     }
     if (pidfd < 0) fail(S_SETNS, EBADF, 0, "pidfd");
@@ -338,7 +391,7 @@ int main(int argc, char **argv) {
     if (p->exec_ns & CLONE_NEWUSER) become_root_in_userns();
     clone_reported(cgfd);
     exec_child(p, procfd, initroot);
-    _exit(1);
+    die(1);
   }
   if (!p->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
       errno != EPERM)
@@ -363,21 +416,23 @@ int main(int argc, char **argv) {
       if (setns(p->joins[i].fd, (int)p->joins[i].nstype) < 0) fail(S_SETNS, errno, p->joins[i].index, p->joins[i].path);
       close(p->joins[i].fd);
     }
-  if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
   /* an unprivileged (rootless) parent can only write our uid_map/gid_map
    * while /proc/<us> belongs to its user: stay dumpable for the SETUP
-   * exchange alone, alone in a fresh user namespace (as runc's nsexec) */
+   * exchange alone, alone in a fresh user namespace (as runc's nsexec).
+   * Whether the caller is unprivileged is decided on its uid before the
+   * unshare: after it, unmapped, every caller looks like the overflow uid. */
   int unpriv_maps = userns && p->setup_sync && geteuid() != 0;
+  if (userns && unshare(CLONE_NEWUSER) < 0) fail(S_USERNS, errno, 0, NULL);
   prctl(PR_SET_DUMPABLE, unpriv_maps ? 1 : 0, 0, 0, 0);
   if (p->setup_sync) {
-    if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) _exit(1);
+    if (send_msg(M_SETUP_REQ, (unsigned int)getpid(), -1) < 0) die(1);
     /* idmapped trees for bind mounts may come first */
     for (;;) {
       unsigned int type, value;
       int fd;
-      if (recv_msg_fd(&type, &value, &fd) < 0) _exit(1);
+      if (recv_msg_fd(&type, &value, &fd) < 0) die(1);
       if (type == M_SETUP_ACK) break;
-      if (type != M_MOUNT_FD || fd < 0 || value >= p->nmounts) _exit(1);
+      if (type != M_MOUNT_FD || fd < 0 || value >= p->nmounts) die(1);
       p->mounts[value].idmap_fd = fd;
     }
     if (unpriv_maps) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -394,5 +449,5 @@ int main(int argc, char **argv) {
   clone_reported(cgfd);
   if (late_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail(S_UNSHARE, errno, 0, "cgroup namespace");
   container_init(p, procfd, fifofd);
-  _exit(1);
+  die(1);
 }

@@ -273,28 +273,45 @@ static struct {
 } deferred[64];
 static unsigned int ndeferred;
 
+/* As runc: without a network namespace of its own, a user namespace cannot
+ * mount sysfs (EPERM, from fsopen on recent kernels, else at create): bind
+ * the host's /sys.  The host's /sys has submounts (cgroup, debugfs, …): ro,
+ * nosuid, nodev, noexec must hold for every one of them, not just the top;
+ * atime is left alone (a locked submount refuses a change of it). */
+static void sysfs_bind_fallback(int rootfd, const struct mount_op *op) {
+  struct rec_mount rm = *op->m;
+  rm.kind = MK_BIND;
+  rm.flags |= OCIRUN_MNT_REC_BIND;
+  unsigned long long aset, aclr;
+  ms_to_attr(rm.flags, &aset, &aclr);
+  rm.attr_set |= aset & (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  struct mount_op b = *op;
+  b.m = &rm;
+  b.source = "/sys";
+  mount_bind(rootfd, &b);
+}
+
 static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
   char data[4096];
   char logbuf[512];
+  int sysfs_userns = !strcmp(op->fstype, "sysfs") && !has_netns;
   str_copy(data, sizeof data, op->data);
   int tfd = open_target_dir(rootfd, op, S_MOUNT);
   int fsfd = sys_fsopen(op->fstype);
+  if (fsfd < 0 && errno == EPERM && sysfs_userns) {
+    close(tfd);
+    sysfs_bind_fallback(rootfd, op);
+    return;
+  }
   if (fsfd < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, errno == ENODEV ? "unknown filesystem type" : "fsopen");
   fs_configure(fsfd, op, data);
   if (sys_fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
     int e = errno;
     fs_log(fsfd, logbuf, sizeof logbuf);
-    if (e == EPERM && !strcmp(op->fstype, "sysfs") && !has_netns) {
-      /* as runc: without a network namespace sysfs cannot be mounted; bind the host's */
+    if (e == EPERM && sysfs_userns) {
       close(fsfd);
       close(tfd);
-      struct rec_mount rm = *op->m;
-      rm.kind = MK_BIND;
-      rm.flags |= OCIRUN_MNT_REC_BIND;
-      struct mount_op b = *op;
-      b.m = &rm;
-      b.source = "/sys";
-      mount_bind(rootfd, &b);
+      sysfs_bind_fallback(rootfd, op);
       return;
     }
     fail2(S_MOUNT, e, op->m->index, op->dest, logbuf[0] ? logbuf : "creating filesystem");

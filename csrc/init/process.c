@@ -61,8 +61,11 @@ static int cap_last(int procfd) {
 
 static int last_cap = 40;
 
+void read_cap_last(int procfd) { last_cap = cap_last(procfd); }
+
+/* procfd < 0: read_cap_last was called before the runtime's fds were closed */
 void do_user(struct plan *p, int procfd) {
-  last_cap = cap_last(procfd);
+  if (procfd >= 0) last_cap = cap_last(procfd);
   if (p->has_caps) {
     /* bounding set first, while CAP_SETPCAP is still effective */
     for (int c = 0; c <= last_cap; c++)
@@ -287,19 +290,41 @@ void apply_lsm(struct plan *p, int procfd) {
   if (file) write_proc_self(procfd, file, label, S_USER);
 }
 
+/* G1: close every fd but stdio, the preserved fds, the (close-on-exec) sync
+ * socket and `keep` (-1: none). */
+void close_unpreserved(struct plan *p, int keep) {
+  unsigned int first = 3 + p->npreserve;
+  unsigned int k[2] = {(unsigned int)sync_fd, keep >= 0 ? (unsigned int)keep : (unsigned int)sync_fd};
+  if (k[1] < k[0]) {
+    unsigned int t = k[0];
+    k[0] = k[1];
+    k[1] = t;
+  }
+  unsigned int from = first;
+  for (int i = 0; i < 2; i++) {
+    if (k[i] >= from) {
+      if (k[i] > from) syscall(SYS_close_range, from, k[i] - 1, 0);
+      from = k[i] + 1;
+    }
+  }
+  syscall(SYS_close_range, from, ~0U, 0);
+}
+
 /* Block until `ocirun start` opens the fifo for reading, then exec.  Everything
  * but stdio, the preserved fds and the (close-on-exec) sync socket is closed
  * first, the working directory is entered only now and checked to be inside
- * the container (G1, G2). */
+ * the container (G1, G2).  The fifo's write end stays open (close-on-exec)
+ * until the execve: `start` reads "0", then EOF, and tells an init that died
+ * before its execve (PF_FORKNOEXEC still set) from one that ran the program. */
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path) {
   if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(S_NNP, errno, 0, NULL);
   /* a notify listener must reach its agent during create */
   if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) load_seccomp(p);
-  if (send_msg(M_READY, 0, -1) < 0) _exit(1);
+  if (send_msg(M_READY, 0, -1) < 0) die(1);
+  int w = -1;
   if (fifofd >= 0) {
     char name[16];
     itoa_signed(fifofd, name);
-    int w;
     do w = openat(procfd_self_fd, name, O_WRONLY | O_CLOEXEC);
     while (w < 0 && errno == EINTR);
     if (w < 0) fail(S_FIFO, errno, 0, "exec.fifo");
@@ -315,16 +340,15 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
     run_hooks(p, HOOK_START_CONTAINER);
     fifo_write_fd = -1;
     if (write(w, "0", 1) != 1) fail(S_FIFO, errno, 0, "exec.fifo");
-    close(w);
     close(fifofd);
   } else {
     run_hooks(p, HOOK_START_CONTAINER);
   }
   close(procfd_self_fd);
-  /* G1: nothing but stdio, preserved fds and the close-on-exec sync socket */
+  /* G1: nothing but stdio, preserved fds, the close-on-exec sync socket and
+   * the fifo's close-on-exec write end */
   unsigned int first = 3 + p->npreserve;
-  if ((unsigned int)sync_fd > first) syscall(SYS_close_range, first, (unsigned int)sync_fd - 1, 0);
-  syscall(SYS_close_range, (unsigned int)sync_fd + 1, ~0U, 0);
+  close_unpreserved(p, w);
   for (unsigned int fd = 3; fd < first; fd++) {
     int fl = fcntl((int)fd, F_GETFD);
     if (fl >= 0) fcntl((int)fd, F_SETFD, fl & ~FD_CLOEXEC);

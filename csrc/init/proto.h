@@ -22,6 +22,11 @@
 #define OCIRUN_FD_SYNC(base) ((base) + 1)
 #define OCIRUN_FD_FIFO(base) ((base) + 2)   /* exec.fifo (create) or the init's pidfd (exec) */
 #define OCIRUN_FD_CGROUP(base) ((base) + 3) /* cgroup v2 directory: clone3(CLONE_INTO_CGROUP) */
+#define OCIRUN_FD_REPORT(base) ((base) + 4) /* a 4 KiB memfd: the last error, written without a syscall */
+/* The report page holds a struct ocirun_msg of type M_ERROR, written by every
+ * failure before it is sent: when a seccomp filter refuses the send (and the
+ * exit), the parent still reads what failed from the page after the death. */
+#define OCIRUN_REPORT_SIZE 4096
 
 enum ocirun_rec {
   R_NS_NEW = 1,        /* u64 CLONE_NEW* flags to create */

@@ -183,13 +183,12 @@ def cmd_exec(g, opts, pos):
         if len(pos) < 2:
             raise IncorrectUsage("requires a minimum of 2 argument(s)")
         from ocirun.jsonutil import loads
+        from ocirun.state import validate_id
 
+        validate_id(cid)  # before any path is made of it
         try:
             cfg = loads(store.read_file(cid, "config.json"))
         except OSError:
-            from ocirun.state import validate_id
-
-            validate_id(cid)
             store.read(cid)  # "container does not exist"
             cfg = {}
         proc = execute.process_from_flags(cfg, opts, pos[1:])

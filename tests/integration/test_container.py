@@ -42,6 +42,28 @@ def test_join_existing_namespace_by_path(env):
         holder.wait()
 
 
+def test_sysfs_fallback_is_readonly_recursively(env):
+    """A user namespace without a network namespace cannot mount sysfs: the
+    host's /sys is bound instead (runc), and what the config asks (ro,
+    nosuid, nodev, noexec) holds for every submount, not just the top."""
+    env.cfg["linux"]["namespaces"] = [ns for ns in env.cfg["linux"]["namespaces"] if ns["type"] != "network"]
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+    r = env.sh("cat /proc/self/mountinfo")
+    assert r.returncode == 0, r.stderr
+    under = [line.split() for line in r.stdout.splitlines() if line.split()[4].startswith("/sys")]
+    assert len(under) > 2, r.stdout  # the host's submounts came along
+    for f in under:
+        opts = f[5].split(",")
+        assert "ro" in opts and {"nosuid", "nodev", "noexec"} <= set(opts), f
+
+
 def test_user_namespace_maps_and_root(env):
     env.cfg["linux"]["namespaces"].append({"type": "user"})
     env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -237,6 +259,27 @@ def test_capabilities_and_nnp(env):
     # are not inheritable are dropped rather than added to inheritable
     assert int(st["CapInh"], 16) == 0 and int(st["CapAmb"], 16) == 0
     assert st["NoNewPrivs"] == "1"
+
+
+def _cap_sets(text):
+    st = dict(line.split(":\t") for line in text.splitlines() if line.startswith("Cap"))
+    return {k: int(st[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+
+
+def test_absent_capabilities_give_empty_sets(env):
+    """Deny by default: without process.capabilities the init gets all five
+    sets empty (runc), never the runtime's own; for run and create+start."""
+    del env.cfg["process"]["capabilities"]
+    r = env.sh("grep -E '^Cap' /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert _cap_sets(r.stdout) == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0), r.stdout
+    env.cfg["root"]["readonly"] = False
+    cid = env.create(["sh", "-c", "grep -E '^Cap' /proc/self/status > /caps.tmp; mv /caps.tmp /caps; sleep 100"])
+    assert env.cli("start", cid).returncode == 0
+    assert env.wait_file(os.path.join(env.rootfs, "caps"))
+    with open(os.path.join(env.rootfs, "caps")) as f:
+        assert set(_cap_sets(f.read()).values()) == {0}
+    assert env.cli("delete", "--force", cid).returncode == 0
 
 
 def test_ambient_capabilities_for_non_root(env):

@@ -78,6 +78,60 @@ def test_exec_process_json_detach_pid_file(env, running):
     assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink(f"/proc/{env.state(running)['pid']}/ns/mnt")
 
 
+def _cap_sets(text):
+    st = dict(line.split(":\t") for line in text.splitlines() if line.startswith("Cap"))
+    return {k: int(st[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+
+
+def _exec_process_file(env, cid, caps=None):
+    proc = {"args": ["grep", "-E", "^Cap", "/proc/self/status"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}}
+    if caps is not None:
+        proc["capabilities"] = caps
+    path = os.path.join(env.tmp, "caps-process.json")
+    with open(path, "w") as f:
+        json.dump(proc, f)
+    r = env.cli("exec", "-p", path, cid)
+    assert r.returncode == 0, r.stderr
+    return _cap_sets(r.stdout)
+
+
+def test_exec_without_capabilities_gets_the_containers_sets(env, running):
+    """exec --process without capabilities: the container's own sets, as the
+    config gave them to the init (runc), never the runtime's."""
+    want = (1 << 29) | (1 << 5) | (1 << 10)  # the default config: AUDIT_WRITE, KILL, NET_BIND_SERVICE
+    got = _exec_process_file(env, running)
+    assert got == {"CapInh": 0, "CapPrm": want, "CapEff": want, "CapBnd": want, "CapAmb": 0}, got
+    got = _exec_process_file(env, running, {"bounding": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"]})
+    assert got == {"CapInh": 0, "CapPrm": 1, "CapEff": 1, "CapBnd": 1, "CapAmb": 0}, got  # root: eff = prm at execve
+
+
+def test_exec_into_a_container_without_capabilities(env):
+    """The container's config has no capabilities: exec --process without
+    them, and exec without --process and --cap, get all five sets empty;
+    --cap adds to nothing."""
+    del env.cfg["process"]["capabilities"]
+    cid = env.create(["sleep", "100"])
+    assert set(_exec_process_file(env, cid).values()) == {0}
+    r = env.cli("exec", cid, "grep", "-E", "^Cap", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert set(_cap_sets(r.stdout).values()) == {0}, r.stdout
+    r = env.cli("exec", "--cap", "CAP_CHOWN", cid, "grep", "-E", "^Cap", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert _cap_sets(r.stdout) == {"CapInh": 0, "CapPrm": 1, "CapEff": 1, "CapBnd": 1, "CapAmb": 0}, r.stdout
+    assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_exec_validates_the_id_before_reading_anything(env, running):
+    """`exec ../x`: the id is refused before <root>/../x/config.json is read
+    (here a fifo nobody writes: reading it would block)."""
+    outside = os.path.join(os.path.dirname(env.root), "x")
+    os.mkdir(outside)
+    os.mkfifo(os.path.join(outside, "config.json"))
+    r = env.cli("exec", "../x", "true", timeout=20)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "invalid container ID format" in r.stderr, r.stderr
+
+
 def test_exec_into_stopped_container(env):
     env.cfg["process"]["args"] = ["true"]
     env.write()

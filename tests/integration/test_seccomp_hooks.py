@@ -366,6 +366,22 @@ def test_hook_timeout(env):
     assert r.returncode == 1 and "timed out" in r.stderr, r.stderr
 
 
+def test_hook_timeout_beyond_int_milliseconds(env):
+    """536870912 s is 125 * 2^32 ms: an int of milliseconds wraps to 0 and
+    the in-container hook was killed at once; a runtime hook's 2^31-1 s made
+    poll() raise.  Each must get its whole (huge) timeout."""
+    for p in (os.path.join(env.tmp, "short"), os.path.join(env.rootfs, "short")):
+        with open(p, "w") as f:
+            f.write("#!/bin/sh\nsleep 0.3\n")
+        os.chmod(p, 0o755)
+    host = os.path.join(env.tmp, "short")
+    env.cfg["hooks"] = {"createRuntime": [{"path": host, "timeout": 2**31 - 1}],  # the runtime's: poll() overflowed
+                        "createContainer": [{"path": host, "timeout": 536870912}],
+                        "startContainer": [{"path": "/short", "timeout": 2**31 - 1}]}  # in the container
+    r = env.run(["sh", "-c", "echo ran"])
+    assert r.returncode == 0 and r.stdout == "ran\n", r.stderr
+
+
 def test_failing_poststart_is_only_a_warning(env):
     env.cfg["hooks"] = {"poststart": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/false"}]}
     r = env.run(["sh", "-c", "echo ran"])
@@ -450,3 +466,92 @@ def test_start_container_hook_runs_under_the_filter(env):
     r = env.sh("cat /hookrc; ls -d /hookdir 2>/dev/null || echo no-dir")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "no-dir"], r.stdout
+
+
+# A profile that denies what the init needs after loading it: the init can
+# neither report its error nor exit (exit_group refused); it must still end,
+# and every command must say so in one line and leave nothing behind.
+DENY_ALL = {"defaultAction": "SCMP_ACT_ERRNO"}
+EXECVE_ONLY = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW"}]}
+# what the init failed at comes from its report page (plain memory: no filter
+# can refuse that write), the rest from how it ended
+SIGILL_MSG = "(linux.seccomp then refused reporting it and exiting: stopped with SIGILL)"
+SIGSYS_MSG = "linux.seccomp: the profile killed the container process before its execve (SIGSYS)"
+EXEC_EPERM = 'unable to start container process: exec /bin/true: operation not permitted ' + SIGILL_MSG
+CAPS_EPERM = 'process.capabilities: dropping from the bounding set: operation not permitted ' + SIGILL_MSG
+
+
+def _error_lines(stderr):
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 1024 and "level=error" in lines[0], stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("profile,nnp,words", [
+    (DENY_ALL, True, EXEC_EPERM),        # loaded right before execve
+    (DENY_ALL, False, CAPS_EPERM),       # loaded before the credentials change: create fails
+    (EXECVE_ONLY, False, CAPS_EPERM),
+    ({"defaultAction": "SCMP_ACT_KILL"}, True, SIGSYS_MSG),
+    ({"defaultAction": "SCMP_ACT_KILL_PROCESS"}, False, SIGSYS_MSG),
+])
+def test_run_with_a_profile_that_stops_the_init(env, profile, nnp, words):
+    env.cfg["linux"]["seccomp"] = profile
+    env.cfg["process"]["noNewPrivileges"] = nnp
+    r = env.run(["true"])
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert words in _error_lines(r.stderr)
+
+
+def test_run_with_execve_only_runs_the_program(env):
+    """execve allowed and loaded last (noNewPrivileges): the program itself
+    runs, and its own exit status (it faults without its syscalls) is run's."""
+    env.cfg["linux"]["seccomp"] = EXECVE_ONLY
+    r = env.run(["true"])
+    assert r.returncode > 128 and "level=error" not in r.stderr, (r.returncode, r.stderr)
+
+
+def test_create_start_with_a_deny_all_profile(env):
+    """create parks the init before the filter (noNewPrivileges): start sees
+    it die before its execve and says so, as runc does."""
+    env.cfg["linux"]["seccomp"] = DENY_ALL
+    cid = env.create(["true"])
+    r = env.cli("start", cid)
+    assert r.returncode == 1
+    assert "container process is already dead" in _error_lines(r.stderr)
+    assert env.state(cid)["status"] == "stopped"
+    assert env.cli("delete", cid).returncode == 0
+
+
+def test_create_with_a_deny_all_profile_without_nnp(env):
+    env.cfg["linux"]["seccomp"] = DENY_ALL
+    env.cfg["process"]["noNewPrivileges"] = False
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    r = env.cli("create", "-b", env.bundle, env.new_id())
+    assert r.returncode == 1 and CAPS_EPERM in _error_lines(r.stderr)
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_exec_with_a_deny_all_profile(env, tmp_path, nnp):
+    """exec gets the container's profile: its process dies before its execve
+    (after the report for noNewPrivileges, before it otherwise) and exec
+    fails with one line."""
+    env.cfg["linux"]["seccomp"] = DENY_ALL
+    cid = env.create(["true"])
+    proc = tmp_path / "p.json"
+    proc.write_text(json.dumps({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "noNewPrivileges": nnp}))
+    r = env.cli("exec", "-p", proc, cid)
+    assert r.returncode == 255 and "exec failed: " + (EXEC_EPERM if nnp else CAPS_EPERM) in _error_lines(r.stderr)
+    assert env.cli("delete", "--force", cid).returncode == 0
+
+
+def test_a_profile_that_refuses_process_creation(env):
+    """The init's own work (probing cwd and args[0] from a child) is done
+    before the filter is loaded, even without noNewPrivileges (loaded early):
+    a profile that forbids creating processes still runs a program that
+    creates none, and the program is refused its own fork."""
+    env.cfg["process"]["noNewPrivileges"] = False
+    env.cfg["linux"]["seccomp"] = allow_all([{"names": ["clone", "clone3", "fork", "vfork"],
+                                              "action": "SCMP_ACT_ERRNO"}])
+    r = env.sh("echo ok; /bin/true; echo after")
+    assert r.stdout == "ok\n" and "can't fork: Operation not permitted" in r.stderr, (r.stdout, r.stderr)

@@ -28,6 +28,30 @@ def test_g2_cwd_through_leaked_fds_never_reaches_the_host(env):
             assert "process.cwd" in r.stderr, r.stderr
 
 
+def test_g1_no_runtime_fd_is_open_while_cwd_and_args0_are_resolved(env):
+    """cwd /proc/self/fd/N and a relative args[0] must not probe host paths
+    through the init's own fds (its host procfs handle, the exec fifo):
+    create fails the same way whether the host file exists or not."""
+    marker = os.path.join(env.tmp, "host-marker")
+    with open(marker, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(marker, 0o755)
+    up = "../" * 8 + env.tmp.strip("/")  # .. above a host mount climbs to the host's /
+    for n in range(3, 12):
+        env.cfg["process"]["cwd"] = f"/proc/self/fd/{n}"
+        seen = []
+        for name in ("host-marker", "no-such-marker"):
+            env.cfg["process"]["args"] = [f"{up}/{name}"]
+            env.write()
+            cid = env.new_id()
+            r = env.cli("create", "-b", env.bundle, cid)
+            if r.returncode == 0:
+                env.cli("delete", "--force", cid)
+            seen.append((r.returncode, r.stderr.partition("msg=")[2].replace(name, "X")))
+        assert seen[0][0] == 1, (n, seen)
+        assert seen[0] == seen[1], (n, seen)
+
+
 def test_g3_parked_init_is_not_dumpable(env):
     env.cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
     cid = env.create(["sleep", "100"])
@@ -38,6 +62,37 @@ def test_g3_parked_init_is_not_dumpable(env):
     # a dumpable process's /proc entries belong to its uid; ours stay root's
     assert os.stat(f"/proc/{pid}/environ").st_uid == 0
     assert env.cli("delete", cid).returncode == 0
+
+
+def test_g3_bootstrap_of_a_root_caller_is_never_dumpable(env, tmp_path):
+    """Only an unprivileged caller needs the bootstrap dumpable (so that it
+    may write the id maps); for root, whose user namespace container's
+    bootstrap looked unprivileged after unshare (the overflow uid), it must
+    never become dumpable.  Observed with strace on the whole process tree."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    trace = tmp_path / "trace"
+    cid = env.new_id()
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=prctl", "-o", str(trace)] + env.cmd
+                       + ["--root", env.root, "run", "-b", env.bundle, cid], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    calls = [line for line in trace.read_text().splitlines() if "PR_SET_DUMPABLE" in line]
+    assert calls, "the init sets PR_SET_DUMPABLE: strace saw none"
+    assert not [line for line in calls if "SUID_DUMP_USER" in line or "PR_SET_DUMPABLE, 1)" in line], calls
 
 
 def test_g4_runtime_image_is_a_sealed_memfd(env):
