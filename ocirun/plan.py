@@ -300,7 +300,9 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
                 raise ConfigError(f"{key}: unable to set {key} without a private UTS namespace")
             w.str(P.R_HOSTNAME if key == "hostname" else P.R_DOMAINNAME, v)
 
-    _process(plan, proc, extra_env, console_socket)
+    # runc 1.1: without process.user.umask the init gets 0022, never the
+    # caller's (exec keeps the caller's, as runc's does)
+    _process(plan, proc, extra_env, console_socket, default_umask=0o022)
     if preserve_fds:
         w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
 
@@ -734,7 +736,7 @@ def _caps(plan, caps):
                                      masks["inheritable"], masks["ambient"]))
 
 
-def _process(plan, proc, extra_env, console_socket):
+def _process(plan, proc, extra_env, console_socket, default_umask=None):
     w = plan.w
     plan.terminal = _bool(proc.get("terminal"), "process.terminal")
     if plan.terminal:
@@ -756,6 +758,8 @@ def _process(plan, proc, extra_env, console_socket):
     uid = _int(user.get("uid", 0), "process.user.uid", 0, 2**32 - 2)
     gid = _int(user.get("gid", 0), "process.user.gid", 0, 2**32 - 2)
     umask = _int(user.get("umask"), "process.user.umask", 0, 0o777)
+    if umask is None:
+        umask = default_umask
     gids = [_int(g, f"process.user.additionalGids[{k}]", 0, 2**32 - 2)
             for k, g in enumerate(_list(user.get("additionalGids"), "process.user.additionalGids"))]
     if _str(user.get("username"), "process.user.username"):
@@ -933,10 +937,14 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         plan.setup_sync = True
         w.flag(P.R_SETUP_SYNC)
     proc = _obj(proc, "process")
+    base = _obj(cfg.get("process"), "process")
     if proc.get("capabilities") is None:
         # runc: a process without capabilities gets the container's own sets
         # (those its config gave the init: none when that is absent too)
-        proc = dict(proc, capabilities=_obj(cfg.get("process"), "process").get("capabilities"))
+        proc = dict(proc, capabilities=base.get("capabilities"))
+    if proc.get("selinuxLabel") is None and base.get("selinuxLabel") is not None:
+        # runc: and the container's SELinux label, never an unconfined process
+        proc = dict(proc, selinuxLabel=base.get("selinuxLabel"))
     _process(plan, proc, (), False)
     _memory_policy(plan, _obj(cfg.get("linux"), "linux"))  # the container's policy, for its every process
     aff = _obj(proc.get("execCPUAffinity"), "process.execCPUAffinity")

@@ -923,3 +923,14 @@ def test_without_mount_namespace_refusals(env, mutate, words):
     r = env.run(["true"])
     assert r.returncode == 1 and words in r.stderr, r.stderr
     assert len(r.stderr) < 1024 and "Traceback" not in r.stderr
+
+
+def test_absent_umask_is_0022_not_the_callers(env):
+    """runc 1.1: an absent process.user.umask gives the init 0022, whatever
+    umask the caller (an engine) runs with; an explicit one is kept."""
+    env.cfg["process"]["user"] = {"uid": 0, "gid": 0}
+    r = env.sh("umask", preexec_fn=lambda: os.umask(0))
+    assert r.returncode == 0 and r.stdout.strip() == "0022", (r.stdout, r.stderr)
+    env.cfg["process"]["user"]["umask"] = 0o077
+    r = env.sh("umask", preexec_fn=lambda: os.umask(0))
+    assert r.stdout.strip() == "0077", (r.stdout, r.stderr)

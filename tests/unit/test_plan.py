@@ -201,3 +201,21 @@ def test_net_devices_ask_the_init_for_a_route_socket(bundle):
     plan = build(c, bundle)
     assert P.R_NETLINK not in plain and P.R_NETLINK in [t for t, _ in records(plan)]
     assert plan.net_devices == [("eth1", "net%d"), ("eth2", "eth2")]
+
+
+def test_exec_process_without_a_label_gets_the_containers(monkeypatch):
+    """runc: `exec --process` without selinuxLabel runs under the container's
+    label, never unconfined (no SELinux here: the host check is faked, the
+    label is looked for in the plan the init would get)."""
+    from ocirun import plan as PL
+
+    monkeypatch.setattr(PL, "selinux_enabled", lambda: True)
+    cfg = default_spec()
+    cfg["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0:c1,c2"
+    proc = {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+    assert b"container_t:s0:c1,c2" in PL.build_exec(cfg, proc, 0).blob()
+    own = dict(proc, selinuxLabel="system_u:system_r:other_t:s0")
+    blob = PL.build_exec(cfg, own, 0).blob()
+    assert b"other_t" in blob and b"container_t" not in blob
+    del cfg["process"]["selinuxLabel"]
+    assert b"container_t" not in PL.build_exec(cfg, proc, 0).blob()
