@@ -159,3 +159,167 @@ def test_item_limits_name_the_field(env):
     env.cfg["linux"]["maskedPaths"] = []
     env.cfg["mounts"] += [{"destination": f"/t{i}", "type": "tmpfs", "source": "tmpfs"} for i in range(1100)]
     refused(env.run(["true"]), "more than the 1023 mounts the runtime supports")
+
+
+@pytest.mark.parametrize("path", ["/", ".", "//", "./."])
+def test_cgroups_path_naming_no_cgroup_of_its_own(env, path):
+    """'/' is the root cgroup, '.' the runtime's own: the container would
+    share it, and delete would kill everything in it."""
+    env.cfg["linux"]["cgroupsPath"] = path
+    refused(env.run(["true"]), f"linux.cgroupsPath: {path!r} names no cgroup of the container's own")
+
+
+def _exec_file(env, cid, text):
+    p = os.path.join(env.tmp, "process.json")
+    with open(p, "w", encoding="utf-8", errors="surrogatepass") as f:
+        f.write(text)
+    return env.cli("exec", "--process", p, cid)
+
+
+GOOD_PROCESS = {"cwd": "/", "args": ["echo", "hi"], "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+
+
+@pytest.mark.parametrize("text,words", [
+    ("{", ["--process", "invalid JSON", "Expecting property name"]),
+    ("[" * 100000, ["--process", "invalid JSON: nested too deeply"]),
+    (json.dumps(dict(GOOD_PROCESS, args=[None])), ["process.args[0]: must not be null"]),
+    (json.dumps(dict(GOOD_PROCESS, user={"uid": None})), ["process.user.uid: is required"]),
+    (json.dumps(dict(GOOD_PROCESS, env=["=x"])), ["process.env[0]", "name is empty"]),
+    (json.dumps(dict(GOOD_PROCESS, args=["tr\ud800ue"])), ["invalid JSON: args[0]: lone UTF-16 surrogate"]),
+    (json.dumps(dict(GOOD_PROCESS, capabilities={"bounding": [None]})), ["process.capabilities.bounding[0]"]),
+    (json.dumps(dict(GOOD_PROCESS, consoleSize="x")), ["process.consoleSize: must be an object"]),
+    (json.dumps(dict(GOOD_PROCESS, args=["echo"] * 5000)), ["process.args: 5000 entries, more than the 4096"]),
+    (json.dumps(dict(GOOD_PROCESS, cwd="/d" * 3000)), ["process.cwd /d/d", "more)", "chdir: file name too long"]),
+])
+def test_exec_process_file(env, text, words):
+    """exec --process: one line (runc's exec failure status, 255), and the
+    container goes on running."""
+    cid = env.create(["sleep", "100"])
+    try:
+        r = _exec_file(env, cid, text)
+        assert r.returncode == 255, (r.returncode, r.stderr[-2000:])
+        r.returncode = 1
+        refused(r, "exec failed", *words)
+        assert env.state(cid)["status"] == "created"
+        r = _exec_file(env, cid, json.dumps(GOOD_PROCESS))
+        assert r.returncode == 0 and r.stdout == "hi\n", r.stderr
+    finally:
+        env.cli("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("{", ["--resources: invalid JSON"]),
+    ('{"memory": ' + "[" * 100000, ["--resources: invalid JSON: nested too deeply"]),
+    (json.dumps({"memory": "x"}), ["linux.resources.memory: must be an object"]),
+    (json.dumps({"pids": {"limit": 2**70}}), ["linux.resources.pids.limit", "out of range"]),
+    (json.dumps({"cpu": {"cpus": "0," * 3000}}), ["linux.resources.cpu.cpus", "more)"]),
+    (json.dumps({"x" * 5000: 1}), ["linux.resources.xxx", "more)", "unknown resource"]),
+    (json.dumps({"cpu": {"cpus": "\ud800"}}), ["--resources: invalid JSON: cpu.cpus: lone UTF-16 surrogate"]),
+])
+def test_update_resources_file(env, text, words):
+    cid = env.create(["sleep", "100"])
+    try:
+        before = _pids_max(env, cid)
+        p = os.path.join(env.tmp, "resources.json")
+        with open(p, "w", encoding="utf-8", errors="surrogatepass") as f:
+            f.write(text)
+        refused(env.cli("update", "--resources", p, cid), *words)
+        assert _pids_max(env, cid) == before
+    finally:
+        env.cli("delete", "--force", cid)
+
+
+def _pids_max(env, cid):
+    st = json.load(open(os.path.join(env.root, cid, "state.json")))
+    for path in st["cgroup"]["paths"].values():
+        f = os.path.join(path, "pids.max")
+        if os.path.exists(f):
+            return open(f).read()
+    return None
+
+
+@pytest.mark.parametrize("phase", ["prestart", "createRuntime"])
+def test_hook_with_garbage_output(env, phase):
+    """A failing hook's output is echoed in the error: cut, escaped, one line."""
+    script = os.path.join(env.tmp, "hook.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nhead -c 200000 /dev/urandom\nprintf 'line1\\nline2\\n' >&2\n"
+                "head -c 100000 /dev/zero | tr '\\0' 'x' >&2\nexit 3\n")
+    os.chmod(script, 0o755)
+    env.cfg["hooks"] = {phase: [{"path": script}]}
+    line = refused(env.run(["true"]), f"hooks.{phase}[0]", "exit status 3", "line1\\\\nline2", "more)")
+    assert len(line) < 900
+
+
+def test_hook_with_garbage_output_that_succeeds(env):
+    script = os.path.join(env.tmp, "hook.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nhead -c 200000 /dev/urandom\nhead -c 200000 /dev/urandom >&2\nexit 0\n")
+    os.chmod(script, 0o755)
+    env.cfg["hooks"] = {"prestart": [{"path": script}], "poststop": [{"path": script}]}
+    r = env.run(["echo", "ran"])
+    assert r.returncode == 0 and r.stdout == "ran\n", r.stderr[-2000:]
+
+
+def _tamper(env, cid, name, how):
+    p = os.path.join(env.root, cid, name)
+    with open(p, "rb") as f:
+        data = f.read()
+    if how == "truncate":
+        data = data[: len(data) // 2]
+    elif how == "empty":
+        data = b""
+    elif how == "garbage":
+        data = b"\xff\0garbage" * 100
+    elif how == "wrong-types":
+        st = json.loads(data)
+        st.update(pid="1", cgroup="x", hooks=[])
+        data = json.dumps(st).encode()
+    elif how == "root-cgroup":
+        st = json.loads(data)
+        st["cgroup"]["paths"] = {mp: mp for mp in st["cgroup"]["paths"]}
+        data = json.dumps(st).encode()
+    with open(p, "wb") as f:
+        f.write(data)
+
+
+@pytest.mark.parametrize("how", ["truncate", "empty", "garbage", "wrong-types", "root-cgroup"])
+@pytest.mark.parametrize("with_record", [True, False])
+def test_tampered_state(env, how, with_record):
+    """A truncated or tampered state.json (and no front-end record, or one):
+    list still lists the other containers, delete --force still removes the
+    container (its process and cgroup: the env fixture checks), and no
+    command prints a traceback."""
+    good = env.create(["sleep", "100"])
+    bad = env.create(["sleep", "100"])
+    if not with_record:
+        os.unlink(os.path.join(env.root, bad, "fast"))
+    _tamper(env, bad, "state.json", how)
+    try:
+        r = env.cli("list", "-q")
+        assert r.returncode == 0 and good in r.stdout.split(), r.stderr
+        assert "Traceback" not in r.stderr
+        if not with_record:
+            assert f"{bad}: state of container {bad} is corrupt" in r.stderr
+            refused(env.cli("state", bad), f"state of container {bad} is corrupt")
+            refused(env.cli("delete", bad), f"state of container {bad} is corrupt")
+        r = env.cli("delete", "--force", bad)
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        assert not os.path.exists(os.path.join(env.root, bad))
+        assert env.state(good)["status"] == "created"
+    finally:
+        env.cli("delete", "--force", good)
+        env.cli("delete", "--force", bad)
+
+
+def test_tampered_front_end_record(env):
+    """A record that does not parse, or names a root cgroup, is left to
+    Python (which reads state.json): delete --force still works."""
+    for rec in (b"ocirun-fast 1\npid 99999999999999999999999\n", b"garbage\xff", b""):
+        cid = env.create(["sleep", "100"])
+        with open(os.path.join(env.root, cid, "fast"), "wb") as f:
+            f.write(rec)
+        assert env.state(cid)["status"] == "created"
+        r = env.cli("delete", "--force", cid)
+        assert r.returncode == 0 and not r.stderr, r.stderr
