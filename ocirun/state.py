@@ -46,9 +46,9 @@ def check_state(st, cid):
     _want(t is None or (isinstance(t, int) and not isinstance(t, bool) and t >= 0), "start_time")
     for k in ("bundle", "rootfs", "created", "ociVersion", "config"):
         _want(isinstance(st.get(k, ""), str), k)
-    ann = st.get("annotations") or {}
+    ann = st.get("annotations", {})
     _want(isinstance(ann, dict) and all(isinstance(v, str) for v in ann.values()), "annotations")
-    _want(isinstance(st.get("ns") or [], list), "ns")
+    _want(isinstance(st.get("ns", []), list), "ns")
     cg = st.get("cgroup")
     if cg is not None:
         _want(isinstance(cg, dict) and cg.get("version") in (1, 2) and isinstance(cg.get("paths"), dict)
@@ -58,7 +58,7 @@ def check_state(st, cid):
             # anything but a normalised absolute path
             _want(isinstance(path, str) and path.startswith("/") and os.path.normpath(path) == path
                   and path != mp and not _cgroup_root(path, cg["version"]) and "\n" not in path, "cgroup.paths")
-    hooks = st.get("hooks") or {}
+    hooks = st.get("hooks", {})
     _want(isinstance(hooks, dict), "hooks")
     for phase, lst in hooks.items():
         _want(isinstance(lst, list), f"hooks.{phase}")

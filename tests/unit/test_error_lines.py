@@ -69,3 +69,83 @@ def test_stray_exception_is_one_line(monkeypatch, capfd, tmp_path):
     monkeypatch.setattr(commands, "cmd_list", lambda *_a: (_ for _ in ()).throw(RecursionError()))
     assert cli.main(["--root", str(tmp_path), "list"]) == 1
     assert "ocirun list failed: input nested too deeply" in capfd.readouterr().err
+
+
+def _state(cg):
+    return {"id": "c", "pid": 4242, "start_time": 1, "bundle": "/b", "rootfs": "/b/rootfs", "created": "x",
+            "ociVersion": "1.2.1", "cgroup": cg, "hooks": {}}
+
+
+V1 = {"/sys/fs/cgroup/pids": "/sys/fs/cgroup/pids/c", "/sys/fs/cgroup/freezer": "/sys/fs/cgroup/freezer/a/c"}
+
+
+@pytest.mark.parametrize("cg,ok", [
+    (None, True),
+    ({"version": 1, "paths": V1}, True),
+    ({"version": 2, "paths": {"/sys/fs/cgroup": "/sys/fs/cgroup/c"}}, True),
+    # a hierarchy's root: delete would kill every process in it
+    ({"version": 1, "paths": dict(V1, **{"/sys/fs/cgroup/pids": "/sys/fs/cgroup/pids"})}, False),
+    ({"version": 1, "paths": {"/sys/fs/cgroup/pids": "/sys/fs/cgroup/cpu"}}, False),
+    ({"version": 2, "paths": {"/sys/fs/cgroup": "/sys/fs/cgroup"}}, False),
+    ({"version": 2, "paths": {"/sys/fs/cgroup": "/sys/fs/cgroup/c/.."}}, False),
+    ({"version": 1, "paths": {"/sys/fs/cgroup/pids": "relative/c"}}, False),
+    ({"version": 3, "paths": V1}, False),
+    ({"version": 1, "paths": {}}, False),
+    ("x", False),
+])
+def test_state_cgroup_paths_checked(cg, ok):
+    from ocirun.state import check_state
+
+    if ok:
+        assert check_state(_state(cg), "c")
+    else:
+        with pytest.raises(ValueError):
+            check_state(_state(cg), "c")
+
+
+@pytest.mark.parametrize("field,value", [("pid", "1"), ("pid", -1), ("pid", 2**40), ("pid", True),
+                                         ("start_time", "x"), ("id", "other"), ("hooks", []),
+                                         ("hooks", {"poststop": [{"path": 5}]}), ("annotations", {"k": 1})])
+def test_state_fields_checked(field, value):
+    from ocirun.state import check_state
+
+    st = _state(None)
+    st[field] = value
+    with pytest.raises(ValueError):
+        check_state(st, "c")
+
+
+def test_front_end_record_refuses_root_cgroups_and_bad_numbers(tmp_path):
+    """The C parser hands such a record to Python rather than act on it."""
+    import os
+    import shutil
+    import subprocess
+
+    from ocirun.state import fast_record
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    front = os.path.join(repo, "csrc", "front")
+    exe = tmp_path / "check"
+    srcs = [os.path.join(repo, "tests", "unit", "c", "front_record_check.c")] + [
+        os.path.join(front, f) for f in ("record.c", "log.c", "commands.c")]
+    b = subprocess.run([cc, "-O1", "-I", front, "-o", str(exe), *srcs], capture_output=True, text=True)
+    assert b.returncode == 0, b.stderr
+
+    def parse(rec):
+        (tmp_path / "fast").write_bytes(rec)
+        return subprocess.run([str(exe), str(tmp_path)], capture_output=True, text=True).stdout.strip()
+
+    good = fast_record(_state({"version": 1, "paths": V1}))
+    assert parse(good) == "ok 2"
+    assert parse(good.replace(b"cg /sys/fs/cgroup/pids/c\n", b"cg /sys/fs/cgroup/pids\n")) == "rejected"
+    assert parse(good.replace(b"cg /sys/fs/cgroup/pids/c\n", b"cg /sys/fs/cgroup/pids/c/..\n")) == "rejected"
+    assert parse(good.replace(b"cg /sys/fs/cgroup/pids/c\n", b"cg /sys/fs/cgroup/pids//c\n")) == "rejected"
+    v2 = fast_record(_state({"version": 2, "paths": {"/sys/fs/cgroup": "/sys/fs/cgroup/c"}}))
+    assert parse(v2) == "ok 1"
+    assert parse(v2.replace(b"cg /sys/fs/cgroup/c\n", b"cg /sys/fs/cgroup\n")) == "rejected"
+    assert parse(good.replace(b"pid 4242", b"pid 99999999999999999999")) == "rejected"
+    assert parse(good.replace(b"pid 4242", b"pid -4242")) == "rejected"
+    assert parse(good.replace(b"pid 4242", b"pid 4294967296")) == "rejected"
