@@ -801,7 +801,7 @@ def _memory_policy(plan, linux):
         raise ConfigError(f"linux.memoryPolicy.mode: unknown mode {mode!r}")
     value = MPOL_MODES[mode]
     for i, fl in enumerate(_list(mp.get("flags"), "linux.memoryPolicy.flags")):
-        if fl not in MPOL_FLAGS:
+        if _str(fl, f"linux.memoryPolicy.flags[{i}]") not in MPOL_FLAGS:
             raise ConfigError(f"linux.memoryPolicy.flags[{i}]: unknown flag {fl!r}")
         value |= MPOL_FLAGS[fl]
     nodes = _str(mp.get("nodes"), "linux.memoryPolicy.nodes")
@@ -824,7 +824,7 @@ def _scheduling(plan, proc):
             raise ConfigError(f"{f}.policy: unknown policy {pol!r}")
         flags = 0
         for i, fl in enumerate(_list(sch.get("flags"), f + ".flags")):
-            if fl not in SCHED_FLAGS:
+            if _str(fl, f"{f}.flags[{i}]") not in SCHED_FLAGS:
                 raise ConfigError(f"{f}.flags[{i}]: unknown flag {fl!r}")
             flags |= SCHED_FLAGS[fl]
         nice = _int(sch.get("nice"), f + ".nice", -20, 19) or 0
