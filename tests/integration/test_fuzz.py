@@ -12,7 +12,8 @@ paths) and `ocirun run` must, for every case:
 
 The default run is short for CI (OCIRUN_FUZZ_EXAMPLES, default 300 cases, ~25 s);
 `OCIRUN_FUZZ_EXAMPLES=5000` runs thousands; OCIRUN_FUZZ_LOG=FILE appends each
-case's exit status and error line to FILE (to review what was refused).  Hypothesis picks a new seed
+case's exit status and error line to FILE (to review what was refused), and
+OCIRUN_FUZZ_RUNC=/usr/bin/runc adds what runc made of the same config.  Hypothesis picks a new seed
 each run and prints the failing config (shrunk) and `@seed` to replay it
 (pytest --hypothesis-seed=N).
 
@@ -302,9 +303,28 @@ def check_one_run(env, data):
     if p.returncode == 1 and "ran" not in stdout:
         assert len(errors) == 1, stderr[-2000:]
     if os.environ.get("OCIRUN_FUZZ_LOG"):
+        runc = _runc_side(env, cid) if os.environ.get("OCIRUN_FUZZ_RUNC") else ""
         with open(os.environ["OCIRUN_FUZZ_LOG"], "a") as f:
-            f.write(f"{p.returncode} {'ran' if 'ran' in stdout else '-'} {errors[0] if errors else ''}\n")
+            f.write(f"{p.returncode} {'ran' if 'ran' in stdout else '-'}{runc} {errors[0] if errors else ''}\n")
     return p.returncode
+
+
+def _runc_side(env, cid):
+    """OCIRUN_FUZZ_RUNC=/path/to/runc (with OCIRUN_FUZZ_LOG): the same
+    config through runc, for the log only (" runc=<status>/<ran or ->")."""
+    runc = os.environ["OCIRUN_FUZZ_RUNC"]
+    root = os.path.join(env.tmp, "runc-state")
+    with tempfile.TemporaryFile() as out:
+        try:
+            p = subprocess.run([runc, "--root", root, "run", "-b", env.bundle, cid], stdin=subprocess.DEVNULL,
+                               stdout=out, stderr=subprocess.DEVNULL, timeout=60)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            rc = "hang"
+        subprocess.run([runc, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
+        out.seek(0)
+        ran = "ran" if b"ran" in out.read() else "-"
+    return f" runc={rc}/{ran}"
 
 
 @settings(settings.get_profile("ocirun-fuzz"))
