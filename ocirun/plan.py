@@ -35,6 +35,8 @@ MAX_ITEMS = 4096
 MAX_MOUNTS = 1024 - 1  # one is kept for the runtime's own bind (NOTIFY_SOCKET)
 MAX_RLIMITS = 64
 MAX_GIDS = 65536
+MAX_HOOKS = 64  # createContainer + startContainer
+MAX_HOOK_ITEMS = 256
 
 
 class Plan:
@@ -378,6 +380,7 @@ def _hooks(plan, hooks):
                 raise ConfigError(f"{f}.path: {path}: no such file or directory")
             lst.append({"path": path, "args": args, "env": env, "timeout": timeout})
             if phase in ("createContainer", "startContainer"):
+                _hook_limits(f, args, env, plan)
                 ph = P.HOOK_CREATE_CONTAINER if phase == "createContainer" else P.HOOK_START_CONTAINER
                 payload = P.REC_HOOK.pack(ph, i, timeout or 0, len(args), len(env), 0) + P.cstr(path)
                 payload += b"".join(P.cstr(a) for a in args) + b"".join(P.cstr(e) for e in env)
@@ -388,6 +391,17 @@ def _hooks(plan, hooks):
         plan.hook_sync = True
         plan.w.flag(P.R_HOOK_SYNC)
     return out
+
+
+def _hook_limits(f, args, env, plan):
+    """What the C init takes for the hooks it runs in the container."""
+    for key, v in (("args", args), ("env", env)):
+        if len(v) > MAX_HOOK_ITEMS:
+            raise ConfigError(f"{f}.{key}: {len(v)} entries, more than the {MAX_HOOK_ITEMS} the runtime supports")
+    plan.in_container_hooks = getattr(plan, "in_container_hooks", 0) + 1
+    if plan.in_container_hooks > MAX_HOOKS:
+        raise ConfigError(f"{f}: more than the {MAX_HOOKS} createContainer and startContainer hooks the runtime "
+                          "supports")
 
 
 def _namespaces(plan, linux):

@@ -321,3 +321,15 @@ def test_tampered_front_end_record(env):
         assert env.state(cid)["status"] == "created"
         r = env.cli("delete", "--force", cid)
         assert r.returncode == 0 and not r.stderr, r.stderr
+
+
+def test_in_container_hook_limits_name_the_field(env):
+    env.cfg["hooks"] = {"createContainer": [{"path": "/bin/true", "args": ["true"] * 257}]}
+    refused(env.run(["true"]), "hooks.createContainer[0].args: 257 entries, more than the 256")
+    env.cfg["hooks"] = {"startContainer": [{"path": "/bin/true", "env": ["A=1"] * 300}]}
+    refused(env.run(["true"]), "hooks.startContainer[0].env: 300 entries, more than the 256")
+    env.cfg["hooks"] = {"createContainer": [{"path": "/bin/true"}] * 40, "startContainer": [{"path": "/bin/true"}] * 25}
+    refused(env.run(["true"]), "hooks.startContainer[24]: more than the 64 createContainer and startContainer hooks")
+    env.cfg["hooks"] = {"createContainer": [{"path": "/bin/true", "args": ["true"] * 256}] * 64}
+    r = env.run(["echo", "ran"])
+    assert r.returncode == 0 and r.stdout == "ran\n", r.stderr[-2000:]
