@@ -213,7 +213,7 @@ def mutated(draw, base):
                     del parent[p[-1]]
             else:
                 parent[p[-1]] = _value_for(draw, p)
-            notes.append((op, p))
+            notes.append((op, p) if op == "drop" else (op, p, str(parent[p[-1]])[:60]))
         elif op == "add":
             p = draw(st.sampled_from(sorted(EXTRA_FIELDS)))
             o = cfg
@@ -225,10 +225,10 @@ def mutated(draw, base):
                 o = o.setdefault(k, {})
             if ok and isinstance(o, dict):
                 o[p[-1]] = EXTRA_FIELDS[p](draw)
-                notes.append((op, p))
+                notes.append((op, p, str(o[p[-1]])[:60]))
         elif op == "mount" and isinstance(cfg.get("mounts"), list):
             cfg["mounts"].append(_mount(draw))
-            notes.append((op,))
+            notes.append((op, str(cfg["mounts"][-1])[:100]))
         elif op == "ns" and isinstance(cfg.get("linux"), dict) and isinstance(cfg["linux"].get("namespaces"), list):
             ns = {"type": draw(st.sampled_from(ENUMS["namespaces.type"]))}
             if draw(st.booleans()):
@@ -268,7 +268,7 @@ class _One:
         self.root, self.tmp, self.cmd, self.ids = env.root, env.tmp, env.cmd, [cid]
 
 
-def check_one_run(env, data):
+def check_one_run(env, data, notes=()):
     cid = env.new_id("fz")
     env.ids.remove(cid)  # checked here, case by case
     with open(os.path.join(env.bundle, "config.json"), "wb") as f:
@@ -305,7 +305,8 @@ def check_one_run(env, data):
     if os.environ.get("OCIRUN_FUZZ_LOG"):
         runc = _runc_side(env, cid) if os.environ.get("OCIRUN_FUZZ_RUNC") else ""
         with open(os.environ["OCIRUN_FUZZ_LOG"], "a") as f:
-            f.write(f"{p.returncode} {'ran' if 'ran' in stdout else '-'}{runc} {errors[0] if errors else ''}\n")
+            f.write(f"{p.returncode} {'ran' if 'ran' in stdout else '-'}{runc} {errors[0] if errors else ''}"
+                    f" {str(notes)[:300]}\n")
     return p.returncode
 
 
@@ -332,5 +333,5 @@ def _runc_side(env, cid):
 def test_fuzzed_config(env, data):
     text, notes = data.draw(mutated(base_cfg()), label="config")
     data.draw(st.just(notes), label="mutations")
-    rc = check_one_run(env, text)
+    rc = check_one_run(env, text, notes)
     hypothesis.event(f"exit status {rc}")
