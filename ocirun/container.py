@@ -7,7 +7,7 @@ import time
 
 from ocirun import log
 from ocirun.errors import ContainerNotFound, OcirunError, StateError
-from ocirun.state import FIFO, never_executed, pid_start_time, public_state, status, validate_id
+from ocirun.state import FIFO, StateCorrupt, never_executed, pid_start_time, public_state, status, validate_id
 
 
 def _rfc3339_now():
@@ -524,6 +524,11 @@ def delete(store, cid, force=False):
             if force:
                 return
             raise
+        except StateCorrupt as e:
+            if not force:
+                raise
+            _delete_corrupt(store, cid, e)
+            return
         s = status(store, st)
         if s in ("running", "paused") and not force:
             raise StateError(f"cannot delete container {cid} that is not stopped: {s}")
@@ -539,6 +544,31 @@ def delete(store, cid, force=False):
         destroy(store, st)
     finally:
         os.close(lockfd)
+
+
+def _delete_corrupt(store, cid, err):
+    """delete --force of a container whose state.json is unusable: its pid
+    cannot be trusted, but its cgroup is where create put it (the saved
+    config's cgroupsPath, else the id): kill what is in there and remove it,
+    then the state directory."""
+    from ocirun import cgroups
+    from ocirun.jsonutil import loads
+
+    log.warning(f"{err}: removing it with what config.json says")
+    try:
+        cfg = loads(store.read_file(cid, "config.json"))
+        from ocirun.plan import _str
+
+        cgp = _str(((cfg.get("linux") or {}) if isinstance(cfg, dict) else {}).get("cgroupsPath"),
+                   "linux.cgroupsPath")
+        # never the root cgroup or the runtime's own (see plan.build)
+        cg = None if cgp and all(p in ("", ".") for p in cgp.split("/")) else cgroups.resolve(cgp, cid)
+    except Exception as e:  # noqa: BLE001 - best effort; the directory goes regardless
+        log.warning(f"cannot find the cgroup of container {cid}: {e}")
+        cg = None
+    if cg and all(os.path.isdir(p) for p in cg["paths"].values()):
+        destroy(store, {"id": cid, "cgroup": cg})
+    store.remove(cid)
 
 
 def destroy(store, st):
@@ -593,7 +623,10 @@ def list_states(store):
             owner = pwd.getpwuid(uid).pw_name
         except KeyError:
             owner = f"#{uid}"
-        res.append(public_state(store, st, owner))
+        try:
+            res.append(public_state(store, st, owner))
+        except Exception as e:  # noqa: BLE001 - one bad entry must not hide the others
+            log.stderr(f"{cid}: state of container {cid} is unusable: {type(e).__name__}: {e}")
     return res
 
 

@@ -31,6 +31,50 @@ class JSONError(ValueError):
     pass
 
 
+def _careful_error(text, i):
+    """Why `text` failed to parse: only on the error path.  The C scanner
+    reports syntax errors through json.decoder.JSONDecodeError, which it only
+    finds once json.decoder has been imported (otherwise: "SystemError ...
+    returned NULL without setting an exception"); importing it here keeps
+    `json` and `re` off the hot path."""
+    import json.decoder  # noqa: F401  (makes the scanner's errors work)
+
+    try:
+        _scan(text, i)
+    except StopIteration as e:
+        return f"invalid character at offset {e.value}"
+    except ValueError as e:  # json.decoder.JSONDecodeError
+        return str(e)
+    except RecursionError:
+        return NESTING
+    return "invalid JSON"
+
+
+NESTING = "nested too deeply"
+
+
+def _lone_surrogate(obj, path):
+    """The path of the first string (or key) holding a lone UTF-16
+    surrogate ("\\ud800"), which is not Unicode and cannot be encoded."""
+    todo = [(obj, path)]
+    while todo:
+        o, p = todo.pop()
+        if isinstance(o, str):
+            if not o.isascii():
+                try:
+                    o.encode("utf-8")
+                except UnicodeEncodeError as e:
+                    return p, o[e.start]
+        elif isinstance(o, dict):
+            for k, v in o.items():
+                sub = f"{p}.{k}" if p else k
+                todo.append((k, f"a key of {p}" if p else "a top-level key"))
+                todo.append((v, sub))
+        elif isinstance(o, list):
+            todo.extend((v, f"{p}[{j}]") for j, v in enumerate(o))
+    return None
+
+
 def loads(text):
     if isinstance(text, (bytes, bytearray)):
         try:
@@ -46,8 +90,19 @@ def loads(text):
         raise JSONError(f"invalid character at offset {e.value}") from None
     except ValueError as e:  # json.decoder.JSONDecodeError
         raise JSONError(str(e)) from None
+    except RecursionError:
+        raise JSONError(NESTING) from None
+    except Exception:  # SystemError: see _careful_error
+        raise JSONError(_careful_error(text, i)) from None
     if text[end:].strip(_WS):
         raise JSONError(f"extra data at offset {end}")
+    # "\ud800" escapes decode to lone surrogates: not text, and they would
+    # fail later wherever the string is encoded
+    if "\\ud" in text or "\\uD" in text:
+        bad = _lone_surrogate(obj, "")
+        if bad:
+            raise JSONError(f"{bad[0] or 'the document'}: lone UTF-16 surrogate {bad[1].encode('unicode_escape').decode()} "
+                            "(not valid Unicode)")
     return obj
 
 

@@ -54,7 +54,39 @@ def _quote(s):
     return dumps(s)
 
 
+# an echoed value (a path, an argument, a key) is cut to this many characters,
+# and a whole message to MSG_MAX once escaped: every line stays well under 1 KB
+WORD_MAX = 160
+MSG_MAX = 640
+_CTRL = {c: f"\\x{c:02x}" for c in list(range(32)) + [127]}
+_CTRL.update({9: "\\t", 10: "\\n", 13: "\\r"})
+
+
+def _cut(s, n):
+    head = n * 2 // 3
+    return f"{s[:head]}...({len(s) - n} more)...{s[len(s) - (n - head):]}"
+
+
+def fit(msg):
+    """The one place error lines are kept short and on one line: control
+    characters are escaped, long runs without a space (an echoed path or
+    value) are cut in the middle, and what is still too long is cut in the
+    middle too, so the field name in front and the cause at the end stay."""
+    msg = str(msg)
+    if msg.isprintable() and len(msg) <= WORD_MAX:
+        return msg
+    msg = msg.translate(_CTRL)
+    if len(msg) > WORD_MAX:
+        msg = " ".join(_cut(w, WORD_MAX) if len(w) > WORD_MAX else w for w in msg.split(" "))
+    whole, keep = msg, len(msg)
+    while len(msg.encode("ascii", "backslashreplace")) > MSG_MAX:
+        keep = max(keep * 3 // 4, 40)
+        msg = _cut(whole, keep)
+    return msg
+
+
 def format_line(level, msg):
+    msg = fit(msg)
     if _opts["format"] == "json":
         from ocirun.jsonutil import dumps
 
@@ -104,10 +136,10 @@ def error(msg):
     _write(format_line("error", msg))
     if _opts["path"]:
         try:
-            os.write(2, (msg + "\n").encode())
+            os.write(2, (fit(msg) + "\n").encode("utf-8", "backslashreplace"))
         except OSError:
             pass
 
 
 def stderr(msg):
-    sys.stderr.write(msg + "\n")
+    sys.stderr.write(fit(msg) + "\n")

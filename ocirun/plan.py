@@ -29,6 +29,14 @@ IPC_SYSCTLS = {
     "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
 }
 U64_MAX = (1 << 64) - 1
+# what the C init takes (csrc/init/init.h MAX_ITEMS, MAX_MOUNTS; plan.c): more
+# is a limit on user input, reported on the field, not an internal error
+MAX_ITEMS = 4096
+MAX_MOUNTS = 1024 - 1  # one is kept for the runtime's own bind (NOTIFY_SOCKET)
+MAX_RLIMITS = 64
+MAX_GIDS = 65536
+MAX_HOOKS = 64  # createContainer + startContainer
+MAX_HOOK_ITEMS = 256
 
 
 class Plan:
@@ -71,11 +79,17 @@ def _obj(v, field, default=None):
     return v
 
 
-def _list(v, field):
+def _list(v, field, limit=None, what="entries"):
+    """An array; null entries are refused here, for every array (no field of
+    the spec has a meaning for them).  `limit`: what the C init takes."""
     if v is None:
         return []
     if not isinstance(v, list):
         raise ConfigError(f"{field}: must be an array")
+    if None in v:
+        raise ConfigError(f"{field}[{v.index(None)}]: must not be null")
+    if limit is not None and len(v) > limit:
+        raise ConfigError(f"{field}: {len(v)} {what}, more than the {limit} the runtime supports")
     return v
 
 
@@ -88,13 +102,18 @@ def _str(v, field, required=False):
         raise ConfigError(f"{field}: must be a string")
     if "\0" in v:
         raise ConfigError(f"{field}: contains a NUL byte")
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{field}: is not valid UTF-8 text") from None
     return v
 
 
 def _int(v, field, lo=None, hi=None, required=False):
     if v is None:
         if required:
-            raise ConfigError(f"{field}: is required")
+            raise ConfigError(f"{field}: is required (an integer)")
         return None
     if isinstance(v, bool) or not isinstance(v, int):
         raise ConfigError(f"{field}: must be an integer")
@@ -109,6 +128,24 @@ def _bool(v, field):
     if not isinstance(v, bool):
         raise ConfigError(f"{field}: must be a boolean")
     return v
+
+
+def _semver_ident(s, numeric):
+    return bool(s) and s.isascii() and all(c.isalnum() or c == "-" for c in s) and (
+        not numeric or not s.isdigit() or s == "0" or s[0] != "0")
+
+
+def is_semver(v):
+    """SemVer 2.0.0 (https://semver.org), without the `re` module (start-up
+    cost): MAJOR.MINOR.PATCH[-pre.release][+build]."""
+    core, _, build = v.partition("+")
+    if "+" in v and not all(_semver_ident(x, False) for x in build.split(".")):
+        return False
+    core, _, pre = core.partition("-")
+    if "-" in v.partition("+")[0] and not all(_semver_ident(x, True) for x in pre.split(".")):
+        return False
+    nums = core.split(".")
+    return len(nums) == 3 and all(n.isascii() and n.isdigit() and (n == "0" or n[0] != "0") for n in nums)
 
 
 def clean_path(p):
@@ -197,6 +234,8 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     plan.cgroup = cgroup
     w = plan.w
     plan.oci_version = _str(cfg.get("ociVersion"), "ociVersion", required=True)
+    if not is_semver(plan.oci_version):
+        raise ConfigError(f"ociVersion: {plan.oci_version!r} is not a SemVer 2.0.0 version")
     ann = _obj(cfg.get("annotations"), "annotations")
     for k, v in ann.items():
         _str(v, f"annotations.{k}")
@@ -218,6 +257,11 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     plan.rootfs = rootfs
 
     linux = _obj(cfg.get("linux"), "linux")
+    cgp = _str(linux.get("cgroupsPath"), "linux.cgroupsPath")
+    if cgp and all(p in ("", ".") for p in cgp.split("/")):
+        # "/" is the root cgroup, "." the runtime's own: deleting the
+        # container would kill every process in it
+        raise ConfigError(f"linux.cgroupsPath: {cgp!r} names no cgroup of the container's own")
     if _str(linux.get("mountLabel"), "linux.mountLabel") and not selinux_enabled():
         raise ConfigError("linux.mountLabel: selinux mount label is specified, but selinux is disabled or "
                           "not supported on this host")
@@ -287,9 +331,9 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
 
     dev_bound = _mounts(plan, cfg, bundle)
     _devices(plan, linux, dev_bound)
-    for i, p in enumerate(_list(linux.get("readonlyPaths"), "linux.readonlyPaths")):
+    for i, p in enumerate(_list(linux.get("readonlyPaths"), "linux.readonlyPaths", MAX_ITEMS)):
         w.str(P.R_RO_PATH, _abs_path(p, f"linux.readonlyPaths[{i}]"))
-    for i, p in enumerate(_list(linux.get("maskedPaths"), "linux.maskedPaths")):
+    for i, p in enumerate(_list(linux.get("maskedPaths"), "linux.maskedPaths", MAX_ITEMS)):
         w.str(P.R_MASK, _abs_path(p, f"linux.maskedPaths[{i}]"))
     _sysctls(plan, linux, cfg)
 
@@ -371,6 +415,7 @@ def _hooks(plan, hooks):
                 _must_exist(path, f"{f}.path")
             lst.append({"path": path, "args": args, "env": env, "timeout": timeout})
             if phase in ("createContainer", "startContainer"):
+                _hook_limits(f, args, env, plan)
                 ph = P.HOOK_CREATE_CONTAINER if phase == "createContainer" else P.HOOK_START_CONTAINER
                 payload = P.REC_HOOK.pack(ph, i, timeout or 0, len(args), len(env), 0) + P.cstr(path)
                 payload += b"".join(P.cstr(a) for a in args) + b"".join(P.cstr(e) for e in env)
@@ -393,6 +438,17 @@ def _must_exist(path, field):
         from ocirun.errors import strerror
 
         raise ConfigError(f"{field}: {path}: {strerror(e.errno)}") from None
+
+
+def _hook_limits(f, args, env, plan):
+    """What the C init takes for the hooks it runs in the container."""
+    for key, v in (("args", args), ("env", env)):
+        if len(v) > MAX_HOOK_ITEMS:
+            raise ConfigError(f"{f}.{key}: {len(v)} entries, more than the {MAX_HOOK_ITEMS} the runtime supports")
+    plan.in_container_hooks = getattr(plan, "in_container_hooks", 0) + 1
+    if plan.in_container_hooks > MAX_HOOKS:
+        raise ConfigError(f"{f}: more than the {MAX_HOOKS} createContainer and startContainer hooks the runtime "
+                          "supports")
 
 
 def _namespaces(plan, linux):
@@ -489,6 +545,9 @@ def _mount_rec(w, kind, index, flags, prop, aset, aclr, source, dest, fstype, da
         pflags |= P.MNT_REC_BIND
     if rec_prop:
         pflags |= P.MNT_REC_PROP
+    if getattr(w, "nmounts", 0) >= MAX_MOUNTS and index != 0xFFFF:
+        raise ConfigError(f"mounts[{index}]: more than the {MAX_MOUNTS} mounts the runtime supports "
+                          "(a cgroup mount counts once per hierarchy)")
     payload = P.REC_MOUNT.pack(kind, index, pflags, prop & ~T.MS_REC, aset, aclr)
     w.rec(P.R_MOUNT, payload + P.cstr(source) + P.cstr(dest) + P.cstr(fstype) + P.cstr(data))
     w.nmounts = getattr(w, "nmounts", 0) + 1
@@ -630,7 +689,7 @@ def _devices(plan, linux, dev_bound):
     w = plan.w
     user = "user" in plan.ns_new or "user" in plan.ns_paths
     seen = {}
-    for i, d in enumerate(_list(linux.get("devices"), "linux.devices")):
+    for i, d in enumerate(_list(linux.get("devices"), "linux.devices", MAX_ITEMS - len(DEFAULT_DEVICES))):
         f = f"linux.devices[{i}]"
         d = _obj(d, f)
         path = _abs_path(d.get("path"), f + ".path")
@@ -668,7 +727,7 @@ def _sysctls(plan, linux, cfg):
     uts = "uts" in plan.ns_new or "uts" in plan.ns_paths
     for i, (k, v) in enumerate(_obj(linux.get("sysctl"), "linux.sysctl").items()):
         f = f"linux.sysctl.{k}"
-        _str(v, f)
+        _str(v, f, required=True)
         parts = k.split(".")
         if not k or any(not p for p in parts) or any(
                 not all(c.isalnum() or c in "_-" for c in p) for p in parts):
@@ -739,12 +798,12 @@ def _caps(plan, caps):
 def _process(plan, proc, extra_env, console_socket, default_umask=None):
     w = plan.w
     plan.terminal = _bool(proc.get("terminal"), "process.terminal")
+    cs = _obj(proc.get("consoleSize"), "process.consoleSize")
+    rows = _int(cs.get("height"), "process.consoleSize.height", 0, 65535) or 0
+    cols = _int(cs.get("width"), "process.consoleSize.width", 0, 65535) or 0
     if plan.terminal:
-        cs = _obj(proc.get("consoleSize"), "process.consoleSize")
-        rows = _int(cs.get("height"), "process.consoleSize.height", 0, 65535) or 0
-        cols = _int(cs.get("width"), "process.consoleSize.width", 0, 65535) or 0
         w.rec(P.R_TERMINAL, struct.pack("=II", rows, cols))
-    for j, rl in enumerate(_list(proc.get("rlimits"), "process.rlimits")):
+    for j, rl in enumerate(_list(proc.get("rlimits"), "process.rlimits", MAX_RLIMITS)):
         f = f"process.rlimits[{j}]"
         rl = _obj(rl, f)
         t = _str(rl.get("type"), f + ".type", required=True)
@@ -755,13 +814,13 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
         plan.rlimits.append(t)
         w.rec(P.R_RLIMIT, struct.pack("=IIQQ", T.RLIMITS[t], j, soft, hard))
     user = _obj(proc.get("user"), "process.user")
-    uid = _int(user.get("uid", 0), "process.user.uid", 0, 2**32 - 2)
-    gid = _int(user.get("gid", 0), "process.user.gid", 0, 2**32 - 2)
+    uid = _int(user.get("uid", 0), "process.user.uid", 0, 2**32 - 2, required=True)
+    gid = _int(user.get("gid", 0), "process.user.gid", 0, 2**32 - 2, required=True)
     umask = _int(user.get("umask"), "process.user.umask", 0, 0o777)
     if umask is None:
         umask = default_umask
     gids = [_int(g, f"process.user.additionalGids[{k}]", 0, 2**32 - 2)
-            for k, g in enumerate(_list(user.get("additionalGids"), "process.user.additionalGids"))]
+            for k, g in enumerate(_list(user.get("additionalGids"), "process.user.additionalGids", MAX_GIDS))]
     if _str(user.get("username"), "process.user.username"):
         raise ConfigError("process.user.username: is only meaningful on Windows")
     w.rec(P.R_USER, struct.pack("=IIiI", uid, gid, -1 if umask is None else umask, len(gids))
@@ -774,7 +833,7 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
     if not cwd.startswith("/"):
         raise ConfigError("process.cwd: must be an absolute path")
     w.str(P.R_CWD, clean_path(cwd))
-    args = _list(proc.get("args"), "process.args")
+    args = _list(proc.get("args"), "process.args", MAX_ITEMS)
     if not args:
         raise ConfigError("process.args: must not be empty")
     for j, a in enumerate(args):
@@ -787,10 +846,14 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
         e = _str(e, f"process.env[{j}]")
         if "=" not in e:
             raise ConfigError(f"process.env[{j}]: invalid environment variable {e!r}")
+        if e.startswith("="):
+            raise ConfigError(f"process.env[{j}]: invalid environment variable {e!r}: the name is empty")
         byname[e.split("=", 1)[0]] = e
     for e in extra_env:
         byname[e.split("=", 1)[0]] = e
     env = list(byname.values())
+    if len(env) > MAX_ITEMS:
+        raise ConfigError(f"process.env: {len(env)} entries, more than the {MAX_ITEMS} the runtime supports")
     plan.env = env
     for e in env:
         w.str(P.R_ENV, e)
@@ -824,7 +887,7 @@ def _memory_policy(plan, linux):
         raise ConfigError(f"linux.memoryPolicy.mode: unknown mode {mode!r}")
     value = MPOL_MODES[mode]
     for i, fl in enumerate(_list(mp.get("flags"), "linux.memoryPolicy.flags")):
-        if fl not in MPOL_FLAGS:
+        if _str(fl, f"linux.memoryPolicy.flags[{i}]") not in MPOL_FLAGS:
             raise ConfigError(f"linux.memoryPolicy.flags[{i}]: unknown flag {fl!r}")
         value |= MPOL_FLAGS[fl]
     nodes = _str(mp.get("nodes"), "linux.memoryPolicy.nodes")
@@ -847,7 +910,7 @@ def _scheduling(plan, proc):
             raise ConfigError(f"{f}.policy: unknown policy {pol!r}")
         flags = 0
         for i, fl in enumerate(_list(sch.get("flags"), f + ".flags")):
-            if fl not in SCHED_FLAGS:
+            if _str(fl, f"{f}.flags[{i}]") not in SCHED_FLAGS:
                 raise ConfigError(f"{f}.flags[{i}]: unknown flag {fl!r}")
             flags |= SCHED_FLAGS[fl]
         nice = _int(sch.get("nice"), f + ".nice", -20, 19) or 0

@@ -113,8 +113,10 @@ def compile_profile(sc, field="linux.seccomp"):
 
     default = _action(sc.get("defaultAction"), sc.get("defaultErrnoRet"), f"{field}.defaultAction")
     flags = 0
-    for i, f in enumerate(sc.get("flags") or []):
-        if f not in FLAGS:
+    from ocirun.plan import _list, _str
+
+    for i, f in enumerate(_list(sc.get("flags"), f"{field}.flags")):
+        if not isinstance(f, str) or f not in FLAGS:
             raise ConfigError(f"{field}.flags[{i}]: unknown seccomp flag {f!r}")
         flags |= FLAGS[f]
     listener = sc.get("listenerPath")
@@ -128,8 +130,8 @@ def compile_profile(sc, field="linux.seccomp"):
     stub_names = []
     try:
         lib.seccomp_attr_set(ctx, lib.SCMP_FLTATR_CTL_NNP, 0)
-        for i, arch in enumerate(sc.get("architectures") or []):
-            if arch not in ARCHS:
+        for i, arch in enumerate(_list(sc.get("architectures"), f"{field}.architectures")):
+            if not isinstance(arch, str) or arch not in ARCHS:
                 raise ConfigError(f"{field}.architectures[{i}]: unknown architecture {arch!r}")
             token = lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
             if token == 0:
@@ -138,7 +140,7 @@ def compile_profile(sc, field="linux.seccomp"):
             r = lib.seccomp_arch_add(ctx, token)
             if r < 0 and r != -17:  # EEXIST: the native one
                 raise ConfigError(f"{field}.architectures[{i}]: {os.strerror(-r).lower()}")
-        for i, rule in enumerate(sc.get("syscalls") or []):
+        for i, rule in enumerate(_list(sc.get("syscalls"), f"{field}.syscalls")):
             rf = f"{field}.syscalls[{i}]"
             if not isinstance(rule, dict):
                 raise ConfigError(f"{rf}: must be an object")
@@ -146,7 +148,7 @@ def compile_profile(sc, field="linux.seccomp"):
             if act & 0xFFFF0000 == ACT_NOTIFY:
                 notify = True
             conds = []
-            for j, a in enumerate(rule.get("args") or []):
+            for j, a in enumerate(_list(rule.get("args"), f"{rf}.args")):
                 af = f"{rf}.args[{j}]"
                 if not isinstance(a, dict):
                     raise ConfigError(f"{af}: must be an object")
@@ -154,7 +156,7 @@ def compile_profile(sc, field="linux.seccomp"):
                 if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx <= 5:
                     raise ConfigError(f"{af}.index: must be 0..5")
                 op = a.get("op")
-                if op not in OPERATORS:
+                if not isinstance(op, str) or op not in OPERATORS:
                     raise ConfigError(f"{af}.op: unknown operator {op!r}")
                 v1, v2 = a.get("value", 0), a.get("valueTwo", 0)
                 for k, v in (("value", v1), ("valueTwo", v2)):
@@ -199,7 +201,7 @@ def compile_profile(sc, field="linux.seccomp"):
         bpf = _enosys_stub(default, _last_syscalls(lib, tokens, stub_names)) + bpf
     finally:
         lib.seccomp_release(ctx)
-    meta = sc.get("listenerMetadata") or ""
+    meta = _str(sc.get("listenerMetadata"), f"{field}.listenerMetadata") or ""
     return Compiled(bpf, flags, notify, listener, meta)
 
 

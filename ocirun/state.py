@@ -18,6 +18,58 @@ FAST_FILE = "fast"
 FAST_MAGIC = "ocirun-fast 2"
 
 
+class StateCorrupt(OcirunError):
+    """state.json cannot be parsed or does not have the shape we write."""
+
+
+def _want(ok, field):
+    if not ok:
+        raise ValueError(field)
+
+
+def _cgroup_root(path, version):
+    """/sys/fs/cgroup, or on v1 /sys/fs/cgroup/<controllers>."""
+    rest = path[len("/sys/fs/cgroup"):].strip("/") if (path + "/").startswith("/sys/fs/cgroup/") else None
+    return rest is not None and (not rest or (version == 1 and "/" not in rest))
+
+
+def check_state(st, cid):
+    """The shape Store.write gives state.json, checked field by field before
+    anything acts on it: a tampered or truncated file must not steer `delete`
+    at another process or cgroup (a path outside the hierarchy, the root
+    cgroup), and must not end a command in a traceback."""
+    _want(isinstance(st, dict), "the top level")
+    _want(st.get("id") == cid, "id")
+    pid = st.get("pid", 0)
+    _want(isinstance(pid, int) and not isinstance(pid, bool) and 0 <= pid < 2**31, "pid")
+    t = st.get("start_time")
+    _want(t is None or (isinstance(t, int) and not isinstance(t, bool) and t >= 0), "start_time")
+    for k in ("bundle", "rootfs", "created", "ociVersion", "config"):
+        _want(isinstance(st.get(k, ""), str), k)
+    ann = st.get("annotations", {})
+    _want(isinstance(ann, dict) and all(isinstance(v, str) for v in ann.values()), "annotations")
+    _want(isinstance(st.get("ns", []), list), "ns")
+    cg = st.get("cgroup")
+    if cg is not None:
+        _want(isinstance(cg, dict) and cg.get("version") in (1, 2) and isinstance(cg.get("paths"), dict)
+              and cg["paths"], "cgroup")
+        for mp, path in cg["paths"].items():
+            # never a hierarchy's root (delete kills what is in it), never
+            # anything but a normalised absolute path
+            _want(isinstance(path, str) and path.startswith("/") and os.path.normpath(path) == path
+                  and path != mp and not _cgroup_root(path, cg["version"]) and "\n" not in path, "cgroup.paths")
+    hooks = st.get("hooks", {})
+    _want(isinstance(hooks, dict), "hooks")
+    for phase, lst in hooks.items():
+        _want(isinstance(lst, list), f"hooks.{phase}")
+        for h in lst:
+            _want(isinstance(h, dict) and isinstance(h.get("path"), str)
+                  and all(isinstance(a, str) for a in h.get("args") or [])
+                  and all(isinstance(e, str) for e in h.get("env") or [])
+                  and (h.get("timeout") is None or isinstance(h["timeout"], int)), f"hooks.{phase}")
+    return st
+
+
 def validate_id(cid):
     """runc's rule: [A-Za-z0-9_+.-]+, not '.' or '..' (G15)."""
     if not cid or cid in (".", "..") or len(cid) > 1024:
@@ -173,9 +225,11 @@ class Store:
         finally:
             os.close(fd)
         try:
-            return loads(data)
+            return check_state(loads(data), cid)
         except JSONError as e:
-            raise OcirunError(f"state of container {cid} is corrupt: {e}") from None
+            raise StateCorrupt(f"state of container {cid} is corrupt: {e}") from None
+        except ValueError as e:
+            raise StateCorrupt(f"state of container {cid} is corrupt: bad {e}") from None
 
     def remove(self, cid):
         d = self.dir(cid)

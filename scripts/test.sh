@@ -10,7 +10,7 @@ scripts/install.sh
 apt_need containerd podman conmon docker.io
 PY=${PYTHON:-python3}
 PIPFLAGS=$(pip_flags)
-$PY -m pip install -q $PIPFLAGS "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4" >/dev/null
+$PY -m pip install -q $PIPFLAGS "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4" "hypothesis>=6" >/dev/null
 # the tests also import ocirun in-process: install it for their interpreter
 # too (install.sh installed it for the runtime's, which may be another one)
 $PY -m pip install -q $PIPFLAGS --upgrade "cffi>=1.15" "setuptools>=61" wheel >/dev/null 2>&1

@@ -2,7 +2,9 @@
  * ocirun/state.py:fast_record under the container's lock (temp + rename), and
  * the status derived from it exactly as state.py:status does. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +28,9 @@ static ssize_t read_all(int fd, char *buf, size_t cap) {
 static int num(const char *s, long long *out) {
   char *end;
   if (!*s) return -1;
+  errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (*end) return -1;
+  if (*end || errno) return -1;
   *out = v;
   return 0;
 }
@@ -45,6 +48,28 @@ static int blob(char **p, char *end, const char *key, const char **out, size_t *
   if (nl[1 + n] != '\n') return -1;
   *p = nl + 2 + n;
   return 0;
+}
+
+/* A cgroup directory the record may name: an absolute path without "." or
+ * ".." or empty components, and never a hierarchy's root (/sys/fs/cgroup,
+ * on v1 /sys/fs/cgroup/<controllers>).  delete kills what is in these and
+ * removes them: a tampered record must not point it at a root cgroup (Python
+ * then reads state.json, which state.py checks the same way). */
+static int cgroup_dir_ok(const char *p, int cgv) {
+  static const char base[] = "/sys/fs/cgroup";
+  if (p[0] != '/') return 0;
+  int parts = 0, below = 0;
+  if (!strncmp(p, base, sizeof(base) - 1) && (p[sizeof(base) - 1] == '/' || !p[sizeof(base) - 1])) below = 1;
+  for (const char *s = p + 1; *s;) {
+    const char *e = strchr(s, '/');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return 0;
+    parts++;
+    s += n + (e ? 1 : 0);
+    if (e && !*s) return 0; /* trailing slash */
+  }
+  /* /sys/fs/cgroup is 3 components; a v1 hierarchy root 4 */
+  return !below || parts > (cgv == 1 ? 4 : 3);
 }
 
 int record_read(const struct ctx *c, struct record *r) {
@@ -71,7 +96,7 @@ int record_read(const struct ctx *c, struct record *r) {
     } else if (!v) {
       return -1;
     } else if (!strcmp(p, "pid")) {
-      if (num(v, &r->pid) < 0) return -1;
+      if (num(v, &r->pid) < 0 || r->pid < 0 || r->pid > INT_MAX) return -1;
       seen |= 1;
     } else if (!strcmp(p, "start")) {
       if (!strcmp(v, "-")) r->start = -1;
@@ -108,6 +133,10 @@ int record_read(const struct ctx *c, struct record *r) {
     p = nl + 1;
   }
   if (seen != 31) return -1;
+  for (int i = 0; i < r->ncg; i++)
+    if (!cgroup_dir_ok(r->cg[i], r->cgv)) return -1;
+  for (int i = 0; i < r->nmade; i++)
+    if (!cgroup_dir_ok(r->made[i], r->cgv)) return -1;
   if (blob(&p, end, "head", &r->head, &r->head_len) < 0) return -1;
   if (blob(&p, end, "tail", &r->tail, &r->tail_len) < 0) return -1;
   return 0;

@@ -192,8 +192,27 @@ def main(argv=None):
     front.take()
     try:
         return _main(sys.argv[1:] if argv is None else argv)
+    except Exception as e:  # before a command was chosen (its own handler is in _main)
+        _stray(None, e)
+        return 1
     finally:
         front.stop_primer()
+
+
+def _stray(cmd, e):
+    """The last resort: an exception nothing else turned into an error line
+    becomes one line (and one log record) naming the command, never a
+    traceback.  Whatever the command had created is already undone by its
+    own `except BaseException: ...; raise` blocks on the way out."""
+    from ocirun import log
+
+    if isinstance(e, RecursionError):
+        why = "input nested too deeply"
+    elif isinstance(e, MemoryError):
+        why = "out of memory"
+    else:
+        why = f"internal error: {type(e).__name__}: {e}"
+    log.error(f"ocirun {cmd} failed: {why}" if cmd else f"ocirun: {why}")
 
 
 def _main(argv):
@@ -272,4 +291,7 @@ def _main(argv):
         where = f"{e.filename}: " if e.filename else ""
         msg = f"{where}{strerror(e.errno) if e.errno else e}"
         log.error(f"ocirun {cmd} failed: {msg}" if cmd in ("create", "run") else msg)
+        return 1
+    except Exception as e:
+        _stray(cmd, e)
         return 1
