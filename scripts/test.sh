@@ -4,10 +4,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 scripts/install.sh
-# engines for tests/engines (each engine's tests skip when it is missing);
+# engines for tests/engines (each engine's tests skip when it is missing), and strace
+# for the test that watches the bootstrap's prctl calls;
 # idempotent: apt is only called when a package is not installed yet
 . scripts/lib.sh
-apt_need containerd podman conmon docker.io
+apt_need containerd podman conmon docker.io strace
 PY=${PYTHON:-python3}
 PIPFLAGS=$(pip_flags)
 $PY -m pip install -q $PIPFLAGS "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4" "hypothesis>=6" >/dev/null
