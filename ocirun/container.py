@@ -561,8 +561,13 @@ def _delete_corrupt(store, cid, err):
 
         cgp = _str(((cfg.get("linux") or {}) if isinstance(cfg, dict) else {}).get("cgroupsPath"),
                    "linux.cgroupsPath")
-        # never the root cgroup or the runtime's own (see plan.build)
-        cg = None if cgp and all(p in ("", ".") for p in cgp.split("/")) else cgroups.resolve(cgp, cid)
+        # never the root cgroup or the runtime's own: resolve refuses those
+        cg = cgroups.resolve(cgp, cid)
+        if cg:
+            # which directories create made is lost with the state: the
+            # container's own groups only (create refused a non-empty one),
+            # never a parent
+            cg["made"] = sorted(set(cg["paths"].values()), key=len, reverse=True)
     except Exception as e:  # noqa: BLE001 - best effort; the directory goes regardless
         log.warning(f"cannot find the cgroup of container {cid}: {e}")
         cg = None

@@ -257,11 +257,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     plan.rootfs = rootfs
 
     linux = _obj(cfg.get("linux"), "linux")
-    cgp = _str(linux.get("cgroupsPath"), "linux.cgroupsPath")
-    if cgp and all(p in ("", ".") for p in cgp.split("/")):
-        # "/" is the root cgroup, "." the runtime's own: deleting the
-        # container would kill every process in it
-        raise ConfigError(f"linux.cgroupsPath: {cgp!r} names no cgroup of the container's own")
+    _str(linux.get("cgroupsPath"), "linux.cgroupsPath")  # "/" and the like: cgroups.resolve refuses them
     if _str(linux.get("mountLabel"), "linux.mountLabel") and not selinux_enabled():
         raise ConfigError("linux.mountLabel: selinux mount label is specified, but selinux is disabled or "
                           "not supported on this host")
