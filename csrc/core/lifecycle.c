@@ -239,6 +239,28 @@ int lc_remove_cgroup(const char *dir, double deadline, char *bad, size_t badlen)
   return rmtree_cg(dir, 0, deadline, bad, badlen);
 }
 
+int lc_remove_made(const char *const *made, int nmade, const char *const *own, int nown, double deadline,
+                   char *bad, size_t badlen) {
+  int rc = 0;
+  if (bad && badlen) bad[0] = 0;
+  for (int i = 0; i < nmade; i++) {
+    int is_own = 0;
+    for (int j = 0; j < nown; j++)
+      if (!strcmp(made[i], own[j])) is_own = 1;
+    if (!is_own) {
+      rmdir(made[i]);
+      continue;
+    }
+    char here[4200];
+    int err = lc_remove_cgroup(made[i], deadline, here, sizeof(here));
+    if (err && !rc) {
+      rc = err;
+      if (bad && badlen) snprintf(bad, badlen, "%s", here);
+    }
+  }
+  return rc;
+}
+
 /* everything in the directory fd (closed here), recursively, on device dev */
 static void empty_dir(int fd, dev_t dev, int depth) {
   DIR *d = fdopendir(fd);
@@ -324,4 +346,14 @@ int lc_in_user_namespace(void) {
   for (const char *q = b + used; *q; q++)
     if (*q != ' ' && *q != '\n') return 1; /* a second line */
   return !(a == 0 && c == 0 && len == 4294967295UL);
+}
+
+const char *lc_default_root(const char *xdg, char *buf, size_t cap) {
+  if (!xdg || !*xdg || (geteuid() == 0 && !lc_in_user_namespace())) return "/run/ocirun";
+  size_t n = strlen(xdg);
+  while (n > 0 && xdg[n - 1] == '/') n--;
+  if (n + sizeof("/ocirun") > cap) return "/run/ocirun";
+  memcpy(buf, xdg, n);
+  memcpy(buf + n, "/ocirun", sizeof("/ocirun"));
+  return buf;
 }

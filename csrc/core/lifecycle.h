@@ -69,6 +69,15 @@ int lc_rmdir_retry(const char *dir, double deadline);
  * directory that could not go in bad. */
 int lc_remove_cgroup(const char *dir, double deadline, char *bad, size_t badlen);
 
+/* What ocirun made for a container's cgroup (made: deepest first): a
+ * directory that is one of the container's own (own) goes with every
+ * sub-group in it (lc_remove_cgroup); a parent it created goes only if
+ * nothing else uses it by now (one rmdir, errors ignored: not ours to take).
+ * 0, or the first errno with the directory that could not go in bad; the
+ * others are still tried. */
+int lc_remove_made(const char *const *made, int nmade, const char *const *own, int nown, double deadline,
+                   char *bad, size_t badlen);
+
 /* A container's state directory as a whole: everything in it, recursively,
  * then itself; symlinks are removed, never followed, and nothing on
  * another file system (a mount) is entered.  0 (also when it is gone) or
@@ -84,5 +93,10 @@ const char *lc_strerror(int e);
 
 /* runc's userns.RunningInUserNS(): anything but the initial identity map */
 int lc_in_user_namespace(void);
+
+/* runc's default --root: a non-root user, or root in a user namespace, with
+ * XDG_RUNTIME_DIR (xdg, may be NULL) keeps state in $XDG_RUNTIME_DIR/ocirun;
+ * else /run/ocirun.  The result is in buf, or a static string. */
+const char *lc_default_root(const char *xdg, char *buf, size_t cap);
 
 #endif

@@ -147,6 +147,74 @@ static PyObject *py_remove_cgroup(PyObject *self, PyObject *args) {
   return Py_BuildValue("(iO&)", r, PyUnicode_DecodeFSDefault, bad);
 }
 
+/* a list of paths -> their bytes (a new list, kept alive) and char pointers */
+static int path_list(PyObject *seq, PyObject **keep, const char ***out, int *n) {
+  PyObject *fast = PySequence_Fast(seq, "a list of paths expected");
+  if (!fast) return 0;
+  Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
+  *keep = PyList_New(len);
+  *out = PyMem_Calloc((size_t)len + 1, sizeof(char *));
+  if (!*keep || !*out) {
+    Py_DECREF(fast);
+    Py_XDECREF(*keep);
+    PyMem_Free(*out);
+    PyErr_NoMemory();
+    return 0;
+  }
+  for (Py_ssize_t i = 0; i < len; i++) {
+    PyObject *b;
+    if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i), &b)) {
+      Py_DECREF(fast);
+      Py_DECREF(*keep);
+      PyMem_Free(*out);
+      return 0;
+    }
+    PyList_SET_ITEM(*keep, i, b);
+    (*out)[i] = PyBytes_AS_STRING(b);
+  }
+  Py_DECREF(fast);
+  *n = (int)len;
+  return 1;
+}
+
+static PyObject *py_remove_made(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *mo, *oo, *mkeep, *okeep;
+  const char **made, **own;
+  int nmade, nown, r;
+  double timeout;
+  char bad[4200];
+  if (!PyArg_ParseTuple(args, "OOd", &mo, &oo, &timeout)) return NULL;
+  if (!path_list(mo, &mkeep, &made, &nmade)) return NULL;
+  if (!path_list(oo, &okeep, &own, &nown)) {
+    Py_DECREF(mkeep);
+    PyMem_Free(made);
+    return NULL;
+  }
+  double deadline = lc_monotonic() + timeout;
+  Py_BEGIN_ALLOW_THREADS
+  r = lc_remove_made(made, nmade, own, nown, deadline, bad, sizeof(bad));
+  Py_END_ALLOW_THREADS
+  Py_DECREF(mkeep);
+  Py_DECREF(okeep);
+  PyMem_Free(made);
+  PyMem_Free(own);
+  if (!r) Py_RETURN_NONE;
+  return Py_BuildValue("(iO&)", r, PyUnicode_DecodeFSDefault, bad);
+}
+
+static PyObject *py_default_root(PyObject *self, PyObject *arg) {
+  (void)self;
+  char buf[4200];
+  PyObject *b = NULL;
+  if (arg != Py_None && !(b = fs_bytes(arg))) return NULL;
+  const char *xdg = b ? PyBytes_AS_STRING(b) : NULL;
+  if (b && strlen(xdg) != (size_t)PyBytes_GET_SIZE(b)) xdg = NULL;
+  PyObject *res = PyUnicode_DecodeFSDefault(lc_default_root(xdg, buf, sizeof(buf)));
+  Py_XDECREF(b);
+  return res;
+}
+
 static PyObject *py_remove_dir(PyObject *self, PyObject *arg) {
   (void)self;
   PyObject *dir;
@@ -183,6 +251,8 @@ static PyMethodDef METHODS[] = {
     {"signal", py_signal, METH_VARARGS, "(pid, start, sig) through a checked pidfd: 0 or -errno"},
     {"wait_dead", py_wait_dead, METH_VARARGS, "(pid, start, timeout ms): 1 gone, 0 alive, -errno"},
     {"remove_cgroup", py_remove_cgroup, METH_VARARGS, "(dir, timeout s): None or (errno, dir)"},
+    {"remove_made", py_remove_made, METH_VARARGS, "(made, own, timeout s): None or (errno, dir)"},
+    {"default_root", py_default_root, METH_O, "(XDG_RUNTIME_DIR or None): runc's default --root"},
     {"remove_dir", py_remove_dir, METH_O, "a state directory as a whole: 0 or -errno"},
     {"strerror", py_strerror, METH_O, "errno text in glibc's wording"},
     {"in_user_namespace", py_in_user_namespace, METH_NOARGS, "runc's RunningInUserNS()"},

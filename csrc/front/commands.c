@@ -168,36 +168,18 @@ int cmd_kill(struct ctx *c, int sig) {
   return 0;
 }
 
-static void lower(char *s) {
-  for (; *s; s++) *s = (char)tolower((unsigned char)*s);
-}
-
-/* cgroups.remove: only what ocirun made; a container group goes with its
- * sub-groups, a parent only if nothing else uses it by now.  0 or -1 (the
- * error is logged) */
+/* cgroups.remove: only what ocirun made (csrc/core/lifecycle.c:lc_remove_made).
+ * 0 or -1 (the error is logged) */
 static int remove_cgroups(const struct ctx *c, const struct record *r) {
-  double deadline = lc_monotonic() + 5;
-  int rc = 0;
-  for (int i = 0; i < r->nmade; i++) {
-    int own = 0;
-    for (int j = 0; j < r->ncg; j++)
-      if (!strcmp(r->made[i], r->cg[j])) own = 1;
-    if (!own) {
-      rmdir(r->made[i]);
-      continue;
-    }
-    char bad[4200];
-    int err = lc_remove_cgroup(r->made[i], deadline, bad, sizeof(bad));
-    if (err && !rc) {
-      char es[128], msg[4400];
-      snprintf(es, sizeof(es), "%s", lc_strerror(err));
-      lower(es);
-      snprintf(msg, sizeof(msg), "removing cgroup %s: %s", bad, es);
-      log_error(c, msg);
-      rc = -1;
-    }
-  }
-  return rc;
+  char bad[4200];
+  int err = lc_remove_made(r->made, r->nmade, r->cg, r->ncg, lc_monotonic() + 5, bad, sizeof(bad));
+  if (!err) return 0;
+  char es[128], msg[4400];
+  snprintf(es, sizeof(es), "%s", lc_strerror(err));
+  for (char *p = es; *p; p++) *p = (char)tolower((unsigned char)*p);
+  snprintf(msg, sizeof(msg), "removing cgroup %s: %s", bad, es);
+  log_error(c, msg);
+  return -1;
 }
 
 int cmd_delete(struct ctx *c, int force) {

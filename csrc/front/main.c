@@ -177,23 +177,9 @@ void handoff(struct ctx *c) {
   _exit(1);
 }
 
-/* runc's default --root: a non-root user, or root in a user namespace, with
- * XDG_RUNTIME_DIR keeps state there (the Python CLI's default_root() applies
- * the same rule) */
-static const char *default_root(void) {
-  static char buf[4200];
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
-  if (!xdg || !*xdg || (geteuid() == 0 && !lc_in_user_namespace())) return "/run/ocirun";
-  size_t n = strlen(xdg);
-  while (n > 0 && xdg[n - 1] == '/') n--;
-  if (n + sizeof("/ocirun") > sizeof(buf)) return "/run/ocirun";
-  memcpy(buf, xdg, n);
-  memcpy(buf + n, "/ocirun", sizeof("/ocirun"));
-  return buf;
-}
-
 int main(int argc, char **argv) {
-  struct ctx c = {.argv = argv, .root = default_root()};
+  static char rootbuf[4200];
+  struct ctx c = {.argv = argv, .root = lc_default_root(getenv("XDG_RUNTIME_DIR"), rootbuf, sizeof(rootbuf))};
   struct parsed g, p;
   /* only ever what this process set up itself (ocirun/front.py) */
   unsetenv("_OCIRUN_PRIMER");

@@ -231,3 +231,36 @@ def test_user_namespace_detection():
     if r.returncode != 0:
         pytest.skip("no unprivileged user namespaces: " + r.stderr.strip()[-200:])
     assert r.stdout.strip() == "True"
+
+
+def test_remove_made_takes_own_groups_whole_and_parents_only_when_empty(tmp_path):
+    parent, busy_parent = tmp_path / "p", tmp_path / "q"
+    own1, own2 = parent / "c1", busy_parent / "c1"
+    (own1 / "sub" / "subsub").mkdir(parents=True)
+    own2.mkdir(parents=True)
+    (busy_parent / "other").mkdir()  # another container's group under a parent we made
+    made = [str(own1), str(own2), str(parent), str(busy_parent)]  # deepest first
+    assert lc.remove_made(made, [str(own1), str(own2)], 1.0) is None
+    assert not parent.exists() and not own2.exists()
+    assert sorted(os.listdir(busy_parent)) == ["other"]  # not ours to take
+    # the first failure is reported, the rest still tried
+    (own1 / "sub").mkdir(parents=True)
+    (own1 / "sub" / "f").write_text("z")
+    own2.mkdir()
+    err, bad = lc.remove_made([str(own1), str(own2)], [str(own1), str(own2)], 1.0)
+    assert (err, bad) == (errno.ENOTEMPTY, str(own1 / "sub")) and not own2.exists()
+
+
+def test_default_root():
+    root_here = os.geteuid() == 0 and not lc.in_user_namespace()
+    assert lc.default_root(None) == "/run/ocirun" and lc.default_root("") == "/run/ocirun"
+    assert lc.default_root("/run/user/1000//") == ("/run/ocirun" if root_here else "/run/user/1000/ocirun")
+    assert lc.default_root("/") == ("/run/ocirun" if root_here else "/ocirun")
+    if os.geteuid() == 0:  # and as a non-root user: XDG_RUNTIME_DIR is used
+        site = os.path.dirname(os.path.dirname(os.path.abspath(lc.__file__)))
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I",
+                            "-c", f"import sys; sys.path.insert(0, {site!r}); from ocirun import _lifecycle as l; "
+                            "print(l.default_root('/run/user/65534/'))"], capture_output=True, text=True, cwd="/")
+        if r.returncode != 0:
+            pytest.skip("cannot run as uid 65534: " + r.stderr.strip()[-200:])
+        assert r.stdout.strip() == "/run/user/65534/ocirun"
