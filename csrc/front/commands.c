@@ -1,10 +1,11 @@
 /* state, start, kill, delete: the same steps, checks and messages as
  * ocirun/container.py, for the cases without hooks or NOTIFY_SOCKET.  Every
  * error that can be found before acting is handed to Python, which prints
- * it; what is reported here happens after the point of no return. */
+ * it; what is reported here happens after the point of no return.  The
+ * mechanism (start times, status, pidfd signals, waiting, cgroup and state
+ * directory removal) is csrc/core/lifecycle.c, which Python uses too. */
 #define _GNU_SOURCE
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,14 +16,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "front.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif

@@ -6,6 +6,9 @@
  * it is not sure of, to the Python CLI unchanged (execve of the launcher, same
  * pid, argv, environment and fds).  The rule: a hand-off happens before any
  * side effect, so Python always sees the request as the caller made it.
+ * The lifecycle mechanism itself is csrc/core/lifecycle.c, shared with the
+ * Python library (ocirun._lifecycle): only the record, the argv grammar's
+ * hand-off rules and the log lines are the front-end's own.
  */
 #ifndef OCIRUN_FRONT_H
 #define OCIRUN_FRONT_H
