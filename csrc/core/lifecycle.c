@@ -175,6 +175,42 @@ int lc_signal(long long pid, long long start, int sig) {
   return r;
 }
 
+/* after "0": the init keeps the fifo open until its execve (close-on-exec);
+ * at EOF, or once it is gone, an init that never made it is dead */
+static int await_execve(int fd, long long pid, long long start) {
+  for (;;) {
+    struct pollfd pfd = {fd, POLLIN | POLLHUP, 0};
+    int n = poll(&pfd, 1, 100);
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0) {
+      char buf[64];
+      ssize_t got = read(fd, buf, sizeof buf);
+      if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EINTR))) continue;
+      break;
+    }
+    if (n < 0 || lc_pid_start_time(pid) != start) break;
+  }
+  return lc_never_executed(pid, start) ? LC_REL_DEAD : LC_RELEASED;
+}
+
+int lc_release(int fd, long long pid, long long start) {
+  for (;;) {
+    struct pollfd pfd = {fd, POLLIN | POLLHUP, 0};
+    int n = poll(&pfd, 1, 100);
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0) {
+      char ch;
+      ssize_t got = read(fd, &ch, 1);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (got == 1 && ch == '0') return await_execve(fd, pid, start);
+      if (got == 1 && ch == 'E') return LC_REL_HOOK;
+      if (got == 0 && lc_pid_start_time(pid) == start) continue;
+      return LC_REL_TAKEN;
+    }
+    if (lc_pid_start_time(pid) != start) return LC_REL_DEAD;
+  }
+}
+
 double lc_monotonic(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -59,6 +59,19 @@ int lc_signal(long long pid, long long start, int sig);
  * reason. */
 int lc_wait_dead(long long pid, long long start, int timeout_ms);
 
+/* start: release a created container's init through its exec fifo, opened
+ * by the caller (O_RDONLY | O_NONBLOCK): the init writes "0" and keeps the
+ * fifo open until its execve closes it, or "E" and the error of a failed
+ * startContainer hook (the caller reads the rest).  Returns:
+ *   LC_RELEASED     the init made its execve (however short-lived the program)
+ *   LC_REL_DEAD     it is gone, or died before its execve
+ *   LC_REL_TAKEN    someone else released it (EOF from a changed process,
+ *                   or anything but "0"/"E"): "already running"
+ *   LC_REL_HOOK     "E" read
+ * Waits as long as the init lives and does neither. */
+enum lc_release { LC_RELEASED, LC_REL_DEAD, LC_REL_TAKEN, LC_REL_HOOK };
+int lc_release(int fd, long long pid, long long start);
+
 /* rmdir, retried while the kernel answers EBUSY (dying processes still hold
  * the cgroup), until deadline (CLOCK_MONOTONIC seconds): 0 (also when it is
  * gone already) or the errno. */

@@ -120,6 +120,18 @@ static PyObject *py_signal(PyObject *self, PyObject *args) {
   return PyLong_FromLong(lc_signal(pid, start, sig));
 }
 
+static PyObject *py_release(PyObject *self, PyObject *args) {
+  (void)self;
+  long long pid, start;
+  int fd, r;
+  if (!PyArg_ParseTuple(args, "iLL", &fd, &pid, &start)) return NULL;
+  Py_BEGIN_ALLOW_THREADS
+  r = lc_release(fd, pid, start);
+  Py_END_ALLOW_THREADS
+  static const char *names[] = {"released", "dead", "taken", "hook"};
+  return PyUnicode_FromString(names[r]);
+}
+
 static PyObject *py_wait_dead(PyObject *self, PyObject *args) {
   (void)self;
   long long pid, start;
@@ -249,6 +261,8 @@ static PyMethodDef METHODS[] = {
     {"status", py_status, METH_VARARGS, "(pid, start, freezer file, cgroup version, fifo): the status"},
     {"thaw", py_thaw, METH_VARARGS, "(freezer file, cgroup version): 0 or -errno"},
     {"signal", py_signal, METH_VARARGS, "(pid, start, sig) through a checked pidfd: 0 or -errno"},
+    {"release", py_release, METH_VARARGS,
+     "(exec fifo fd, pid, start): 'released', 'dead', 'taken' (already running) or 'hook' ('E' read)"},
     {"wait_dead", py_wait_dead, METH_VARARGS, "(pid, start, timeout ms): 1 gone, 0 alive, -errno"},
     {"remove_cgroup", py_remove_cgroup, METH_VARARGS, "(dir, timeout s): None or (errno, dir)"},
     {"remove_made", py_remove_made, METH_VARARGS, "(made, own, timeout s): None or (errno, dir)"},

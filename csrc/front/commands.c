@@ -73,29 +73,6 @@ int cmd_state(struct ctx *c) {
   return 0;
 }
 
-/* container.py:_await_execve: after "0" the init keeps the fifo open until
- * its execve; at EOF, an init that never made it is dead */
-static int await_execve(struct ctx *c, int fd, const struct record *r) {
-  for (;;) {
-    struct pollfd pfd = {fd, POLLIN | POLLHUP, 0};
-    int n = poll(&pfd, 1, 100);
-    if (n < 0 && errno == EINTR) continue;
-    if (n > 0) {
-      char buf[64];
-      ssize_t got = read(fd, buf, sizeof buf);
-      if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EINTR))) continue;
-      break;
-    }
-    if (n == 0 && lc_pid_start_time(r->pid) != r->start) break;
-    if (n < 0) break;
-  }
-  if (lc_never_executed(r->pid, r->start)) {
-    log_error(c, "container process is already dead");
-    return 1;
-  }
-  return 0;
-}
-
 int cmd_start(struct ctx *c) {
   static struct record r;
   const char *ns = getenv("NOTIFY_SOCKET");
@@ -114,27 +91,16 @@ int cmd_start(struct ctx *c) {
   }
   /* from here on the init may be running the user's program */
   int rc = 0;
-  for (;;) {
-    struct pollfd pfd = {fd, POLLIN | POLLHUP, 0};
-    int n = poll(&pfd, 1, 100);
-    if (n < 0 && errno == EINTR) continue;
-    if (n > 0) {
-      char ch;
-      ssize_t got = read(fd, &ch, 1);
-      if (got == 1 && ch == '0') {
-        rc = await_execve(c, fd, &r);
-        break;
-      }
-      if (got == 0 && lc_pid_start_time(r.pid) == r.start) continue;
-      log_error(c, "cannot start an already running container");
-      rc = 1;
-      break;
-    }
-    if (lc_pid_start_time(r.pid) != r.start) {
-      log_error(c, "container process is already dead");
-      rc = 1;
-      break;
-    }
+  switch (lc_release(fd, r.pid, r.start)) {
+  case LC_RELEASED:
+    break;
+  case LC_REL_DEAD:
+    log_error(c, "container process is already dead");
+    rc = 1;
+    break;
+  default: /* LC_REL_HOOK cannot happen: hooks leave start to Python */
+    log_error(c, "cannot start an already running container");
+    rc = 1;
   }
   close(fd);
   if (!rc) unlink(fifo);

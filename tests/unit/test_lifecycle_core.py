@@ -264,3 +264,57 @@ def test_default_root():
         if r.returncode != 0:
             pytest.skip("cannot run as uid 65534: " + r.stderr.strip()[-200:])
         assert r.stdout.strip() == "/run/user/65534/ocirun"
+
+
+def _released_by(tmp_path, child_does):
+    """A forked child playing the init's side of the exec fifo (child_does
+    gets the fifo's write end, or is None: the child dies without opening
+    it); what lc_release makes of it."""
+    fifo = str(tmp_path / "exec.fifo")
+    os.mkfifo(fifo)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if child_does is None:
+                time.sleep(0.2)
+            else:
+                child_does(os.open(fifo, os.O_WRONLY | os.O_CLOEXEC))  # once the reader opens
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while lc.pid_start_time(pid) < 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        start = lc.pid_start_time(pid)
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return lc.release(fd, pid, start)
+        finally:
+            os.close(fd)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def _exec_true(fd):
+    os.write(fd, b"0")
+    os.execv("/bin/true", ["true"])  # the fifo closes with the execve
+
+
+def _exec_sleep(fd):
+    os.write(fd, b"0")
+    os.execv("/bin/sleep", ["sleep", "30"])  # still running when released
+
+
+def test_release_through_the_exec_fifo(tmp_path):
+    (tmp_path / "a").mkdir()
+    assert _released_by(tmp_path / "a", _exec_true) == "released"
+    (tmp_path / "b").mkdir()
+    assert _released_by(tmp_path / "b", _exec_sleep) == "released"
+    for name, does, want in (("c", lambda fd: os.write(fd, b"0"), "dead"),  # exits before any execve
+                             ("d", lambda fd: os.write(fd, b"Ehook failed"), "hook"),
+                             ("e", lambda fd: os.write(fd, b"x"), "taken"),
+                             ("f", lambda fd: None, "taken"),  # EOF from a writer now gone: as both sides had it
+                             ("g", None, "dead")):  # gone without ever opening it
+        (tmp_path / name).mkdir()
+        assert _released_by(tmp_path / name, does) == want, name
