@@ -229,9 +229,10 @@ int lc_wait_dead(long long pid, long long start, int timeout_ms) {
   if (pfd < 0) return errno == ESRCH ? 1 : -errno;
   int dead = lc_pid_start_time(pid) != start;
   double deadline = lc_monotonic() + timeout_ms / 1000.0;
-  while (!dead && lc_monotonic() < deadline) {
+  for (double now; !dead && (now = lc_monotonic()) < deadline;) {
     struct pollfd p = {pfd, POLLIN, 0};
-    if (poll(&p, 1, 100) > 0) dead = 1;
+    int ms = (int)((deadline - now) * 1000) + 1;
+    if (poll(&p, 1, ms < 100 ? ms : 100) > 0) dead = 1;
   }
   close(pfd);
   return dead;

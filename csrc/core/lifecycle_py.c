@@ -137,10 +137,18 @@ static PyObject *py_wait_dead(PyObject *self, PyObject *args) {
   long long pid, start;
   int ms, r;
   if (!PyArg_ParseTuple(args, "LLi", &pid, &start, &ms)) return NULL;
-  Py_BEGIN_ALLOW_THREADS
-  r = lc_wait_dead(pid, start, ms);
-  Py_END_ALLOW_THREADS
-  return PyLong_FromLong(r);
+  /* in slices, so that Python's signal handlers run in between, as they
+   * did when the wait was a Python loop */
+  double deadline = lc_monotonic() + ms / 1000.0;
+  for (;;) {
+    double left = deadline - lc_monotonic();
+    int slice = left <= 0 ? 0 : left < 0.1 ? (int)(left * 1000) : 100;
+    Py_BEGIN_ALLOW_THREADS
+    r = lc_wait_dead(pid, start, slice);
+    Py_END_ALLOW_THREADS
+    if (r != 0 || slice == 0) return PyLong_FromLong(r);
+    if (PyErr_CheckSignals() < 0) return NULL;
+  }
 }
 
 static PyObject *py_remove_cgroup(PyObject *self, PyObject *args) {

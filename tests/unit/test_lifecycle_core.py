@@ -318,3 +318,21 @@ def test_release_through_the_exec_fifo(tmp_path):
                              ("g", None, "dead")):  # gone without ever opening it
         (tmp_path / name).mkdir()
         assert _released_by(tmp_path / name, does) == want, name
+
+
+def test_wait_dead_lets_python_signal_handlers_run(child):
+    """A long wait is cut in slices: a signal handler that raises ends it."""
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupted):
+            lc.wait_dead(child, proc_start(child), 60000)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
