@@ -13,7 +13,6 @@ through the ocirun._lifecycle extension.
 
 import os
 
-from ocirun import _lifecycle as _lc
 from ocirun.errors import ContainerExists, ContainerNotFound, OcirunError, strerror
 
 STATE_FILE = "state.json"
@@ -78,6 +77,8 @@ def check_state(st, cid):
 
 def validate_id(cid):
     """runc's rule: [A-Za-z0-9_+.-]{1,1024}, not '.' or '..'."""
+    from ocirun import _lifecycle as _lc
+
     if not isinstance(cid, str) or not _lc.valid_id(cid):
         raise OcirunError("invalid container ID format")
     return cid
@@ -101,6 +102,8 @@ def proc_stat(pid):
 
 def pid_start_time(pid):
     """Field 22 of /proc/<pid>/stat, or None if gone or a zombie."""
+    from ocirun import _lifecycle as _lc
+
     t = _lc.pid_start_time(pid)
     return None if t < 0 else t
 
@@ -110,6 +113,8 @@ def never_executed(pid, start_time=None):
     None: a child not reaped yet) has made no execve since it was cloned
     (PF_FORKNOEXEC): an init that died before running the program.  False
     when it did, or when it is gone (it can no longer be told)."""
+    from ocirun import _lifecycle as _lc
+
     return _lc.never_executed(pid, -1 if start_time is None else start_time)
 
 
@@ -228,6 +233,8 @@ class Store:
         """The container's directory as a whole, whatever a crash left in it
         (symlinks removed, never followed; nothing on another file system
         entered).  Best effort, as before: what cannot go stays."""
+        from ocirun import _lifecycle as _lc
+
         _lc.remove_dir(self.dir(cid))
 
     def ids(self):
@@ -239,6 +246,8 @@ class Store:
 
 def status(store, st):
     """Derive created/running/paused/stopped for a state dict."""
+    from ocirun import _lifecycle as _lc
+
     pid = st.get("pid") or 0
     start = st.get("start_time")
     if pid <= 0 or start is None:
