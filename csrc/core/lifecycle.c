@@ -329,17 +329,20 @@ static void empty_dir(int fd, dev_t dev, int depth) {
 }
 
 int lc_remove_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
-  struct stat st;
-  if (fstat(fd, &st) < 0) {
-    int e = errno;
-    close(fd);
-    return -e;
+  /* a second pass for what a readdir racing with our own unlinks missed */
+  for (int pass = 0;; pass++) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? 0 : -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    empty_dir(fd, st.st_dev, 0);
+    if (rmdir(dir) == 0 || errno == ENOENT) return 0;
+    if (errno != ENOTEMPTY || pass == 2) return -errno;
   }
-  empty_dir(fd, st.st_dev, 0);
-  if (rmdir(dir) < 0 && errno != ENOENT) return -errno;
-  return 0;
 }
 
 const char *lc_strerror(int e) {

@@ -336,3 +336,22 @@ def test_wait_dead_lets_python_signal_handlers_run(child):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_state_dir_removal_does_not_enter_a_mount(tmp_path):
+    """A file system mounted inside the directory is left whole (and so is
+    the directory above it); done in a mount namespace of its own, so that
+    nothing stays mounted on the host."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    d = tmp_path / "c1"
+    (d / "mnt").mkdir(parents=True)
+    (d / "file").write_text("z")
+    site = os.path.dirname(os.path.dirname(os.path.abspath(lc.__file__)))
+    code = (f"import os, sys; sys.path.insert(0, {site!r}); from ocirun import _lifecycle as l; "
+            f"os.system('mount -t tmpfs none {d}/mnt'); open('{d}/mnt/keep', 'w').write('x'); "
+            f"print(l.remove_dir('{d}'), sorted(os.listdir('{d}')), open('{d}/mnt/keep').read())")
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "/usr/bin/python3", "-I", "-c", code],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(-errno.ENOTEMPTY), "['mnt']", "x"]
