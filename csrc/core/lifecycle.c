@@ -175,34 +175,39 @@ int lc_signal(long long pid, long long start, int sig) {
   return r;
 }
 
-/* after "0": the init keeps the fifo open until its execve (close-on-exec);
- * at EOF, or once it is gone, an init that never made it is dead */
-static int await_execve(int fd, long long pid, long long start) {
+int lc_release(int fd, long long pid, long long start, int timeout_ms, int *phase) {
+  double deadline = lc_monotonic() + (timeout_ms < 0 ? 0 : timeout_ms / 1000.0);
   for (;;) {
-    struct pollfd pfd = {fd, POLLIN | POLLHUP, 0};
-    int n = poll(&pfd, 1, 100);
-    if (n < 0 && errno == EINTR) continue;
-    if (n > 0) {
-      char buf[64];
-      ssize_t got = read(fd, buf, sizeof buf);
-      if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EINTR))) continue;
-      break;
+    int wait = 100;
+    if (timeout_ms >= 0) {
+      double left = deadline - lc_monotonic();
+      if (left <= 0) return LC_REL_WAIT;
+      if (left < 0.1) wait = (int)(left * 1000) + 1;
     }
-    if (n < 0 || lc_pid_start_time(pid) != start) break;
-  }
-  return lc_never_executed(pid, start) ? LC_REL_DEAD : LC_RELEASED;
-}
-
-int lc_release(int fd, long long pid, long long start) {
-  for (;;) {
     struct pollfd pfd = {fd, POLLIN | POLLHUP, 0};
-    int n = poll(&pfd, 1, 100);
+    int n = poll(&pfd, 1, wait);
     if (n < 0 && errno == EINTR) continue;
+    if (*phase == 1) {
+      /* after "0": the init keeps the fifo open until its execve
+       * (close-on-exec); at EOF, or once it is gone, an init that never
+       * made it is dead */
+      if (n > 0) {
+        char buf[64];
+        ssize_t got = read(fd, buf, sizeof buf);
+        if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EINTR))) continue;
+      } else if (n == 0 && lc_pid_start_time(pid) == start) {
+        continue;
+      }
+      return lc_never_executed(pid, start) ? LC_REL_DEAD : LC_RELEASED;
+    }
     if (n > 0) {
       char ch;
       ssize_t got = read(fd, &ch, 1);
       if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (got == 1 && ch == '0') return await_execve(fd, pid, start);
+      if (got == 1 && ch == '0') {
+        *phase = 1;
+        continue;
+      }
       if (got == 1 && ch == 'E') return LC_REL_HOOK;
       if (got == 0 && lc_pid_start_time(pid) == start) continue;
       return LC_REL_TAKEN;

@@ -68,9 +68,11 @@ int lc_wait_dead(long long pid, long long start, int timeout_ms);
  *   LC_REL_TAKEN    someone else released it (EOF from a changed process,
  *                   or anything but "0"/"E"): "already running"
  *   LC_REL_HOOK     "E" read
- * Waits as long as the init lives and does neither. */
-enum lc_release { LC_RELEASED, LC_REL_DEAD, LC_REL_TAKEN, LC_REL_HOOK };
-int lc_release(int fd, long long pid, long long start);
+ *   LC_REL_WAIT     none of these yet after timeout_ms (< 0: no timeout):
+ *                   call again with the same *phase (0 on the first call)
+ * Waits as long as the init lives and does none of these. */
+enum lc_release { LC_RELEASED, LC_REL_DEAD, LC_REL_TAKEN, LC_REL_HOOK, LC_REL_WAIT };
+int lc_release(int fd, long long pid, long long start, int timeout_ms, int *phase);
 
 /* rmdir, retried while the kernel answers EBUSY (dying processes still hold
  * the cgroup), until deadline (CLOCK_MONOTONIC seconds): 0 (also when it is

@@ -124,10 +124,15 @@ static PyObject *py_release(PyObject *self, PyObject *args) {
   (void)self;
   long long pid, start;
   int fd, r;
+  int phase = 0;
   if (!PyArg_ParseTuple(args, "iLL", &fd, &pid, &start)) return NULL;
-  Py_BEGIN_ALLOW_THREADS
-  r = lc_release(fd, pid, start);
-  Py_END_ALLOW_THREADS
+  /* in slices, so that Python's signal handlers run in between */
+  do {
+    Py_BEGIN_ALLOW_THREADS
+    r = lc_release(fd, pid, start, 100, &phase);
+    Py_END_ALLOW_THREADS
+    if (r == LC_REL_WAIT && PyErr_CheckSignals() < 0) return NULL;
+  } while (r == LC_REL_WAIT);
   static const char *names[] = {"released", "dead", "taken", "hook"};
   return PyUnicode_FromString(names[r]);
 }

@@ -90,8 +90,8 @@ int cmd_start(struct ctx *c) {
     handoff(c);
   }
   /* from here on the init may be running the user's program */
-  int rc = 0;
-  switch (lc_release(fd, r.pid, r.start)) {
+  int rc = 0, phase = 0;
+  switch (lc_release(fd, r.pid, r.start, -1, &phase)) {
   case LC_RELEASED:
     break;
   case LC_REL_DEAD:

@@ -355,3 +355,25 @@ def test_state_dir_removal_does_not_enter_a_mount(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(-errno.ENOTEMPTY), "['mnt']", "x"]
+
+
+def test_release_lets_python_signal_handlers_run(tmp_path):
+    """An init that neither writes nor dies (a long startContainer hook):
+    the wait is cut in slices, and a signal handler that raises ends it."""
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    def hang(fd):
+        time.sleep(60)
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Interrupted):
+            _released_by(tmp_path, hang)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
