@@ -115,7 +115,7 @@ int lc_never_executed(long long pid, long long start) {
   if (!p) return 0;
   const char *flags = stat_field(p, 6), *st = stat_field(p, 19);
   if (!flags || !st) return 0;
-  if (start >= 0 && strtoll(st, NULL, 10) != start) return 0;
+  if (start != -1 && strtoll(st, NULL, 10) != start) return 0;
   return (strtoull(flags, NULL, 10) & PF_FORKNOEXEC) != 0;
 }
 

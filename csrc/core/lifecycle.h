@@ -7,7 +7,7 @@
  *
  * No state, no allocation, no output: every function returns a value or a
  * negative errno.  Pids and start times are long long; a start time < 0
- * means "unknown". */
+ * means "unknown" and matches no process (but see lc_never_executed). */
 #ifndef OCIRUN_LIFECYCLE_H
 #define OCIRUN_LIFECYCLE_H
 
@@ -29,7 +29,7 @@ const char *lc_signal_entry(int i, int *sig);
 long long lc_pid_start_time(long long pid);
 
 /* 1 when the process (running or a zombie; of this start time unless
- * start < 0) has made no execve since it was cloned (PF_FORKNOEXEC); 0 when
+ * start is -1) has made no execve since it was cloned (PF_FORKNOEXEC); 0 when
  * it did, or when it is gone. */
 int lc_never_executed(long long pid, long long start);
 

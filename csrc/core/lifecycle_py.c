@@ -32,6 +32,16 @@ static PyObject *fs_bytes(PyObject *o) {
   return NULL;
 }
 
+/* a start time: -1 for "unknown/any"; one no process can have (beyond
+ * long long, from a tampered state file) becomes -2, which matches nothing */
+static int start_arg(PyObject *o, void *out) {
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (v == -1 && PyErr_Occurred()) return 0;
+  *(long long *)out = overflow || v < -1 ? -2 : v;
+  return 1;
+}
+
 #define PATH(b) ((b) ? PyBytes_AS_STRING(b) : NULL)
 
 static PyObject *py_valid_id(PyObject *self, PyObject *arg) {
@@ -81,7 +91,7 @@ static PyObject *py_pid_start_time(PyObject *self, PyObject *arg) {
 static PyObject *py_never_executed(PyObject *self, PyObject *args) {
   (void)self;
   long long pid, start;
-  if (!PyArg_ParseTuple(args, "LL", &pid, &start)) return NULL;
+  if (!PyArg_ParseTuple(args, "LO&", &pid, start_arg, &start)) return NULL;
   return PyBool_FromLong(lc_never_executed(pid, start));
 }
 
@@ -90,7 +100,7 @@ static PyObject *py_status(PyObject *self, PyObject *args) {
   long long pid, start;
   int cgv;
   PyObject *fo, *fifoo, *freeze = NULL, *fifo = NULL;
-  if (!PyArg_ParseTuple(args, "LLOiO", &pid, &start, &fo, &cgv, &fifoo)) return NULL;
+  if (!PyArg_ParseTuple(args, "LO&OiO", &pid, start_arg, &start, &fo, &cgv, &fifoo)) return NULL;
   if (!path_arg(fo, &freeze, 1)) return NULL;
   if (!path_arg(fifoo, &fifo, 1)) {
     Py_XDECREF(freeze);
@@ -116,7 +126,7 @@ static PyObject *py_signal(PyObject *self, PyObject *args) {
   (void)self;
   long long pid, start;
   int sig;
-  if (!PyArg_ParseTuple(args, "LLi", &pid, &start, &sig)) return NULL;
+  if (!PyArg_ParseTuple(args, "LO&i", &pid, start_arg, &start, &sig)) return NULL;
   return PyLong_FromLong(lc_signal(pid, start, sig));
 }
 
@@ -125,7 +135,7 @@ static PyObject *py_release(PyObject *self, PyObject *args) {
   long long pid, start;
   int fd, r;
   int phase = 0;
-  if (!PyArg_ParseTuple(args, "iLL", &fd, &pid, &start)) return NULL;
+  if (!PyArg_ParseTuple(args, "iLO&", &fd, &pid, start_arg, &start)) return NULL;
   /* in slices, so that Python's signal handlers run in between */
   do {
     Py_BEGIN_ALLOW_THREADS
@@ -141,7 +151,7 @@ static PyObject *py_wait_dead(PyObject *self, PyObject *args) {
   (void)self;
   long long pid, start;
   int ms, r;
-  if (!PyArg_ParseTuple(args, "LLi", &pid, &start, &ms)) return NULL;
+  if (!PyArg_ParseTuple(args, "LO&i", &pid, start_arg, &start, &ms)) return NULL;
   /* in slices, so that Python's signal handlers run in between, as they
    * did when the wait was a Python loop */
   double deadline = lc_monotonic() + ms / 1000.0;

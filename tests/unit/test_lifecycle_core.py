@@ -380,3 +380,14 @@ def test_release_lets_python_signal_handlers_run(tmp_path):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_start_time_no_process_can_have_matches_nothing(child):
+    """state.json is checked for a non-negative int: a tampered one beyond
+    64 bits gives "stopped" and "not running", never an OverflowError."""
+    huge = 1 << 70
+    assert lc.status(child, huge, None, 0, None) == "stopped"
+    assert lc.signal(child, huge, 0) == -errno.ESRCH
+    assert not lc.never_executed(child, huge) and not lc.never_executed(child, -5)
+    assert lc.wait_dead(child, huge, 1000) == 1
+    assert lc.pid_start_time(child) > 0  # untouched
