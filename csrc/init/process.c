@@ -316,6 +316,36 @@ void close_unpreserved(struct plan *p, int keep) {
  * the container (G1, G2).  The fifo's write end stays open (close-on-exec)
  * until the execve: `start` reads "0", then EOF, and tells an init that died
  * before its execve (PF_FORKNOEXEC still set) from one that ran the program. */
+/* G2: is the working directory inside the container's root?  getcwd says
+ * so (a directory outside the root comes back "(unreachable)…", or ENOENT);
+ * when the container's own seccomp profile refuses getcwd (it may: the
+ * runtime-tools suite's does), walk ".." from "." instead, comparing each
+ * directory with "/": only a directory under the root reaches it.  Anything
+ * else that fails fails closed. */
+int cwd_in_root(void) {
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd)) return cwd[0] == '/';
+  if (errno == ENOENT || errno == ERANGE) return 0;
+  struct stat root, st, prev;
+  if (stat("/", &root) < 0) return 0;
+  int fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  memset(&prev, 0, sizeof prev);
+  for (int depth = 0; fd >= 0 && depth < 4096; depth++) {
+    if (fstat(fd, &st) < 0) break;
+    if (st.st_dev == root.st_dev && st.st_ino == root.st_ino) {
+      close(fd);
+      return 1;
+    }
+    if (depth && st.st_dev == prev.st_dev && st.st_ino == prev.st_ino) break; /* a root that is not ours */
+    prev = st;
+    int up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    close(fd);
+    fd = up;
+  }
+  if (fd >= 0) close(fd);
+  return 0;
+}
+
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path) {
   if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(S_NNP, errno, 0, NULL);
   /* a notify listener must reach its agent during create */
@@ -355,8 +385,7 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
   }
   /* G2: the working directory was entered before the credentials changed
    * (as runc: root may reach a cwd the user cannot); verify it again now */
-  char cwd[4096];
-  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
+  if (!cwd_in_root()) fail(S_CWD, EPERM, 0, "working directory is outside the container");
   set_affinity(p->cpu_final, p->cpu_final_len);
   /* with no_new_privs the filter needs no privilege: load it last */
   load_seccomp(p);
