@@ -157,6 +157,17 @@ const char *lookup_exec(struct plan *p, char *buf, size_t size) {
  * change, and resolved inside the container's root: the image may make
  * /etc/passwd a symlink (to ../usr/share/…, /usr/lib/…), which is followed
  * in-root; magic links, FIFOs and device nodes are not read. */
+/* kernel filesystems whose files are interfaces, not data */
+static int pseudo_fs(long t) {
+  switch (t) {
+  case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case DEBUGFS_MAGIC: case TRACEFS_MAGIC: case SECURITYFS_MAGIC:
+  case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC: case BPF_FS_MAGIC: case PSTOREFS_MAGIC: case EFIVARFS_MAGIC:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 void set_home(struct plan *p) {
   if (env_get(p, "HOME")) return;
   static char home[4200];
@@ -172,8 +183,11 @@ void set_home(struct plan *p) {
     fd = (int)syscall(SYS_openat2, root, "etc/passwd", &how, sizeof how);
     close(root);
   }
+  /* a regular file on a real filesystem: the image may point /etc/passwd
+   * at /proc/kmsg or the like, which root (we still are) could read */
   struct stat st;
-  if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+  struct statfs sf;
+  if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fstatfs(fd, &sf) < 0 || pseudo_fs(sf.f_type))) {
     close(fd);
     fd = -1;
   }

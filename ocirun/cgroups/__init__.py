@@ -249,7 +249,7 @@ def create(cg):
                 _enable_controllers(cg, mp, path)
             if cg["version"] == 1 and os.path.exists(os.path.join(mp, "cpuset.cpus")):
                 _copy_cpuset(path, mp)
-        if is_frozen(cg):
+        if is_frozen(cg) or (cg["version"] == 2 and _v2_effectively_frozen(next(iter(cg["paths"].values())))):
             raise CgroupError("container's cgroup unexpectedly frozen")
     except (OSError, CgroupError) as e:
         for d in mine:
@@ -302,6 +302,15 @@ def _freezer_path(cg):
         if os.path.basename(mp) == "freezer":
             return os.path.join(path, "freezer.state")
     return None
+
+
+def _v2_effectively_frozen(path):
+    """cgroup.freeze holds the group's own setting; a frozen ancestor freezes
+    it too, which only cgroup.events' "frozen" line says."""
+    for line in (_read(os.path.join(path, "cgroup.events")) or "").splitlines():
+        if line.split() == ["frozen", "1"]:
+            return True
+    return False
 
 
 def is_frozen(cg):
