@@ -303,6 +303,24 @@ static void sysfs_bind_fallback(int rootfd, const struct mount_op *op) {
   b.m = &rm;
   b.source = "/sys";
   mount_bind(rootfd, &b);
+  /* G17: the host's /sys brings the host's cgroup hierarchies along, roots
+   * and all; cover them with an empty read-only tmpfs (a cgroup mount of the
+   * config's, made later, goes on top of it with the container's own) */
+  char path[4200];
+  str_copy(path, sizeof path, op->dest);
+  str_copy(path + strlen(path), sizeof path - strlen(path), "/fs/cgroup");
+  int tfd = in_root_open(rootfd, path, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+  if (tfd < 0) return; /* the host has no /sys/fs/cgroup */
+  int fs = sys_fsopen("tmpfs");
+  if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0555", 0) < 0 ||
+      sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    fail2(S_MOUNT, errno, op->m->index, op->dest, "covering the host's cgroups under the bound /sys");
+  int mfd = sys_fsmount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  if (mfd < 0 || sys_move_mount(mfd, tfd) < 0)
+    fail2(S_MOUNT, errno, op->m->index, op->dest, "covering the host's cgroups under the bound /sys");
+  close(mfd);
+  close(fs);
+  close(tfd);
 }
 
 static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {
