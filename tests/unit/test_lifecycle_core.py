@@ -391,3 +391,27 @@ def test_a_start_time_no_process_can_have_matches_nothing(child):
     assert not lc.never_executed(child, huge) and not lc.never_executed(child, -5)
     assert lc.wait_dead(child, huge, 1000) == 1
     assert lc.pid_start_time(child) > 0  # untouched
+
+
+def test_core_under_sanitizers(tmp_path):
+    """lifecycle.c built with ASan/UBSan: parsers on random input, removals
+    of trees deeper than their recursion limits (tests/unit/c/lifecycle_check.c)."""
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    core = os.path.join(repo, "csrc", "core")
+    exe = tmp_path / "check"
+    b = subprocess.run([cc, "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-format-truncation", "-fsanitize=address,undefined",
+                        "-fno-sanitize-recover=all", "-I", core, "-o", str(exe),
+                        os.path.join(repo, "tests", "unit", "c", "lifecycle_check.c"),
+                        os.path.join(core, "lifecycle.c")], capture_output=True, text=True)
+    if b.returncode != 0 and "asan" in b.stderr.lower():
+        pytest.skip("no sanitizer runtime: " + b.stderr.strip().splitlines()[-1])
+    assert b.returncode == 0, b.stderr
+    work = tmp_path / "work"
+    work.mkdir()
+    r = subprocess.run([str(exe), str(work)], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr[-3000:]
