@@ -460,53 +460,34 @@ def signal_container(store, cid, sig, all_=False):
 
 
 def _thaw(st):
-    from ocirun import cgroups
+    from ocirun import _lifecycle, cgroups
 
     cg = st.get("cgroup")
-    p = cgroups._freezer_path(cg)
-    if p:
-        try:
-            cgroups._write(p, "0" if cg["version"] == 2 else "THAWED")
-        except OSError:
-            pass
+    _lifecycle.thaw(cgroups._freezer_path(cg), cg["version"] if cg else 0)  # best effort
 
 
 def _signal_init(st, sig):
-    """Signal through a pidfd taken after checking the start time, so a
-    recycled pid is never signalled."""
-    import _signal
+    """Signal through a pidfd opened before checking the start time, so a
+    recycled pid is never signalled (csrc/core/lifecycle.c:lc_signal)."""
+    import errno
 
-    pid = st["pid"]
-    try:
-        pfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    try:
-        if pid_start_time(pid) != st.get("start_time"):
-            raise StateError("container not running")
-        try:
-            _signal.pidfd_send_signal(pfd, sig)
-        except ProcessLookupError:
-            raise StateError("container not running") from None
-    finally:
-        os.close(pfd)
+    from ocirun import _lifecycle
+
+    start = st.get("start_time")
+    r = _lifecycle.signal(st["pid"], -1 if start is None else start, sig)
+    if r == -errno.ESRCH:
+        raise StateError("container not running")
+    if r < 0:
+        raise OSError(-r, os.strerror(-r))
 
 
 def _wait_dead(pid, start_time, timeout=10.0):
-    try:
-        pfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        if pid_start_time(pid) != start_time:
-            return True
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _poll_fd(pfd, 100):
-                return True
-        return False
-    finally:
-        os.close(pfd)
+    from ocirun import _lifecycle
+
+    r = _lifecycle.wait_dead(pid, -1 if start_time is None else start_time, int(timeout * 1000))
+    if r < 0:
+        raise OSError(-r, os.strerror(-r))
+    return bool(r)
 
 
 def delete(store, cid, force=False):

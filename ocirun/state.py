@@ -4,6 +4,11 @@ state.json is written atomically (temp file + rename) under an flock of the
 container directory.  Status is derived on every call, as runc does: no pid or
 a pid whose start time differs (pid reuse) -> stopped; frozen -> paused;
 exec.fifo present -> created; else running.
+
+The rules about a container's process and directories (id grammar, start
+time, never-executed, status, removal of the state directory) are written
+once, in C (csrc/core/lifecycle.c), shared with the front-end, and reached
+through the ocirun._lifecycle extension.
 """
 
 import os
@@ -71,12 +76,11 @@ def check_state(st, cid):
 
 
 def validate_id(cid):
-    """runc's rule: [A-Za-z0-9_+.-]+, not '.' or '..' (G15)."""
-    if not cid or cid in (".", "..") or len(cid) > 1024:
+    """runc's rule: [A-Za-z0-9_+.-]{1,1024}, not '.' or '..'."""
+    from ocirun import _lifecycle as _lc
+
+    if not isinstance(cid, str) or not _lc.valid_id(cid):
         raise OcirunError("invalid container ID format")
-    for c in cid:
-        if not (c.isascii() and (c.isalnum() or c in "_+.-")):
-            raise OcirunError("invalid container ID format")
     return cid
 
 
@@ -98,26 +102,20 @@ def proc_stat(pid):
 
 def pid_start_time(pid):
     """Field 22 of /proc/<pid>/stat, or None if gone or a zombie."""
-    rest = proc_stat(pid)
-    if not rest or rest[0] in (b"Z", b"X"):
-        return None
-    return int(rest[19])
+    from ocirun import _lifecycle as _lc
 
-
-PF_FORKNOEXEC = 0x40  # set by clone, cleared by execve (before its close-on-exec fds close)
+    t = _lc.pid_start_time(pid)
+    return None if t < 0 else t
 
 
 def never_executed(pid, start_time=None):
     """True when the process (running or a zombie, of this start time unless
-    None: a child not reaped yet) has made no execve since it was cloned: an
-    init that died before running the program.  False when it did, or when
-    it is gone (it can no longer be told)."""
-    rest = proc_stat(pid)
-    try:
-        return (bool(rest) and (start_time is None or int(rest[19]) == start_time)
-                and bool(int(rest[6]) & PF_FORKNOEXEC))
-    except (IndexError, ValueError):
-        return False
+    None: a child not reaped yet) has made no execve since it was cloned
+    (PF_FORKNOEXEC): an init that died before running the program.  False
+    when it did, or when it is gone (it can no longer be told)."""
+    from ocirun import _lifecycle as _lc
+
+    return _lc.never_executed(pid, -1 if start_time is None else start_time)
 
 
 class Store:
@@ -232,25 +230,12 @@ class Store:
             raise StateCorrupt(f"state of container {cid} is corrupt: bad {e}") from None
 
     def remove(self, cid):
-        d = self.dir(cid)
-        for name in (FAST_FILE, "." + FAST_FILE + ".tmp", STATE_FILE, ".state.json.tmp", FIFO, "config.json",
-                     "notify/notify.sock"):
-            try:
-                os.unlink(os.path.join(d, name))
-            except FileNotFoundError:
-                pass
-        try:
-            os.rmdir(os.path.join(d, "notify"))
-        except FileNotFoundError:
-            pass
-        try:
-            os.rmdir(d)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            import shutil
+        """The container's directory as a whole, whatever a crash left in it
+        (symlinks removed, never followed; nothing on another file system
+        entered).  Best effort, as before: what cannot go stays."""
+        from ocirun import _lifecycle as _lc
 
-            shutil.rmtree(d, ignore_errors=True)
+        _lc.remove_dir(self.dir(cid))
 
     def ids(self):
         try:
@@ -261,18 +246,18 @@ class Store:
 
 def status(store, st):
     """Derive created/running/paused/stopped for a state dict."""
+    from ocirun import _lifecycle as _lc
+
     pid = st.get("pid") or 0
-    cur = pid_start_time(pid) if pid > 0 else None
-    if cur is None or cur != st.get("start_time"):
+    start = st.get("start_time")
+    if pid <= 0 or start is None:
         return "stopped"
     from ocirun import cgroups
 
     # frozen first, as runc: a paused never-started container is "paused"
-    if cgroups.is_frozen(st.get("cgroup")):
-        return "paused"
-    if os.path.exists(os.path.join(store.dir(st["id"]), FIFO)):
-        return "created"
-    return "running"
+    cg = st.get("cgroup")
+    return _lc.status(pid, start, cgroups._freezer_path(cg), cg["version"] if cg else 0,
+                      os.path.join(store.dir(st["id"]), FIFO))
 
 
 def public_state(store, st, owner=""):

@@ -17,6 +17,25 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+
+def _compiled_from_installed_copy():
+    """The tests import ocirun from this tree, whose compiled extensions
+    (ocirun._lifecycle, ...) exist only in the installed copy: let the tree's
+    package find them there (scripts/install.sh, or pip install . for the
+    tests' interpreter, builds them from this same tree)."""
+    import glob
+
+    import ocirun
+
+    for entry in sys.path:
+        d = os.path.join(entry or ".", "ocirun")
+        if os.path.abspath(d) != os.path.join(REPO, "ocirun") and glob.glob(os.path.join(d, "_lifecycle*.so")):
+            ocirun.__path__.append(d)
+            return
+
+
+_compiled_from_installed_copy()
+
 SCHEMAS = os.path.join(REPO, "tests", "schemas")
 
 

@@ -6,11 +6,16 @@
  * it is not sure of, to the Python CLI unchanged (execve of the launcher, same
  * pid, argv, environment and fds).  The rule: a hand-off happens before any
  * side effect, so Python always sees the request as the caller made it.
+ * The lifecycle mechanism itself is csrc/core/lifecycle.c, shared with the
+ * Python library (ocirun._lifecycle): only the record, the argv grammar's
+ * hand-off rules and the log lines are the front-end's own.
  */
 #ifndef OCIRUN_FRONT_H
 #define OCIRUN_FRONT_H
 
 #include <stddef.h>
+
+#include "lifecycle.h" /* csrc/core: the mechanism shared with Python */
 
 #define MAX_CGROUPS 32
 
@@ -38,8 +43,6 @@ struct ctx {
   char dir[4096];       /* <root>/<id> */
 };
 
-enum status { ST_STOPPED, ST_CREATED, ST_RUNNING, ST_PAUSED };
-
 /* main.c */
 void handoff(struct ctx *c) __attribute__((noreturn));
 
@@ -49,15 +52,12 @@ void prime_cgroup_v1(void);
 
 /* record.c: 0 ok, -1 absent or unreadable (hand off) */
 int record_read(const struct ctx *c, struct record *r);
-long long pid_start_time(long long pid);
-int never_executed(long long pid, long long start);
-enum status record_status(const struct ctx *c, const struct record *r);
-const char *status_name(enum status s);
+/* the container's status (enum lc_status) */
+int record_status(const struct ctx *c, const struct record *r);
 
 /* log.c: runc's log lines (text or json) to --log or stderr */
 void log_msg(const struct ctx *c, const char *level, const char *msg);
 void log_error(const struct ctx *c, const char *msg); /* + bare text on stderr with --log */
-const char *errstr(int e);                            /* glibc's strerror wording */
 
 /* commands.c: exit status, or hand off */
 int cmd_state(struct ctx *c);

@@ -136,30 +136,3 @@ void log_error(const struct ctx *c, const char *msg) {
     }
   }
 }
-
-/* errno text as Python's os.strerror gives it (glibc's wording), whichever
- * libc the front-end is linked with: the two sides must print the same words */
-const char *errstr(int e) {
-  switch (e) {
-  case EPERM: return "Operation not permitted";
-  case ENOENT: return "No such file or directory";
-  case ESRCH: return "No such process";
-  case EINTR: return "Interrupted system call";
-  case EIO: return "Input/output error";
-  case EBADF: return "Bad file descriptor";
-  case EAGAIN: return "Resource temporarily unavailable";
-  case ENOMEM: return "Cannot allocate memory";
-  case EACCES: return "Permission denied";
-  case EBUSY: return "Device or resource busy";
-  case EEXIST: return "File exists";
-  case ENOTDIR: return "Not a directory";
-  case EISDIR: return "Is a directory";
-  case EINVAL: return "Invalid argument";
-  case ENOSPC: return "No space left on device";
-  case EROFS: return "Read-only file system";
-  case ENAMETOOLONG: return "File name too long";
-  case ENOTEMPTY: return "Directory not empty";
-  case ELOOP: return "Too many levels of symbolic links";
-  default: return strerror(e);
-  }
-}

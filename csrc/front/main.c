@@ -118,18 +118,6 @@ static int split_global(int argc, char **argv) {
   return i > argc ? argc : i;
 }
 
-/* state.py:validate_id */
-static int valid_id(const char *id) {
-  size_t n = strlen(id);
-  if (!n || n > 1024 || !strcmp(id, ".") || !strcmp(id, "..")) return 0;
-  for (const char *p = id; *p; p++) {
-    char ch = *p;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("_+.-", ch)))
-      return 0;
-  }
-  return 1;
-}
-
 /* Python's os.path.abspath would rewrite "." and ".." components: such roots
  * (and over-long ones) go to Python, so both always name the same files. */
 static int plain_root(const char *root) {
@@ -143,40 +131,6 @@ static int plain_root(const char *root) {
     p = e + 1;
   }
   return 1;
-}
-
-static const struct {
-  const char *name;
-  int sig;
-} SIGNALS[] = {
-    {"HUP", 1},    {"INT", 2},     {"QUIT", 3},   {"ILL", 4},   {"TRAP", 5},    {"ABRT", 6},   {"IOT", 6},
-    {"BUS", 7},    {"FPE", 8},     {"KILL", 9},   {"USR1", 10}, {"SEGV", 11},   {"USR2", 12},  {"PIPE", 13},
-    {"ALRM", 14},  {"TERM", 15},   {"STKFLT", 16}, {"CHLD", 17}, {"CLD", 17},   {"CONT", 18},  {"STOP", 19},
-    {"TSTP", 20},  {"TTIN", 21},   {"TTOU", 22},  {"URG", 23},  {"XCPU", 24},   {"XFSZ", 25},  {"VTALRM", 26},
-    {"PROF", 27},  {"WINCH", 28},  {"IO", 29},    {"POLL", 29}, {"PWR", 30},    {"SYS", 31},
-};
-
-/* tables.py:parse_signal for the plain forms (0, the liveness probe,
- * included); -1 = let Python decide */
-static int parse_signal(const char *text) {
-  char u[32];
-  size_t n = strlen(text);
-  if (!n || n >= sizeof(u)) return -1;
-  int digits = 1;
-  for (size_t i = 0; i < n; i++) {
-    if (text[i] < '0' || text[i] > '9') digits = 0;
-    u[i] = (text[i] >= 'a' && text[i] <= 'z') ? text[i] - 32 : text[i];
-  }
-  u[n] = 0;
-  if (digits) {
-    if (n > 3) return -1;
-    int v = atoi(u);
-    return v >= 0 && v <= 64 ? v : -1;
-  }
-  const char *s = strncmp(u, "SIG", 3) ? u : u + 3;
-  for (size_t i = 0; i < sizeof(SIGNALS) / sizeof(SIGNALS[0]); i++)
-    if (!strcmp(s, SIGNALS[i].name)) return SIGNALS[i].sig;
-  return -1; /* RTMIN+n and the like: Python */
 }
 
 /* A foreground `run` reaps what its container leaves behind, so Python sets
@@ -219,44 +173,13 @@ void handoff(struct ctx *c) {
   snprintf(path, sizeof(path), "%s/libexec/ocirun/ocirun-py", self);
   c->argv[0] = path;
   execv(path, c->argv);
-  fprintf(stderr, "ocirun: cannot run the Python CLI %s: %s\n", path, errstr(errno));
+  fprintf(stderr, "ocirun: cannot run the Python CLI %s: %s\n", path, lc_strerror(errno));
   _exit(1);
 }
 
-/* runc's userns.RunningInUserNS(): anything but the initial identity map */
-static int in_user_namespace(void) {
-  char b[256];
-  int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, b, sizeof(b) - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  b[n] = 0;
-  unsigned long a, c, len;
-  int used = 0;
-  if (sscanf(b, "%lu %lu %lu%n", &a, &c, &len, &used) != 3) return 1;
-  for (const char *q = b + used; *q; q++)
-    if (*q != ' ' && *q != '\n') return 1; /* a second line */
-  return !(a == 0 && c == 0 && len == 4294967295UL);
-}
-
-/* runc's default --root: a non-root user, or root in a user namespace, with
- * XDG_RUNTIME_DIR keeps state there (the Python CLI's default_root() applies
- * the same rule) */
-static const char *default_root(void) {
-  static char buf[4200];
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
-  if (!xdg || !*xdg || (geteuid() == 0 && !in_user_namespace())) return "/run/ocirun";
-  size_t n = strlen(xdg);
-  while (n > 0 && xdg[n - 1] == '/') n--;
-  if (n + sizeof("/ocirun") > sizeof(buf)) return "/run/ocirun";
-  memcpy(buf, xdg, n);
-  memcpy(buf + n, "/ocirun", sizeof("/ocirun"));
-  return buf;
-}
-
 int main(int argc, char **argv) {
-  struct ctx c = {.argv = argv, .root = default_root()};
+  static char rootbuf[4200];
+  struct ctx c = {.argv = argv, .root = lc_default_root(getenv("XDG_RUNTIME_DIR"), rootbuf, sizeof(rootbuf))};
   struct parsed g, p;
   /* only ever what this process set up itself (ocirun/front.py) */
   unsetenv("_OCIRUN_PRIMER");
@@ -292,7 +215,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "delete")) fl = CMD_DELETE, nfl = 2;
   else if (strcmp(cmd, "state") && strcmp(cmd, "start")) handoff(&c);
   if (parse(argv + ci + 1, argc - ci - 1, fl, nfl, &p) < 0 || p.set[0]) handoff(&c);
-  if (p.npos < 1 || p.npos > maxpos || !valid_id(p.pos[0])) handoff(&c);
+  if (p.npos < 1 || p.npos > maxpos || !lc_valid_id(p.pos[0], strlen(p.pos[0]))) handoff(&c);
   c.id = p.pos[0];
   if ((size_t)snprintf(c.dir, sizeof(c.dir), "%s/%s", c.root, c.id) >= sizeof(c.dir)) handoff(&c);
 
@@ -301,7 +224,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "delete")) return cmd_delete(&c, p.set[1] && p.boolv[1]);
   /* kill [--all] <id> [signal] */
   if (p.set[1] && p.boolv[1]) handoff(&c);
-  int sig = p.npos > 1 ? parse_signal(p.pos[1]) : 15;
+  int sig = p.npos > 1 ? lc_signal_number(p.pos[1]) : 15; /* tables.parse_signal's plain forms */
   if (sig < 0) handoff(&c);
   return cmd_kill(&c, sig);
 }

@@ -1,6 +1,6 @@
 /* The front-end's view of a container: <root>/<id>/fast, written by
  * ocirun/state.py:fast_record under the container's lock (temp + rename), and
- * the status derived from it exactly as state.py:status does. */
+ * the status derived from it by the rule state.py:status applies too. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -142,79 +142,9 @@ int record_read(const struct ctx *c, struct record *r) {
   return 0;
 }
 
-/* state.py:pid_start_time: field 22 of /proc/<pid>/stat; -1 if gone or a zombie */
-long long pid_start_time(long long pid) {
-  char path[64], buf[4096];
-  if (pid <= 0) return -1;
-  snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  if (!p || p[1] != ' ' || !p[2]) return -1;
-  p += 2;
-  if (*p == 'Z' || *p == 'X') return -1;
-  for (int field = 0; field < 19; field++) {
-    p = strchr(p, ' ');
-    if (!p) return -1;
-    p++;
-  }
-  return strtoll(p, NULL, 10);
-}
-
-/* state.py:never_executed: the process (running or a zombie, this start
- * time) has made no execve since it was cloned (PF_FORKNOEXEC, field 9) */
-int never_executed(long long pid, long long start) {
-  char path[64], buf[4096];
-  if (pid <= 0) return 0;
-  snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  if (!p || p[1] != ' ' || !p[2]) return 0;
-  p += 2;
-  unsigned long long flags = 0;
-  for (int field = 0; field < 19; field++) {
-    if (field == 6) flags = strtoull(p, NULL, 10);
-    p = strchr(p, ' ');
-    if (!p) return 0;
-    p++;
-  }
-  return strtoll(p, NULL, 10) == start && (flags & 0x40 /* PF_FORKNOEXEC */);
-}
-
-static int frozen(const struct record *r) {
-  char buf[32];
-  if (!r->freeze) return 0;
-  int fd = open(r->freeze, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  buf[strcspn(buf, " \t\r\n")] = 0;
-  if (r->cgv == 2) return !strcmp(buf, "1");
-  return !strcmp(buf, "FROZEN") || !strcmp(buf, "FREEZING");
-}
-
-enum status record_status(const struct ctx *c, const struct record *r) {
-  long long cur = pid_start_time(r->pid);
-  if (cur < 0 || r->start < 0 || cur != r->start) return ST_STOPPED;
-  if (frozen(r)) return ST_PAUSED; /* before the fifo, as runc */
+/* state.py:status, through the shared rule (csrc/core/lifecycle.c) */
+int record_status(const struct ctx *c, const struct record *r) {
   char fifo[4200];
-  struct stat st;
   snprintf(fifo, sizeof(fifo), "%s/exec.fifo", c->dir);
-  return stat(fifo, &st) == 0 ? ST_CREATED : ST_RUNNING;
-}
-
-const char *status_name(enum status s) {
-  static const char *names[] = {"stopped", "created", "running", "paused"};
-  return names[s];
+  return lc_status(r->pid, r->start, r->freeze, r->cgv, fifo);
 }

@@ -368,3 +368,29 @@ def test_state_of_an_unreaped_init_is_stopped(env):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out == {"front": ["stopped", 0, 1, True], "py": ["stopped", 0, 1, True], "delete": 0}, out
+
+
+@pytest.mark.parametrize("side", ["c", "python"])
+def test_delete_removes_the_state_dir_whole_without_following_links(env, lone_front, tmp_path, side):
+    """Whatever a crash or a hostile user left in <root>/<id> (a non-empty
+    sub-directory, symlinks to directories and files elsewhere) goes with
+    the container, on both sides, and nothing a link points to is touched
+    (one rule, csrc/core/lifecycle.c:lc_remove_dir)."""
+    front, py = front_and_python(env)
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "keep").write_text("x")
+    (outside / "sub" / "keep").write_text("y")
+    cid = env.create(["sleep", "100"])
+    d = os.path.join(env.root, cid)
+    os.makedirs(os.path.join(d, "leftover", "deeper"))
+    with open(os.path.join(d, "leftover", "deeper", "file"), "w") as f:
+        f.write("z")
+    os.symlink(outside, os.path.join(d, "link-dir"))
+    os.symlink(outside / "keep", os.path.join(d, "link-file"))
+    os.symlink(outside, os.path.join(d, "leftover", "link"))
+    rc, so, se = call(lone_front if side == "c" else py, env, "delete", cid)
+    assert rc == 0, se
+    assert not os.path.lexists(d)
+    assert sorted(os.listdir(outside)) == ["keep", "sub"]
+    assert (outside / "keep").read_text() == "x" and (outside / "sub" / "keep").read_text() == "y"
