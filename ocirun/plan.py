@@ -8,7 +8,6 @@ the C init executes without parsing, plus the few facts the Python side needs
 """
 
 import os
-import struct
 
 from ocirun import proto as P
 from ocirun import tables as T
@@ -280,7 +279,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         ns_flags |= T.NAMESPACES[t]
     w.u64(P.R_NS_NEW, ns_flags)
     for i, (t, path) in enumerate(plan.ns_paths.items()):
-        w.rec(P.R_NS_JOIN, struct.pack("=II", T.NAMESPACES[t], i) + P.cstr(path))
+        w.rec(P.R_NS_JOIN, P.REC_NS_JOIN.pack(T.NAMESPACES[t], i) + P.cstr(path))
     plan.setup_sync = "user" in plan.ns_new
     if plan.setup_sync:
         w.flag(P.R_SETUP_SYNC)
@@ -298,7 +297,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
 
     oom = _int(proc.get("oomScoreAdj"), "process.oomScoreAdj", -1000, 1000)
     if oom is not None:
-        w.rec(P.R_OOM, struct.pack("=i", oom))
+        w.rec(P.R_OOM, P.REC_S32.pack(oom))
 
     offs = _obj(linux.get("timeOffsets"), "linux.timeOffsets")
     if offs:
@@ -344,7 +343,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     # caller's (exec keeps the caller's, as runc's does)
     _process(plan, proc, extra_env, console_socket, default_umask=0o022)
     if preserve_fds:
-        w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
+        w.rec(P.R_PRESERVE, P.REC_U32.pack(preserve_fds))
 
     plan.hooks = _hooks(plan, _obj(cfg.get("hooks"), "hooks"))
     sc = linux.get("seccomp")
@@ -352,7 +351,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         from ocirun.seccomp import compile_profile
 
         plan.seccomp = compile_profile(sc)
-        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+        w.rec(P.R_SECCOMP, P.REC_SECCOMP.pack(plan.seccomp.flags, 0) + plan.seccomp.bpf)
     pers = linux.get("personality")
     if pers is not None:
         pers = _obj(pers, "linux.personality")
@@ -361,7 +360,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
             raise ConfigError(f"linux.personality.domain: unknown domain {dom!r}")
         if pers.get("flags"):
             raise ConfigError("linux.personality.flags: no flags are supported (as in runc)")
-        w.rec(P.R_PERSONALITY, struct.pack("=I", PERSONALITY[dom]))
+        w.rec(P.R_PERSONALITY, P.REC_U32.pack(PERSONALITY[dom]))
     return plan
 
 
@@ -741,7 +740,7 @@ def _sysctls(plan, linux, cfg):
             raise ConfigError(f"{f}: sysctl is not in a separate kernel namespace")
         if not ok:
             raise ConfigError(f"{f}: sysctl is not allowed without its own namespace")
-        w.rec(P.R_SYSCTL, struct.pack("=II", i, 0) + P.cstr("/".join(parts)) + P.cstr(v))
+        w.rec(P.R_SYSCTL, P.REC_SYSCTL.pack(i, 0) + P.cstr("/".join(parts)) + P.cstr(v))
 
 
 def _own_bounding_set():
@@ -787,7 +786,7 @@ def _caps(plan, caps):
                              "own bounding set), left out")
         for key in masks:
             masks[key] &= bnd
-    plan.w.rec(P.R_CAPS, struct.pack("=QQQQQ", masks["bounding"], masks["effective"], masks["permitted"],
+    plan.w.rec(P.R_CAPS, P.REC_CAPS.pack(masks["bounding"], masks["effective"], masks["permitted"],
                                      masks["inheritable"], masks["ambient"]))
 
 
@@ -798,7 +797,7 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
     rows = _int(cs.get("height"), "process.consoleSize.height", 0, 65535) or 0
     cols = _int(cs.get("width"), "process.consoleSize.width", 0, 65535) or 0
     if plan.terminal:
-        w.rec(P.R_TERMINAL, struct.pack("=II", rows, cols))
+        w.rec(P.R_TERMINAL, P.REC_TERMINAL.pack(rows, cols))
     for j, rl in enumerate(_list(proc.get("rlimits"), "process.rlimits", MAX_RLIMITS)):
         f = f"process.rlimits[{j}]"
         rl = _obj(rl, f)
@@ -808,7 +807,7 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
         hard = _int(rl.get("hard"), f + ".hard", 0, U64_MAX, required=True)
         soft = _int(rl.get("soft"), f + ".soft", 0, U64_MAX, required=True)
         plan.rlimits.append(t)
-        w.rec(P.R_RLIMIT, struct.pack("=IIQQ", T.RLIMITS[t], j, soft, hard))
+        w.rec(P.R_RLIMIT, P.REC_RLIMIT.pack(T.RLIMITS[t], j, soft, hard))
     user = _obj(proc.get("user"), "process.user")
     uid = _int(user.get("uid", 0), "process.user.uid", 0, 2**32 - 2, required=True)
     gid = _int(user.get("gid", 0), "process.user.gid", 0, 2**32 - 2, required=True)
@@ -819,8 +818,8 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
             for k, g in enumerate(_list(user.get("additionalGids"), "process.user.additionalGids", MAX_GIDS))]
     if _str(user.get("username"), "process.user.username"):
         raise ConfigError("process.user.username: is only meaningful on Windows")
-    w.rec(P.R_USER, struct.pack("=IIiI", uid, gid, -1 if umask is None else umask, len(gids))
-          + struct.pack(f"={len(gids)}I", *gids))
+    w.rec(P.R_USER, P.REC_USER.pack(uid, gid, -1 if umask is None else umask, len(gids))
+          + P.u32_array(gids))
     # absent: all five sets empty (runc); never the runtime's own
     _caps(plan, _obj(proc.get("capabilities"), "process.capabilities"))
     if _bool(proc.get("noNewPrivileges"), "process.noNewPrivileges"):
@@ -892,7 +891,7 @@ def _memory_policy(plan, linux):
         raise ConfigError(f"linux.memoryPolicy.nodes: {mode} takes no nodes")
     if mode in _MPOL_NEED_NODES and not mask:
         raise ConfigError(f"linux.memoryPolicy.nodes: {mode} needs at least one node")
-    plan.w.rec(P.R_MEMPOLICY, struct.pack("=II", value, 0) + mask)
+    plan.w.rec(P.R_MEMPOLICY, P.REC_MEMPOLICY.pack(value, 0) + mask)
 
 
 def _scheduling(plan, proc):
@@ -918,7 +917,7 @@ def _scheduling(plan, proc):
         rt = _int(sch.get("runtime"), f + ".runtime", 0, U64_MAX) or 0
         dl = _int(sch.get("deadline"), f + ".deadline", 0, U64_MAX) or 0
         per = _int(sch.get("period"), f + ".period", 0, U64_MAX) or 0
-        attr = struct.pack("=IIQiIQQQII", 56, SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
+        attr = P.REC_SCHED.pack(P.REC_SCHED.size, SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
         plan.w.rec(P.R_SCHED, attr)
     io = proc.get("ioPriority")
     if io is not None:
@@ -928,7 +927,7 @@ def _scheduling(plan, proc):
         if cls not in IOPRIO_CLASSES:
             raise ConfigError(f"{f}.class: unknown class {cls!r}")
         prio = _int(io.get("priority"), f + ".priority", 0, 7) or 0
-        plan.w.rec(P.R_IOPRIO, struct.pack("=I", IOPRIO_CLASSES[cls] << 13 | prio))
+        plan.w.rec(P.R_IOPRIO, P.REC_U32.pack(IOPRIO_CLASSES[cls] << 13 | prio))
 
 
 def cpu_mask(text, field, limit=8192, what="CPU"):
@@ -976,12 +975,12 @@ def _lsm(plan, proc):
         if not apparmor_enabled():
             raise ConfigError("process.apparmorProfile: apparmor profile is specified, but apparmor is not "
                               "enabled on this host")
-        plan.w.rec(P.R_LSM, struct.pack("=II", 1, 0) + P.cstr(aa))
+        plan.w.rec(P.R_LSM, P.REC_LSM.pack(P.LSM_APPARMOR, 0) + P.cstr(aa))
     if se:
         if not selinux_enabled():
             raise ConfigError("process.selinuxLabel: selinux label is specified, but selinux is disabled or "
                               "not supported on this host")
-        plan.w.rec(P.R_LSM, struct.pack("=II", 2, 0) + P.cstr(se))
+        plan.w.rec(P.R_LSM, P.REC_LSM.pack(P.LSM_SELINUX, 0) + P.cstr(se))
 
 
 def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
@@ -1012,7 +1011,7 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         if v:
             w.rec(rec, cpu_mask(v, f"process.execCPUAffinity.{key}"))
     if preserve_fds:
-        w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
+        w.rec(P.R_PRESERVE, P.REC_U32.pack(preserve_fds))
     sc = (cfg.get("linux") or {}).get("seccomp")
     if sc is not None:
         from ocirun.seccomp import compile_profile
@@ -1020,5 +1019,5 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         # with SCMP_ACT_NOTIFY the exec'd process gets its own filter and
         # listener, sent to listenerPath as runc 1.1 does for exec
         plan.seccomp = compile_profile(sc)
-        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+        w.rec(P.R_SECCOMP, P.REC_SECCOMP.pack(plan.seccomp.flags, 0) + plan.seccomp.bpf)
     return plan

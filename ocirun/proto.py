@@ -3,6 +3,25 @@ with the C init.  tests/unit/test_proto.py checks both files agree."""
 
 import struct
 
+
+class Layout(struct.Struct):
+    """A fixed-size C struct of proto.h: its name there and its fields in
+    order with their formats ("=": native order, no padding, which proto.h's
+    structs never need; tests/unit/test_proto.py checks every size and field
+    offset against the header through cffi)."""
+
+    def __init__(self, cname, *fields):
+        super().__init__("=" + "".join(f for _n, f in fields))
+        self.cname = cname
+        self.fields = tuple(n for n, _f in fields)
+        self.formats = tuple(f for _n, f in fields)
+        self.offsets = {}
+        fmt = "="
+        for name, f in fields:
+            self.offsets[name] = struct.calcsize(fmt)
+            fmt += f
+
+
 PLAN_MAGIC = 0x5049434F
 PLAN_VERSION = 1
 PLAN_MAX = 16 << 20
@@ -72,7 +91,7 @@ M_HOOK_ACK = 9
 M_SECCOMP = 10
 M_MOUNT_FD = 11
 M_NETLINK = 12
-MSG_HDR = struct.Struct("=IiII")
+MSG_HDR = Layout("ocirun_msg", ("type", "I"), ("err", "i"), ("step", "I"), ("value", "I"))  # + char detail[]
 
 REPORT_SIZE = 4096  # proto.h OCIRUN_REPORT_SIZE
 
@@ -85,9 +104,34 @@ STEPS = [
     "netdev", "mempolicy",
 ]
 
-REC_MOUNT = struct.Struct("=IIQQQQ")
-REC_DEVICE = struct.Struct("=IIIIIIII")
-REC_HOOK = struct.Struct("=IIIIII")
+
+
+PLAN_HEADER = Layout("plan_header", ("magic", "I"), ("version", "I"), ("total_len", "I"), ("nrecords", "I"))
+REC_HEADER = Layout("rec_header", ("type", "H"), ("zero", "H"), ("len", "I"))
+# the fixed part of each record type (strings and arrays follow it)
+REC_U32 = Layout("rec_u32", ("value", "I"))  # R_PRESERVE, R_PERSONALITY, R_IOPRIO
+REC_S32 = Layout("rec_s32", ("value", "i"))  # R_OOM
+REC_U64 = Layout("rec_u64", ("value", "Q"))  # R_NS_NEW, R_ROOTPROP, R_EXEC
+REC_NS_JOIN = Layout("rec_ns_join", ("nstype", "I"), ("index", "I"))  # + path
+REC_SYSCTL = Layout("rec_sysctl", ("index", "I"), ("zero", "I"))  # + key, value
+REC_RLIMIT = Layout("rec_rlimit", ("resource", "I"), ("index", "I"), ("soft", "Q"), ("hard", "Q"))
+REC_USER = Layout("rec_user", ("uid", "I"), ("gid", "I"), ("umask", "i"), ("ngids", "I"))  # + u32 gids[]
+REC_CAPS = Layout("rec_caps", ("bounding", "Q"), ("effective", "Q"), ("permitted", "Q"), ("inheritable", "Q"),
+                  ("ambient", "Q"))
+REC_SECCOMP = Layout("rec_seccomp", ("flags", "I"), ("zero", "I"))  # + struct sock_filter[]
+REC_TERMINAL = Layout("rec_terminal", ("rows", "I"), ("cols", "I"))
+REC_LSM = Layout("rec_lsm", ("kind", "I"), ("zero", "I"))  # + label
+REC_MEMPOLICY = Layout("rec_mempolicy", ("mode", "I"), ("zero", "I"))  # + node mask
+REC_SCHED = Layout("rec_sched", ("size", "I"), ("policy", "I"), ("flags", "Q"), ("nice", "i"), ("priority", "I"),
+                   ("runtime", "Q"), ("deadline", "Q"), ("period", "Q"), ("util_min", "I"), ("util_max", "I"))
+REC_MOUNT = Layout("rec_mount", ("kind", "I"), ("index", "I"), ("flags", "Q"), ("propagation", "Q"),
+                   ("attr_set", "Q"), ("attr_clr", "Q"))  # + source, dest, fstype, data
+REC_DEVICE = Layout("rec_device", ("type", "I"), ("major", "I"), ("minor", "I"), ("mode", "I"), ("uid", "I"),
+                    ("gid", "I"), ("bind", "I"), ("index", "I"))  # + path
+REC_HOOK = Layout("rec_hook", ("phase", "I"), ("index", "I"), ("timeout", "I"), ("nargs", "I"), ("nenv", "I"),
+                  ("zero", "I"))  # + path, args[nargs], env[nenv]
+LSM_APPARMOR = 1
+LSM_SELINUX = 2
 HOOK_CREATE_CONTAINER = 1
 HOOK_START_CONTAINER = 2
 HOOK_STATE_MAX = 65536
@@ -102,7 +146,7 @@ class PlanWriter:
 
     def rec(self, rtype, payload=b""):
         ln = len(payload)
-        self.parts.append(struct.pack("=HHI", rtype, 0, ln))
+        self.parts.append(REC_HEADER.pack(rtype, 0, ln))
         self.parts.append(payload)
         pad = (-ln) & 7
         if pad:
@@ -116,14 +160,19 @@ class PlanWriter:
         self.rec(rtype, cstr(s))
 
     def u64(self, rtype, v):
-        self.rec(rtype, struct.pack("=Q", v))
+        self.rec(rtype, REC_U64.pack(v))
 
     def finish(self):
         body = b"".join(self.parts)
-        total = 16 + len(body)
+        total = PLAN_HEADER.size + len(body)
         if total > PLAN_MAX:
             raise ValueError("plan too large")
-        return struct.pack("=IIII", PLAN_MAGIC, PLAN_VERSION, total, self.n) + body
+        return PLAN_HEADER.pack(PLAN_MAGIC, PLAN_VERSION, total, self.n) + body
+
+
+def u32_array(values):
+    """u32 values[n], the tail of R_USER."""
+    return struct.pack(f"={len(values)}I", *values)
 
 
 def cstr(s):

@@ -2,6 +2,9 @@
 
 import os
 import re
+import struct
+
+import pytest
 
 from ocirun import proto as P
 
@@ -36,10 +39,57 @@ def test_steps_match():
             assert P.STEPS[val] == name[2:].lower(), name
 
 
-def test_struct_sizes():
-    assert P.REC_MOUNT.size == 40
-    assert P.REC_DEVICE.size == 32
-    assert P.MSG_HDR.size == 16
+def _layouts():
+    return {name: v for name, v in vars(P).items() if isinstance(v, P.Layout)}
+
+
+def _c_structs():
+    """cffi's view of every struct in proto.h (ABI mode: no compiler, no
+    root); the header's structs hold plain fields only, which cdef takes."""
+    cffi = pytest.importorskip("cffi")
+    text = open(HDR).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    structs = re.findall(r"struct\s+\w+\s*\{[^}]*\};", text)
+    ffi = cffi.FFI()
+    ffi.cdef("\n".join(structs))
+    return ffi, {re.match(r"struct\s+(\w+)", s).group(1) for s in structs}
+
+
+def test_every_record_layout_matches_its_c_struct():
+    ffi, names = _c_structs()
+    layouts = _layouts()
+    assert len(layouts) >= 18
+    for pyname, lay in layouts.items():
+        ctype = f"struct {lay.cname}"
+        assert lay.cname in names, f"{pyname}: no {ctype} in proto.h"
+        c_fields = [f for f, _ in ffi.typeof(ctype).fields]
+        if lay.cname == "ocirun_msg":  # the header only: detail[] follows
+            assert c_fields[:-1] == list(lay.fields), pyname
+            assert ffi.offsetof(ctype, "detail") == lay.size == 16, pyname
+        else:
+            assert c_fields == list(lay.fields), pyname
+            assert ffi.sizeof(ctype) == lay.size, pyname
+        cf = dict(ffi.typeof(ctype).fields)
+        for field, fmt in zip(lay.fields, lay.formats):
+            assert ffi.offsetof(ctype, field) == lay.offsets[field], f"{pyname}.{field}"
+            ct = cf[field].type
+            assert ffi.sizeof(ct) == struct.calcsize("=" + fmt), f"{pyname}.{field}"
+            signed = ct.kind == "primitive" and ffi.cast(ct, -1) < 0
+            assert signed == fmt.islower(), f"{pyname}.{field}: signedness"
+
+
+def test_every_c_struct_is_declared_in_python():
+    _ffi, names = _c_structs()
+    assert names <= {lay.cname for lay in _layouts().values()}
+
+
+def test_a_moved_field_is_caught():
+    """The comparison itself: a header with two fields swapped must differ."""
+    cffi = pytest.importorskip("cffi")
+    ffi = cffi.FFI()
+    ffi.cdef("struct rec_rlimit { unsigned int resource, index; unsigned long long hard; unsigned int pad; "
+             "unsigned long long soft; };")
+    assert ffi.offsetof("struct rec_rlimit", "soft") != P.REC_RLIMIT.offsets["soft"]
 
 
 def test_plan_writer_layout():
