@@ -1,6 +1,8 @@
 """Error types.  Every user-facing failure is an OcirunError whose str() is the
 one line printed (and logged) for it; the CLI exits with .status."""
 
+import os
+
 
 class OcirunError(Exception):
     status = 1
@@ -35,8 +37,7 @@ class InitError(OcirunError):
 
 
 def strerror(errno):
-    """Go-style (lower-case) strerror: engines match these words."""
-    import os
-
+    """The one wording of an errno in every message: Go-style (the first
+    letter lower-case, as runc prints them): engines match these words."""
     s = os.strerror(errno)
     return s[:1].lower() + s[1:]

@@ -4,11 +4,12 @@ All validation happens here, before any process exists, and every error names
 the config field.  The result is a flat binary plan (proto.PlanWriter) that
 the C init executes without parsing, plus the few facts the Python side needs
 (id maps, terminal, hooks, annotations).  Pure apart from reading host facts
-(mountinfo, cap_last_cap) when the config needs them.
+(ocirun.host: mountinfo, cap_last_cap ...) when the config needs them.
 """
 
 import os
 
+from ocirun import host
 from ocirun import proto as P
 from ocirun import tables as T
 from ocirun.errors import ConfigError
@@ -168,59 +169,7 @@ def _abs_path(v, field):
     return clean_path(v if v.startswith("/") else "/" + v)
 
 
-# --- host facts ------------------------------------------------------------
-
-def _cap_last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return len(T.CAPABILITIES) - 1
-
-
-def _unescape(s):
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
-_HIERARCHIES = []
-
-
-def cgroup_hierarchies():
-    """[(fstype, mountpoint, options)] of the host's cgroup mounts; read once
-    per command (the plan and the cgroup set-up both ask, and mountinfo is
-    long on hosts with many mounts)."""
-    if _HIERARCHIES:
-        return list(_HIERARCHIES[0])
-    res = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f.read().decode().splitlines():
-            pre, _, post = line.partition(" - ")
-            fields = pre.split(" ")
-            fstype, _src, sopts = (post.split(" ") + ["", "", ""])[:3]
-            if fstype in ("cgroup", "cgroup2"):
-                res.append((fstype, _unescape(fields[4]), sopts))
-    _HIERARCHIES.append(res)
-    return list(res)
-
-
-def own_cgroup_paths():
-    """{controller-set: path} from /proc/self/cgroup."""
-    res = {}
-    with open("/proc/self/cgroup", "rb") as f:
-        for line in f.read().decode().splitlines():
-            _hid, ctrls, path = line.split(":", 2)
-            res[ctrls] = path
-    return res
+_unescape = host.unescape  # for container.py's _mounts_at, until it calls host.mounts_at
 
 
 # --- the builder -----------------------------------------------------------
@@ -257,10 +206,10 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
 
     linux = _obj(cfg.get("linux"), "linux")
     _str(linux.get("cgroupsPath"), "linux.cgroupsPath")  # "/" and the like: cgroups.resolve refuses them
-    if _str(linux.get("mountLabel"), "linux.mountLabel") and not selinux_enabled():
+    if _str(linux.get("mountLabel"), "linux.mountLabel") and not host.selinux_enabled():
         raise ConfigError("linux.mountLabel: selinux mount label is specified, but selinux is disabled or "
                           "not supported on this host")
-    if linux.get("intelRdt") is not None and not os.path.isdir("/sys/fs/resctrl/info"):
+    if linux.get("intelRdt") is not None and not host.intel_rdt_available():
         raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (no resctrl filesystem)")
     _namespaces(plan, linux)
     plan.mount_ns = "mount" in plan.ns_new or "mount" in plan.ns_paths
@@ -639,12 +588,12 @@ def _cgroup_mount(plan, i, dest, flags, prop, aset, aclr):
     host; on v1, a tmpfs with one mount per hierarchy (bind-mounted from the
     host inside a user namespace or without a cgroup namespace)."""
     w = plan.w
-    hier = cgroup_hierarchies()
+    hier = host.cgroup_hierarchies()
     unified = [h for h in hier if h[0] == "cgroup2" and h[1] == "/sys/fs/cgroup"]
     # bind sources: the container's own groups (a container without a cgroup,
     # rootless, gets the runtime's own ones, which are the caller's anyway)
     cgp = (getattr(plan, "cgroup", None) or {}).get("paths") or {}
-    own = None if cgp else own_cgroup_paths()
+    own = None if cgp else host.own_cgroup_paths()
     use_ns = "cgroup" in plan.ns_new and "user" not in plan.ns_new
     if unified:
         if "cgroup" in plan.ns_new:
@@ -743,22 +692,11 @@ def _sysctls(plan, linux, cfg):
         w.rec(P.R_SYSCTL, P.REC_SYSCTL.pack(i, 0) + P.cstr("/".join(parts)) + P.cstr(v))
 
 
-def _own_bounding_set():
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"CapBnd:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return (1 << 64) - 1
-
-
 def _caps(plan, caps):
     for key in caps:
         if key not in ("bounding", "effective", "permitted", "inheritable", "ambient"):
             raise ConfigError(f"process.capabilities.{key}: unknown capability set")
-    last = _cap_last_cap()
+    last = host.cap_last_cap(len(T.CAPABILITIES))
     masks = {}
     unknown = []
     for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
@@ -778,7 +716,7 @@ def _caps(plan, caps):
     # such a capability is logged as a warning and the container runs without
     # it (runc 1.1.5 fails on capset's EPERM instead; the spec is followed:
     # the container gets less than asked, never more)
-    bnd = _own_bounding_set()
+    bnd = host.own_bounding_set()
     wanted = masks["bounding"] | masks["effective"] | masks["permitted"] | masks["inheritable"] | masks["ambient"]
     missing = [T.CAPABILITIES[n] for n in range(len(T.CAPABILITIES)) if wanted >> n & 1 and not bnd >> n & 1]
     if missing:
@@ -954,30 +892,18 @@ def cpu_mask(text, field, limit=8192, what="CPU"):
     return bytes(mask)
 
 
-def apparmor_enabled():
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
-
-
-def selinux_enabled():
-    return os.path.exists("/sys/fs/selinux/enforce")
-
-
 def _lsm(plan, proc):
     """Labels are applied when the host has the LSM; asking for one the host
     lacks is an error (a silently unconfined container is worse)."""
     aa = _str(proc.get("apparmorProfile"), "process.apparmorProfile")
     se = _str(proc.get("selinuxLabel"), "process.selinuxLabel")
     if aa:
-        if not apparmor_enabled():
+        if not host.apparmor_enabled():
             raise ConfigError("process.apparmorProfile: apparmor profile is specified, but apparmor is not "
                               "enabled on this host")
         plan.w.rec(P.R_LSM, P.REC_LSM.pack(P.LSM_APPARMOR, 0) + P.cstr(aa))
     if se:
-        if not selinux_enabled():
+        if not host.selinux_enabled():
             raise ConfigError("process.selinuxLabel: selinux label is specified, but selinux is disabled or "
                               "not supported on this host")
         plan.w.rec(P.R_LSM, P.REC_LSM.pack(P.LSM_SELINUX, 0) + P.cstr(se))

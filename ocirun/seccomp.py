@@ -18,7 +18,7 @@ instructions prepended to the exported program (see _enosys_stub).
 import os
 import struct
 
-from ocirun.errors import ConfigError
+from ocirun.errors import ConfigError, strerror
 
 ACT_KILL_PROCESS = 0x80000000
 ACT_KILL_THREAD = 0x00000000
@@ -139,7 +139,7 @@ def compile_profile(sc, field="linux.seccomp"):
             tokens.append(token)
             r = lib.seccomp_arch_add(ctx, token)
             if r < 0 and r != -17:  # EEXIST: the native one
-                raise ConfigError(f"{field}.architectures[{i}]: {os.strerror(-r).lower()}")
+                raise ConfigError(f"{field}.architectures[{i}]: {strerror(-r)}")
         for i, rule in enumerate(_list(sc.get("syscalls"), f"{field}.syscalls")):
             rf = f"{field}.syscalls[{i}]"
             if not isinstance(rule, dict):
@@ -184,7 +184,7 @@ def compile_profile(sc, field="linux.seccomp"):
                         arr[k].arg, arr[k].op, arr[k].datum_a, arr[k].datum_b = idx, op, v1, v2
                     r = lib.seccomp_rule_add_array(ctx, act, nr, len(g), arr)
                     if r < 0:
-                        raise ConfigError(f"{rf}: adding rule for {name}: {os.strerror(-r).lower()}")
+                        raise ConfigError(f"{rf}: adding rule for {name}: {strerror(-r)}")
         if notify:
             if not listener:
                 raise ConfigError(f"{field}.listenerPath: SCMP_ACT_NOTIFY needs a listener path")
@@ -193,7 +193,7 @@ def compile_profile(sc, field="linux.seccomp"):
         try:
             r = lib.seccomp_export_bpf(ctx, fd)
             if r < 0:
-                raise ConfigError(f"{field}: exporting the filter: {os.strerror(-r).lower()}")
+                raise ConfigError(f"{field}: exporting the filter: {strerror(-r)}")
             size = os.fstat(fd).st_size
             bpf = os.pread(fd, size, 0)
         finally:

@@ -8,6 +8,7 @@ exec.fifo present -> created; else running.
 
 import os
 
+from ocirun import host
 from ocirun.errors import ContainerExists, ContainerNotFound, OcirunError, strerror
 
 STATE_FILE = "state.json"
@@ -265,10 +266,9 @@ def status(store, st):
     cur = pid_start_time(pid) if pid > 0 else None
     if cur is None or cur != st.get("start_time"):
         return "stopped"
-    from ocirun import cgroups
-
     # frozen first, as runc: a paused never-started container is "paused"
-    if cgroups.is_frozen(st.get("cgroup")):
+    cg = st.get("cgroup")
+    if cg and host.cgroup_frozen(cg["version"], cg["paths"]):
         return "paused"
     if os.path.exists(os.path.join(store.dir(st["id"]), FIFO)):
         return "created"
@@ -312,7 +312,6 @@ def fast_record(st):
         head <n>                then n bytes: output up to the pid
         tail <n>                then n bytes: output after the status
     """
-    from ocirun import cgroups
     from ocirun.jsonutil import dumps_indent
 
     cg = st.get("cgroup")
@@ -324,9 +323,11 @@ def fast_record(st):
         py.append("delete")  # poststop hooks; mounts in our namespace to detach
     start = st.get("start_time")
     lines = [FAST_MAGIC, f"pid {int(st.get('pid') or 0)}", f"start {'-' if start is None else int(start)}",
-             f"freeze {cgroups._freezer_path(cg) or '-'}", f"cgv {cg['version'] if cg else 0}"]
+             f"freeze {(host.freezer_file(cg['version'], cg['paths']) if cg else None) or '-'}",
+             f"cgv {cg['version'] if cg else 0}"]
     lines += [f"cg {p}" for p in (cg["paths"].values() if cg else ())]
-    lines += [f"made {p}" for p in (cgroups.made_dirs(cg) if cg else ())]
+    # a state from before "made" was kept: the container's own directories
+    lines += [f"made {p}" for p in ((cg["made"] if "made" in cg else cg["paths"].values()) if cg else ())]
     lines.append(f"pidns {1 if 'pid' in (st.get('ns') or ()) else 0}")
     lines.append("py " + " ".join(py))
     if any("\n" in x for x in lines):
