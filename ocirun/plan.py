@@ -9,6 +9,7 @@ the C init executes without parsing, plus the few facts the Python side needs
 
 import os
 
+from ocirun import config as C
 from ocirun import host
 from ocirun import proto as P
 from ocirun import tables as T
@@ -69,65 +70,8 @@ class Plan:
         return self.w.finish()
 
 
-# --- small typed accessors that name the field on error -------------------
-
-def _obj(v, field, default=None):
-    if v is None:
-        return {} if default is None else default
-    if not isinstance(v, dict):
-        raise ConfigError(f"{field}: must be an object")
-    return v
-
-
-def _list(v, field, limit=None, what="entries"):
-    """An array; null entries are refused here, for every array (no field of
-    the spec has a meaning for them).  `limit`: what the C init takes."""
-    if v is None:
-        return []
-    if not isinstance(v, list):
-        raise ConfigError(f"{field}: must be an array")
-    if None in v:
-        raise ConfigError(f"{field}[{v.index(None)}]: must not be null")
-    if limit is not None and len(v) > limit:
-        raise ConfigError(f"{field}: {len(v)} {what}, more than the {limit} the runtime supports")
-    return v
-
-
-def _str(v, field, required=False):
-    if v is None:
-        if required:
-            raise ConfigError(f"{field}: is required")
-        return None
-    if not isinstance(v, str):
-        raise ConfigError(f"{field}: must be a string")
-    if "\0" in v:
-        raise ConfigError(f"{field}: contains a NUL byte")
-    if not v.isascii():
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ConfigError(f"{field}: is not valid UTF-8 text") from None
-    return v
-
-
-def _int(v, field, lo=None, hi=None, required=False):
-    if v is None:
-        if required:
-            raise ConfigError(f"{field}: is required (an integer)")
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{field}: must be an integer")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ConfigError(f"{field}: {v} is out of range")
-    return v
-
-
-def _bool(v, field):
-    if v is None:
-        return False
-    if not isinstance(v, bool):
-        raise ConfigError(f"{field}: must be a boolean")
-    return v
+# the typed accessors (ocirun.config): each names the field on error
+_obj, _list, _str, _int, _bool = C.obj, C.array, C.string, C.integer, C.boolean
 
 
 def _semver_ident(s, numeric):

@@ -10,7 +10,9 @@ compute the values they send with runc's rules in mind.
 
 import os
 
+from ocirun import config as C
 from ocirun.cgroups import CgroupError, _read, _write, controller_dir
+from ocirun.errors import ConfigError
 
 P = "linux.resources"
 U64 = 2**64 - 1
@@ -37,56 +39,29 @@ DEFAULT_DEVICE_RULES = [
 
 # --- value checks -------------------------------------------------------------
 
-def _obj(v, f):
-    if v is None:
-        return {}
-    if not isinstance(v, dict):
-        raise CgroupError(f"{f}: must be an object")
-    return v
-
-
-def _list(v, f):
-    if v is None:
-        return []
-    if not isinstance(v, list):
-        raise CgroupError(f"{f}: must be an array")
-    return v
+# the typed accessors (ocirun.config), with resources' defaults: int64
+# values, single-line strings (written to cgroup files), booleans absent: None
+_obj, _list = C.obj, C.array
 
 
 def _int(v, f, lo=I64_MIN, hi=I64_MAX):
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise CgroupError(f"{f}: must be an integer, got {v!r}")
-    if v < lo or v > hi:
-        if lo == 0 and v < 0:
-            raise CgroupError(f"{f}: must not be negative, got {v}")
-        raise CgroupError(f"{f}: {v} is out of range [{lo}, {hi}]")
-    return v
+    return C.integer(v, f, lo, hi)
 
 
 def _limit(v, f):
     """int64 limits where -1 means unlimited and 0 means unset."""
     v = _int(v, f)
     if v is not None and v < -1:
-        raise CgroupError(f"{f}: must be -1 (unlimited) or a positive number of bytes, got {v}")
+        raise ConfigError(f"{f}: must be -1 (unlimited) or a positive number of bytes, got {v}")
     return v
 
 
 def _bool(v, f):
-    if v is None:
-        return None
-    if not isinstance(v, bool):
-        raise CgroupError(f"{f}: must be a boolean, got {v!r}")
-    return v
+    return C.boolean(v, f, default=None)
 
 
 def _str(v, f):
-    if v is None:
-        return None
-    if not isinstance(v, str) or "\0" in v or "\n" in v:
-        raise CgroupError(f"{f}: must be a single-line string, got {v!r}")
-    return v
+    return C.string(v, f, single_line=True)
 
 
 def _cpuset_list(v, f):

@@ -8,6 +8,7 @@ import pytest
 
 from ocirun import cgroups
 from ocirun.cgroups import CgroupError, devices, resources as R, stats
+from ocirun.errors import OcirunError
 
 V1_FILES = {
     "memory": ["memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
@@ -164,7 +165,7 @@ def test_v1_memory_write_order(v1):
 ])
 def test_bad_values_write_nothing(v1, res, msg):
     good = {"cpu": {"shares": 100}, "pids": {"limit": 5}}
-    with pytest.raises(CgroupError) as e:
+    with pytest.raises(OcirunError) as e:  # ConfigError from ocirun.config, CgroupError from resources
         cgroups.apply(v1, dict(good, **res))
     assert msg in str(e.value) and "\n" not in str(e.value)
     everything_empty(v1)
