@@ -249,16 +249,14 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     if pers is not None:
         pers = _obj(pers, "linux.personality")
         dom = _str(pers.get("domain"), "linux.personality.domain", required=True)
-        if dom not in PERSONALITY:
+        if dom not in T.PERSONALITY:
             raise ConfigError(f"linux.personality.domain: unknown domain {dom!r}")
         if pers.get("flags"):
             raise ConfigError("linux.personality.flags: no flags are supported (as in runc)")
-        w.rec(P.R_PERSONALITY, P.REC_U32.pack(PERSONALITY[dom]))
+        w.rec(P.R_PERSONALITY, P.REC_U32.pack(T.PERSONALITY[dom]))
     return plan
 
 
-PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
-HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
 def _without_mount_namespace(plan, cfg, linux, root, no_pivot):
@@ -282,7 +280,7 @@ def _hooks(plan, hooks):
     """Validate every hook; compile the in-container ones into the plan."""
     out = {}
     for phase, entries in hooks.items():
-        if phase not in HOOK_PHASES:
+        if phase not in T.HOOK_PHASES:
             raise ConfigError(f"hooks.{phase}: unknown hook phase")
         lst = []
         for i, h in enumerate(_list(entries, f"hooks.{phase}")):
@@ -738,18 +736,17 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
     _scheduling(plan, proc)
 
 
-SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
-                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
-SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
-               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
-               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
-IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
-
-
-MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
-              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
-MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15}
 _MPOL_NEED_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED_MANY")
+
+
+def _flag_bits(names, field, table):
+    """An array of flag names -> the OR of their bits in `table`."""
+    bits = 0
+    for i, fl in enumerate(_list(names, field)):
+        if _str(fl, f"{field}[{i}]") not in table:
+            raise ConfigError(f"{field}[{i}]: unknown flag {fl!r}")
+        bits |= table[fl]
+    return bits
 
 
 def _memory_policy(plan, linux):
@@ -760,13 +757,9 @@ def _memory_policy(plan, linux):
         return
     mp = _obj(mp, "linux.memoryPolicy")
     mode = _str(mp.get("mode"), "linux.memoryPolicy.mode", required=True)
-    if mode not in MPOL_MODES:
+    if mode not in T.MPOL_MODES:
         raise ConfigError(f"linux.memoryPolicy.mode: unknown mode {mode!r}")
-    value = MPOL_MODES[mode]
-    for i, fl in enumerate(_list(mp.get("flags"), "linux.memoryPolicy.flags")):
-        if _str(fl, f"linux.memoryPolicy.flags[{i}]") not in MPOL_FLAGS:
-            raise ConfigError(f"linux.memoryPolicy.flags[{i}]: unknown flag {fl!r}")
-        value |= MPOL_FLAGS[fl]
+    value = T.MPOL_MODES[mode] | _flag_bits(mp.get("flags"), "linux.memoryPolicy.flags", T.MPOL_FLAGS)
     nodes = _str(mp.get("nodes"), "linux.memoryPolicy.nodes")
     mask = cpu_mask(nodes, "linux.memoryPolicy.nodes", 1024, "node") if nodes else b""
     if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and mask:
@@ -783,13 +776,9 @@ def _scheduling(plan, proc):
         f = "process.scheduler"
         sch = _obj(sch, f)
         pol = _str(sch.get("policy"), f + ".policy", required=True)
-        if pol not in SCHED_POLICIES:
+        if pol not in T.SCHED_POLICIES:
             raise ConfigError(f"{f}.policy: unknown policy {pol!r}")
-        flags = 0
-        for i, fl in enumerate(_list(sch.get("flags"), f + ".flags")):
-            if _str(fl, f"{f}.flags[{i}]") not in SCHED_FLAGS:
-                raise ConfigError(f"{f}.flags[{i}]: unknown flag {fl!r}")
-            flags |= SCHED_FLAGS[fl]
+        flags = _flag_bits(sch.get("flags"), f + ".flags", T.SCHED_FLAGS)
         nice = _int(sch.get("nice"), f + ".nice", -20, 19) or 0
         prio = _int(sch.get("priority"), f + ".priority", 0, 99) or 0
         if pol in ("SCHED_FIFO", "SCHED_RR") and prio == 0:
@@ -799,17 +788,17 @@ def _scheduling(plan, proc):
         rt = _int(sch.get("runtime"), f + ".runtime", 0, U64_MAX) or 0
         dl = _int(sch.get("deadline"), f + ".deadline", 0, U64_MAX) or 0
         per = _int(sch.get("period"), f + ".period", 0, U64_MAX) or 0
-        attr = P.REC_SCHED.pack(P.REC_SCHED.size, SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
+        attr = P.REC_SCHED.pack(P.REC_SCHED.size, T.SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
         plan.w.rec(P.R_SCHED, attr)
     io = proc.get("ioPriority")
     if io is not None:
         f = "process.ioPriority"
         io = _obj(io, f)
         cls = _str(io.get("class"), f + ".class", required=True)
-        if cls not in IOPRIO_CLASSES:
+        if cls not in T.IOPRIO_CLASSES:
             raise ConfigError(f"{f}.class: unknown class {cls!r}")
         prio = _int(io.get("priority"), f + ".priority", 0, 7) or 0
-        plan.w.rec(P.R_IOPRIO, P.REC_U32.pack(IOPRIO_CLASSES[cls] << 13 | prio))
+        plan.w.rec(P.R_IOPRIO, P.REC_U32.pack(T.IOPRIO_CLASSES[cls] << 13 | prio))
 
 
 def cpu_mask(text, field, limit=8192, what="CPU"):

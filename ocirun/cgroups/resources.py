@@ -391,6 +391,23 @@ def _check_usage(w, ctrl, usage_file, limit, field):
         raise CgroupError(f"{field}: rejecting memory limit {limit} below current usage {used}")
 
 
+def _cpu_idle_and_sets(w, cpu, f):
+    """The same files on v1 and v2."""
+    if "idle" in cpu:
+        w.add("cpu", "cpu.idle", cpu["idle"], f + ".idle")
+    if cpu.get("cpus"):
+        w.add("cpuset", "cpuset.cpus", cpu["cpus"], f + ".cpus")
+    if cpu.get("mems"):
+        w.add("cpuset", "cpuset.mems", cpu["mems"], f + ".mems")
+
+
+def _pids(w, res):
+    if "pids" in res:
+        lim = res["pids"]["limit"]
+        if lim != 0:
+            w.add("pids", "pids.max", lim if lim > 0 else "max", P + ".pids.limit")
+
+
 def _v1(w, res, update):
     if "unified" in res:
         raise CgroupError(f"{P}.unified: cgroup v2 is not enabled on this host, can't use unified resources")
@@ -452,16 +469,8 @@ def _v1(w, res, update):
             w.add("cpu", "cpu.rt_period_us", cpu["realtimePeriod"], f + ".realtimePeriod")
         if cpu.get("realtimeRuntime"):
             w.add("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"], f + ".realtimeRuntime")
-        if "idle" in cpu:
-            w.add("cpu", "cpu.idle", cpu["idle"], f + ".idle")
-        if cpu.get("cpus"):
-            w.add("cpuset", "cpuset.cpus", cpu["cpus"], f + ".cpus")
-        if cpu.get("mems"):
-            w.add("cpuset", "cpuset.mems", cpu["mems"], f + ".mems")
-    if "pids" in res:
-        lim = res["pids"]["limit"]
-        if lim != 0:
-            w.add("pids", "pids.max", lim if lim > 0 else "max", P + ".pids.limit")
+        _cpu_idle_and_sets(w, cpu, f)
+    _pids(w, res)
     bio = res.get("blockIO", {})
     if bio:
         f = P + ".blockIO"
@@ -545,16 +554,8 @@ def _v2(w, res, update):
             w.add("cpu", "cpu.max", val, f + ".quota")
         if "burst" in cpu:
             w.add("cpu", "cpu.max.burst", cpu["burst"], f + ".burst")
-        if "idle" in cpu:
-            w.add("cpu", "cpu.idle", cpu["idle"], f + ".idle")
-        if cpu.get("cpus"):
-            w.add("cpuset", "cpuset.cpus", cpu["cpus"], f + ".cpus")
-        if cpu.get("mems"):
-            w.add("cpuset", "cpuset.mems", cpu["mems"], f + ".mems")
-    if "pids" in res:
-        lim = res["pids"]["limit"]
-        if lim != 0:
-            w.add("pids", "pids.max", lim if lim > 0 else "max", P + ".pids.limit")
+        _cpu_idle_and_sets(w, cpu, f)
+    _pids(w, res)
     bio = res.get("blockIO", {})
     if bio:
         f = P + ".blockIO"
