@@ -532,10 +532,6 @@ def signal_all(cg, sig):
     return Cgroup(cg).kill(sig) if cg else None
 
 
-def made_dirs(cg):
-    return Cgroup(cg).made_dirs()
-
-
 def remove(cg, timeout=5.0):
     return Cgroup(cg).remove(timeout) if cg else None
 
