@@ -18,6 +18,7 @@ instructions prepended to the exported program (see _enosys_stub).
 import os
 import struct
 
+from ocirun.config import array as _list, string as _str
 from ocirun.errors import ConfigError, strerror
 from ocirun.tables import (  # the names this module uses for them
     SECCOMP_ACT_ALLOW as ACT_ALLOW, SECCOMP_ACT_ERRNO as ACT_ERRNO, SECCOMP_ACT_KILL_PROCESS as ACT_KILL_PROCESS,
@@ -84,8 +85,6 @@ def compile_profile(sc, field="linux.seccomp"):
 
     default = _action(sc.get("defaultAction"), sc.get("defaultErrnoRet"), f"{field}.defaultAction")
     flags = 0
-    from ocirun.plan import _list, _str
-
     for i, f in enumerate(_list(sc.get("flags"), f"{field}.flags")):
         if not isinstance(f, str) or f not in FLAGS:
             raise ConfigError(f"{field}.flags[{i}]: unknown seccomp flag {f!r}")

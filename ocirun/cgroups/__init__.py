@@ -24,33 +24,15 @@ import os
 import time
 
 from ocirun import host
-from ocirun.errors import OcirunError, strerror
+from ocirun.cgroups.files import CgroupError, controller_dir  # noqa: F401  (the package's names)
+from ocirun.cgroups.files import read as _read, write as _write
+from ocirun.errors import strerror
 
 ROOT = "/sys/fs/cgroup"
 
 # Transitional: the CLI sets this from --systemd-cgroup until it passes
 # driver(systemd=True) to resolve(); read in one place, default_driver().
 SYSTEMD = False
-
-
-class CgroupError(OcirunError):
-    pass
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode()
-    except OSError:
-        return None
-
-
-def _write(path, value):
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        os.write(fd, value.encode() if isinstance(value, str) else value)
-    finally:
-        os.close(fd)
 
 
 def hierarchies(root=ROOT):
@@ -187,18 +169,9 @@ class Cgroup:
         return self.desc["paths"]
 
     def controller_dir(self, ctrl):
-        """The directory holding ctrl's files for this container, or None when
-        the controller is not available (not mounted on v1, not enabled on v2)."""
-        if self.version == 2:
-            path = next(iter(self.paths.values()))
-            if ctrl == "cgroup":
-                return path
-            avail = _read(os.path.join(path, "cgroup.controllers"))
-            return path if avail is not None and ctrl in avail.split() else None
-        for mp, path in self.paths.items():
-            if ctrl in os.path.basename(mp).split(","):
-                return path
-        return None
+        """The directory holding ctrl's files, or None when the controller is
+        not available (not mounted on v1, not enabled on v2)."""
+        return controller_dir(self.desc, ctrl)
 
     # --- creation and limits ---------------------------------------------
 
@@ -246,7 +219,7 @@ class Cgroup:
     def apply(self, resources, device_paths=()):
         """Validate linux.resources completely, then write it; the normalised
         object is kept in desc["resources"] (persisted with the state).
-        device_paths: the paths of linux.devices (see DEFAULT_DEVICE_RULES)."""
+        device_paths: the paths of linux.devices (see devices.DEFAULT_DEVICE_RULES)."""
         from ocirun.cgroups import resources as R
 
         # an absent linux.resources still gets the device rules (deny by default)
@@ -496,10 +469,6 @@ def _rmdir_retry(path, deadline):
 
 # --- the description-based interface the verbs call today (one line each) ---
 
-def controller_dir(cg, ctrl):
-    return Cgroup(cg).controller_dir(ctrl) if cg else None
-
-
 def create(cg):
     return Cgroup(cg).create()
 
@@ -536,5 +505,5 @@ def remove(cg, timeout=5.0):
     return Cgroup(cg).remove(timeout) if cg else None
 
 
-def _freezer_path(cg):  # container.py's _thaw and state.fast_record: Cgroup.thaw(wait=False) replaces it
+def _freezer_path(cg):  # container.py's _thaw (with _write): Cgroup(cg).thaw(wait=False) replaces both
     return Cgroup(cg).freezer_file() if cg else None

@@ -11,30 +11,12 @@ compute the values they send with runc's rules in mind.
 import os
 
 from ocirun import config as C
-from ocirun.cgroups import CgroupError, _read, _write, controller_dir
+from ocirun.cgroups.files import CgroupError, controller_dir, read as _read, write as _write
 from ocirun.errors import ConfigError
 
 P = "linux.resources"
 U64 = 2**64 - 1
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
-
-# runc's specconv.AllowedDevices (1.1): appended after the config's own
-# rules; one with a path is dropped when linux.devices names that path (runc's
-# createDevices: the config's node replaces the default one, and config nodes
-# get no cgroup rule of their own).
-DEFAULT_DEVICE_RULES = [
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm", "path": "/dev/null"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm", "path": "/dev/random"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm", "path": "/dev/full"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm", "path": "/dev/tty"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm", "path": "/dev/zero"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm", "path": "/dev/urandom"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-]
 
 
 # --- value checks -------------------------------------------------------------
