@@ -5,21 +5,29 @@ import struct
 
 
 class Layout(struct.Struct):
-    """A fixed-size C struct of proto.h: its name there and its fields in
-    order with their formats ("=": native order, no padding, which proto.h's
-    structs never need; tests/unit/test_proto.py checks every size and field
-    offset against the header through cffi)."""
+    """A fixed-size C struct of proto.h: its name there, its format ("=":
+    native order, no padding, which proto.h's structs never need; one
+    character per field) and its field names in order.  test_proto.py checks
+    every size, field name and offset against the header through cffi."""
 
-    def __init__(self, cname, *fields):
-        super().__init__("=" + "".join(f for _n, f in fields))
+    def __init__(self, cname, fmt, names):
+        super().__init__(fmt)
         self.cname = cname
-        self.fields = tuple(n for n, _f in fields)
-        self.formats = tuple(f for _n, f in fields)
-        self.offsets = {}
-        fmt = "="
-        for name, f in fields:
-            self.offsets[name] = struct.calcsize(fmt)
+        self.names = names
+
+    @property
+    def fields(self):
+        """[(name, format character)] in order."""
+        return list(zip(self.names.split(), self.format[1:]))
+
+    @property
+    def offsets(self):
+        """{field: byte offset} (for the test; packing needs none)."""
+        out, fmt = {}, "="
+        for name, f in self.fields:
+            out[name] = struct.calcsize(fmt)
             fmt += f
+        return out
 
 
 PLAN_MAGIC = 0x5049434F
@@ -91,7 +99,7 @@ M_HOOK_ACK = 9
 M_SECCOMP = 10
 M_MOUNT_FD = 11
 M_NETLINK = 12
-MSG_HDR = Layout("ocirun_msg", ("type", "I"), ("err", "i"), ("step", "I"), ("value", "I"))  # + char detail[]
+MSG_HDR = Layout("ocirun_msg", "=IiII", "type err step value")  # + char detail[]
 
 REPORT_SIZE = 4096  # proto.h OCIRUN_REPORT_SIZE
 
@@ -106,30 +114,28 @@ STEPS = [
 
 
 
-PLAN_HEADER = Layout("plan_header", ("magic", "I"), ("version", "I"), ("total_len", "I"), ("nrecords", "I"))
-REC_HEADER = Layout("rec_header", ("type", "H"), ("zero", "H"), ("len", "I"))
+PLAN_HEADER = Layout("plan_header", "=IIII", "magic version total_len nrecords")
+REC_HEADER = Layout("rec_header", "=HHI", "type zero len")
 # the fixed part of each record type (strings and arrays follow it)
-REC_U32 = Layout("rec_u32", ("value", "I"))  # R_PRESERVE, R_PERSONALITY, R_IOPRIO
-REC_S32 = Layout("rec_s32", ("value", "i"))  # R_OOM
-REC_U64 = Layout("rec_u64", ("value", "Q"))  # R_NS_NEW, R_ROOTPROP, R_EXEC
-REC_NS_JOIN = Layout("rec_ns_join", ("nstype", "I"), ("index", "I"))  # + path
-REC_SYSCTL = Layout("rec_sysctl", ("index", "I"), ("zero", "I"))  # + key, value
-REC_RLIMIT = Layout("rec_rlimit", ("resource", "I"), ("index", "I"), ("soft", "Q"), ("hard", "Q"))
-REC_USER = Layout("rec_user", ("uid", "I"), ("gid", "I"), ("umask", "i"), ("ngids", "I"))  # + u32 gids[]
-REC_CAPS = Layout("rec_caps", ("bounding", "Q"), ("effective", "Q"), ("permitted", "Q"), ("inheritable", "Q"),
-                  ("ambient", "Q"))
-REC_SECCOMP = Layout("rec_seccomp", ("flags", "I"), ("zero", "I"))  # + struct sock_filter[]
-REC_TERMINAL = Layout("rec_terminal", ("rows", "I"), ("cols", "I"))
-REC_LSM = Layout("rec_lsm", ("kind", "I"), ("zero", "I"))  # + label
-REC_MEMPOLICY = Layout("rec_mempolicy", ("mode", "I"), ("zero", "I"))  # + node mask
-REC_SCHED = Layout("rec_sched", ("size", "I"), ("policy", "I"), ("flags", "Q"), ("nice", "i"), ("priority", "I"),
-                   ("runtime", "Q"), ("deadline", "Q"), ("period", "Q"), ("util_min", "I"), ("util_max", "I"))
-REC_MOUNT = Layout("rec_mount", ("kind", "I"), ("index", "I"), ("flags", "Q"), ("propagation", "Q"),
-                   ("attr_set", "Q"), ("attr_clr", "Q"))  # + source, dest, fstype, data
-REC_DEVICE = Layout("rec_device", ("type", "I"), ("major", "I"), ("minor", "I"), ("mode", "I"), ("uid", "I"),
-                    ("gid", "I"), ("bind", "I"), ("index", "I"))  # + path
-REC_HOOK = Layout("rec_hook", ("phase", "I"), ("index", "I"), ("timeout", "I"), ("nargs", "I"), ("nenv", "I"),
-                  ("zero", "I"))  # + path, args[nargs], env[nenv]
+REC_U32 = Layout("rec_u32", "=I", "value")  # R_PRESERVE, R_PERSONALITY, R_IOPRIO
+REC_S32 = Layout("rec_s32", "=i", "value")  # R_OOM
+REC_U64 = Layout("rec_u64", "=Q", "value")  # R_NS_NEW, R_ROOTPROP, R_EXEC
+REC_NS_JOIN = Layout("rec_ns_join", "=II", "nstype index")  # + path
+REC_SYSCTL = Layout("rec_sysctl", "=II", "index zero")  # + key, value
+REC_RLIMIT = Layout("rec_rlimit", "=IIQQ", "resource index soft hard")
+REC_USER = Layout("rec_user", "=IIiI", "uid gid umask ngids")  # + u32 gids[]
+REC_CAPS = Layout("rec_caps", "=QQQQQ", "bounding effective permitted inheritable ambient")
+REC_SECCOMP = Layout("rec_seccomp", "=II", "flags zero")  # + struct sock_filter[]
+REC_TERMINAL = Layout("rec_terminal", "=II", "rows cols")
+REC_LSM = Layout("rec_lsm", "=II", "kind zero")  # + label
+REC_MEMPOLICY = Layout("rec_mempolicy", "=II", "mode zero")  # + node mask
+REC_SCHED = Layout("rec_sched", "=IIQiIQQQII",
+                   "size policy flags nice priority runtime deadline period util_min util_max")
+# + source, dest, fstype, data
+REC_MOUNT = Layout("rec_mount", "=IIQQQQ", "kind index flags propagation attr_set attr_clr")
+REC_DEVICE = Layout("rec_device", "=IIIIIIII", "type major minor mode uid gid bind index")  # + path
+# + path, args[nargs], env[nenv]
+REC_HOOK = Layout("rec_hook", "=IIIIII", "phase index timeout nargs nenv zero")
 LSM_APPARMOR = 1
 LSM_SELINUX = 2
 HOOK_CREATE_CONTAINER = 1

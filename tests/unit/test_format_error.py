@@ -73,7 +73,8 @@ def test_each_step_names_the_field(plan, name, err, index, detail, want):
 
 
 def test_without_a_plan_and_unknown_steps():
-    assert format_error(None, step("rlimit"), errno.EINVAL, 2, "") == "process.rlimits[2] 2: setrlimit: invalid argument"
+    want = "process.rlimits[2] 2: setrlimit: invalid argument"
+    assert format_error(None, step("rlimit"), errno.EINVAL, 2, "") == want
     assert format_error(None, 999, errno.EIO, 0, "x") == "step 999: x: input/output error"
     assert format_error(None, 0, 0, 0, "") == "step 0"
 

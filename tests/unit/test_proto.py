@@ -63,14 +63,16 @@ def test_every_record_layout_matches_its_c_struct():
         ctype = f"struct {lay.cname}"
         assert lay.cname in names, f"{pyname}: no {ctype} in proto.h"
         c_fields = [f for f, _ in ffi.typeof(ctype).fields]
+        assert len(lay.names.split()) == len(lay.format) - 1, f"{pyname}: one name per format character"
+        py_fields = [n for n, _f in lay.fields]
         if lay.cname == "ocirun_msg":  # the header only: detail[] follows
-            assert c_fields[:-1] == list(lay.fields), pyname
+            assert c_fields[:-1] == py_fields, pyname
             assert ffi.offsetof(ctype, "detail") == lay.size == 16, pyname
         else:
-            assert c_fields == list(lay.fields), pyname
+            assert c_fields == py_fields, pyname
             assert ffi.sizeof(ctype) == lay.size, pyname
         cf = dict(ffi.typeof(ctype).fields)
-        for field, fmt in zip(lay.fields, lay.formats):
+        for field, fmt in lay.fields:
             assert ffi.offsetof(ctype, field) == lay.offsets[field], f"{pyname}.{field}"
             ct = cf[field].type
             assert ffi.sizeof(ct) == struct.calcsize("=" + fmt), f"{pyname}.{field}"
