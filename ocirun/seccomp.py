@@ -18,7 +18,7 @@ instructions prepended to the exported program (see _enosys_stub).
 import os
 import struct
 
-from ocirun.config import array as _list, string as _str
+from ocirun.config import array as _list, obj as _obj, string as _str
 from ocirun.errors import ConfigError, strerror
 from ocirun.tables import (  # the names this module uses for them
     SECCOMP_ACT_ALLOW as ACT_ALLOW, SECCOMP_ACT_ERRNO as ACT_ERRNO, SECCOMP_ACT_KILL_PROCESS as ACT_KILL_PROCESS,
@@ -79,8 +79,7 @@ def supported_flags():
 
 
 def compile_profile(sc, field="linux.seccomp"):
-    if not isinstance(sc, dict):
-        raise ConfigError(f"{field}: must be an object")
+    sc = _obj(sc, field)
     from ocirun._seccomp_c import ffi, lib
 
     default = _action(sc.get("defaultAction"), sc.get("defaultErrnoRet"), f"{field}.defaultAction")
@@ -112,16 +111,14 @@ def compile_profile(sc, field="linux.seccomp"):
                 raise ConfigError(f"{field}.architectures[{i}]: {strerror(-r)}")
         for i, rule in enumerate(_list(sc.get("syscalls"), f"{field}.syscalls")):
             rf = f"{field}.syscalls[{i}]"
-            if not isinstance(rule, dict):
-                raise ConfigError(f"{rf}: must be an object")
+            rule = _obj(rule, rf)
             act = _action(rule.get("action"), rule.get("errnoRet"), rf + ".action")
             if act & 0xFFFF0000 == ACT_NOTIFY:
                 notify = True
             conds = []
             for j, a in enumerate(_list(rule.get("args"), f"{rf}.args")):
                 af = f"{rf}.args[{j}]"
-                if not isinstance(a, dict):
-                    raise ConfigError(f"{af}: must be an object")
+                a = _obj(a, af)
                 idx = a.get("index")
                 if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx <= 5:
                     raise ConfigError(f"{af}.index: must be 0..5")
