@@ -164,6 +164,7 @@ void do_sysctls(struct plan *p, int procfd);
 void do_rlimits(struct plan *p);
 void do_user(struct plan *p, int procfd);
 void read_cap_last(int procfd);
+int cwd_in_root(void);
 const char *lookup_exec(struct plan *p, char *buf, size_t size);
 void close_unpreserved(struct plan *p, int keep);
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path);

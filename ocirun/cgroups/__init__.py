@@ -35,6 +35,11 @@ ROOT = "/sys/fs/cgroup"
 SYSTEMD = False
 
 
+# cgroup v1 mount options that are not controllers
+_V1_OPTIONS = {"rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods",
+               "nofavordynmods", "none", "all"}
+
+
 def hierarchies(root=ROOT):
     """{mountpoint: controllers-string} of cgroup hierarchies under root, and
     the version in use (2 when root itself is cgroup2)."""
@@ -45,7 +50,11 @@ def hierarchies(root=ROOT):
         if fstype == "cgroup2" and mp == root:
             return {root: ""}, 2
         if fstype == "cgroup" and mp.startswith(root + "/"):
-            found[mp] = ",".join(o for o in sopts.split(",") if o not in ("rw", "ro"))
+            # the hierarchy's name as /proc/<pid>/cgroup spells it: its
+            # controllers and name=, not the mount's other options (xattr,
+            # clone_children, noprefix, release_agent=… on systemd hosts)
+            found[mp] = ",".join(o for o in sopts.split(",")
+                                 if o.startswith("name=") or ("=" not in o and o not in _V1_OPTIONS))
         elif fstype == "cgroup2" and mp.startswith(root + "/") and "/" not in mp[len(root) + 1:]:
             unified = mp
     if found and unified:
@@ -203,7 +212,7 @@ class Cgroup:
                     _enable_controllers(mp, path)
                 if self.version == 1 and os.path.exists(os.path.join(mp, "cpuset.cpus")):
                     _copy_cpuset(path, mp)
-            if self.is_frozen():
+            if self.is_frozen() or (self.version == 2 and _v2_effectively_frozen(next(iter(self.paths.values())))):
                 raise CgroupError("container's cgroup unexpectedly frozen")
         except (OSError, CgroupError) as e:
             for d in mine:
@@ -450,6 +459,15 @@ def _procs_in(path):
         if data:
             n += len(data.split())
     return n
+
+
+def _v2_effectively_frozen(path):
+    """cgroup.freeze holds the group's own setting; a frozen ancestor freezes
+    it too, which only cgroup.events' "frozen" line says."""
+    for line in (_read(os.path.join(path, "cgroup.events")) or "").splitlines():
+        if line.split() == ["frozen", "1"]:
+            return True
+    return False
 
 
 def _rmdir_retry(path, deadline):

@@ -64,6 +64,26 @@ def test_sysfs_fallback_is_readonly_recursively(env):
         assert "ro" in opts and {"nosuid", "nodev", "noexec"} <= set(opts), f
 
 
+def test_sysfs_fallback_hides_the_hosts_cgroups(env):
+    """The bound host /sys carries the host's cgroup hierarchies (roots and
+    every other group): without a cgroup mount of the config's the container
+    sees an empty read-only directory there, never the host's tree (G17)."""
+    env.cfg["linux"]["namespaces"] = [ns for ns in env.cfg["linux"]["namespaces"] if ns["type"] != "network"]
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["mounts"] = [m for m in env.cfg["mounts"] if m.get("type") != "cgroup"]
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+    r = env.sh("ls -A /sys/fs/cgroup | wc -l; touch /sys/fs/cgroup/x 2>/dev/null || echo ro; ls /sys/class/net | wc -l")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split()
+    assert out[0] == "0" and out[1] == "ro" and int(out[2]) > 0, (r.stdout, r.stderr)
+
+
 def test_user_namespace_maps_and_root(env):
     env.cfg["linux"]["namespaces"].append({"type": "user"})
     env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
