@@ -43,20 +43,35 @@ def _layouts():
     return {name: v for name, v in vars(P).items() if isinstance(v, P.Layout)}
 
 
-def _c_structs():
-    """cffi's view of every struct in proto.h (ABI mode: no compiler, no
-    root); the header's structs hold plain fields only, which cdef takes."""
+def _header_structs():
+    text = re.sub(r"/\*.*?\*/", "", open(HDR).read(), flags=re.S)
+    return re.findall(r"struct\s+\w+\s*\{[^}]*\};", text)
+
+
+@pytest.fixture(scope="module")
+def c_structs(tmp_path_factory):
+    """The C compiler's view of every struct in proto.h: cffi compiles a
+    module that includes the header (no root needed), checks the cdef of each
+    struct against the compiled layout and answers sizeof/offsetof from it."""
     cffi = pytest.importorskip("cffi")
-    text = open(HDR).read()
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    structs = re.findall(r"struct\s+\w+\s*\{[^}]*\};", text)
+    import importlib.util
+    import shutil
+
+    if not shutil.which("cc") and not shutil.which("gcc"):
+        pytest.skip("no C compiler")
+    structs = _header_structs()
     ffi = cffi.FFI()
     ffi.cdef("\n".join(structs))
-    return ffi, {re.match(r"struct\s+(\w+)", s).group(1) for s in structs}
+    ffi.set_source("_ocirun_proto_check", '#include "proto.h"', include_dirs=[os.path.dirname(os.path.abspath(HDR))])
+    so = ffi.compile(tmpdir=str(tmp_path_factory.mktemp("protocheck")))
+    spec = importlib.util.spec_from_file_location("_ocirun_proto_check", so)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ffi, {re.match(r"struct\s+(\w+)", s).group(1) for s in structs}
 
 
-def test_every_record_layout_matches_its_c_struct():
-    ffi, names = _c_structs()
+def test_every_record_layout_matches_its_c_struct(c_structs):
+    ffi, names = c_structs
     layouts = _layouts()
     assert len(layouts) >= 18
     for pyname, lay in layouts.items():
@@ -80,8 +95,8 @@ def test_every_record_layout_matches_its_c_struct():
             assert signed == fmt.islower(), f"{pyname}.{field}: signedness"
 
 
-def test_every_c_struct_is_declared_in_python():
-    _ffi, names = _c_structs()
+def test_every_c_struct_is_declared_in_python(c_structs):
+    _ffi, names = c_structs
     assert names <= {lay.cname for lay in _layouts().values()}
 
 
