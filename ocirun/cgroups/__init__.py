@@ -65,6 +65,11 @@ def hierarchies(root=ROOT):
     return found, version
 
 
+def _check_type(cgroups_path):
+    if cgroups_path is not None and not isinstance(cgroups_path, str):
+        raise CgroupError("linux.cgroupsPath: must be a string")
+
+
 def _check_path(cgroups_path, cid):
     """linux.cgroupsPath (or the id) as cgroupfs path components."""
     inner = cgroups_path or cid
@@ -100,8 +105,7 @@ class Cgroupfs(Driver):
     name = "cgroupfs"
 
     def resolve(self, cgroups_path, cid, root=ROOT):
-        if cgroups_path is not None and not isinstance(cgroups_path, str):
-            raise CgroupError("linux.cgroupsPath: must be a string")
+        _check_type(cgroups_path)
         hier, version = hierarchies(root)
         if not hier:
             return None
@@ -136,6 +140,7 @@ class Systemd(Driver):
         if not host.systemd_running():
             raise CgroupError("systemd cgroup flag passed, but systemd support for managing cgroups is not "
                               "available")
+        _check_type(cgroups_path)
         if cgroups_path:
             parts = cgroups_path.split(":")
             if len(parts) != 3 or "/" in cgroups_path:

@@ -290,6 +290,8 @@ def test_systemd_driver_is_passed_in_not_global(monkeypatch):
         cgroups.driver(systemd=True).resolve("a/b", "x")
     with pytest.raises(CgroupError, match="not implemented yet"):
         cgroups.driver(systemd=True).resolve("system.slice:ocirun:x", "x")
+    with pytest.raises(CgroupError, match="linux.cgroupsPath: must be a string"):
+        cgroups.driver(systemd=True).resolve(["a"], "x")  # was an AttributeError
     with pytest.raises(CgroupError, match="looks like a systemd slice:prefix:name path"):
         cgroups.driver().resolve("system.slice:ocirun:x", "x")
 
