@@ -1,8 +1,6 @@
 """Error types.  Every user-facing failure is an OcirunError whose str() is the
 one line printed (and logged) for it; the CLI exits with .status."""
 
-import os
-
 
 class OcirunError(Exception):
     status = 1
@@ -24,6 +22,10 @@ class ContainerNotFound(OcirunError):
     pass
 
 
+class CgroupError(OcirunError):
+    """A cgroup cannot be made, written, frozen or removed."""
+
+
 class StateError(OcirunError):
     """An invalid lifecycle transition."""
 
@@ -39,5 +41,7 @@ class InitError(OcirunError):
 def strerror(errno):
     """The one wording of an errno in every message: Go-style (the first
     letter lower-case, as runc prints them): engines match these words."""
+    import os
+
     s = os.strerror(errno)
     return s[:1].lower() + s[1:]

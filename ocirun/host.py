@@ -1,13 +1,33 @@
-"""Facts about the host and the runtime's own process, read from /proc and
-/sys: cgroup hierarchies and the runtime's own groups, the highest
-capability the kernel knows, the runtime's bounding set, which LSMs are
-enabled, what is mounted where.
+"""The host and the runtime's own process as /proc and /sys show them:
+cgroup hierarchies and the runtime's own groups, where a group's controller
+and freezer files are, the highest capability the kernel knows, the
+runtime's bounding set, which LSMs are enabled, what is mounted where; and
+read()/write(), the primitives for kernel files (cgroupfs) every layer uses.
 
-The lowest layer with errors, tables and proto: it imports nothing of ocirun,
-and nothing here writes.  What does not change while a command runs
-(cgroup hierarchies) is read once per process."""
+The lowest layer with errors, tables and proto: it imports nothing of ocirun.
+What does not change while a command runs (cgroup hierarchies) is read once
+per process."""
 
 import os
+
+
+def read(path):
+    """A kernel file's text, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode()
+    except OSError:
+        return None
+
+
+def write(path, value):
+    """One write(2), as the kernel wants for cgroup files (no truncation, no
+    symlink followed); raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        os.write(fd, value.encode() if isinstance(value, str) else value)
+    finally:
+        os.close(fd)
 
 
 def unescape(s):
@@ -69,6 +89,24 @@ def own_cgroup_paths():
     return res
 
 
+def controller_dir(cg, ctrl):
+    """The directory holding ctrl's files for the cgroup described by `cg`
+    ({"version", "paths": {hierarchy mountpoint: dir}}), or None when the
+    controller is not available (not mounted on v1, not enabled on v2)."""
+    if not cg:
+        return None
+    if cg["version"] == 2:
+        path = next(iter(cg["paths"].values()))
+        if ctrl == "cgroup":
+            return path
+        avail = read(os.path.join(path, "cgroup.controllers"))
+        return path if avail is not None and ctrl in avail.split() else None
+    for mp, path in cg["paths"].items():
+        if ctrl in os.path.basename(mp).split(","):
+            return path
+    return None
+
+
 def freezer_file(version, paths):
     """The freezer file of a cgroup given as {hierarchy mountpoint: dir}:
     cgroup.freeze on v2, freezer.state under the v1 freezer hierarchy; None
@@ -85,13 +123,10 @@ def cgroup_frozen(version, paths):
     """Whether that cgroup is frozen (v1 FREEZING counts, as runc); the same
     rule as the C front-end's frozen() in csrc/front/record.c."""
     p = freezer_file(version, paths)
-    if not p:
+    v = read(p) if p else None
+    if v is None:
         return False
-    try:
-        with open(p, "rb") as f:
-            v = f.read().decode().strip()
-    except OSError:
-        return False
+    v = v.strip()
     return v == "1" if version == 2 else v in ("FROZEN", "FREEZING")
 
 

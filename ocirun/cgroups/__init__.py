@@ -24,9 +24,8 @@ import os
 import time
 
 from ocirun import host
-from ocirun.cgroups.files import CgroupError, controller_dir  # noqa: F401  (the package's names)
-from ocirun.cgroups.files import read as _read, write as _write
-from ocirun.errors import strerror
+from ocirun.errors import CgroupError, strerror
+from ocirun.host import controller_dir, read as _read, write as _write  # noqa: F401  (the package's names)
 
 ROOT = "/sys/fs/cgroup"
 

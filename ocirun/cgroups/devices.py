@@ -10,7 +10,7 @@ rules come next and runc's default allow list after them, so a config's
 import os
 import struct
 
-from ocirun.cgroups.files import CgroupError
+from ocirun.errors import CgroupError
 
 P = "linux.resources.devices"
 

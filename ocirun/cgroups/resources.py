@@ -11,8 +11,8 @@ compute the values they send with runc's rules in mind.
 import os
 
 from ocirun import config as C
-from ocirun.cgroups.files import CgroupError, controller_dir, read as _read, write as _write
-from ocirun.errors import ConfigError
+from ocirun.errors import CgroupError, ConfigError
+from ocirun.host import controller_dir, read as _read, write as _write
 
 P = "linux.resources"
 U64 = 2**64 - 1

@@ -17,8 +17,7 @@ LAYERS = [
      "ocirun.spec", "ocirun.spec.template"],
     # leaf services
     ["ocirun._native", "ocirun.log", "ocirun.state", "ocirun.seccomp", "ocirun.netdev", "ocirun.spec.load"],
-    # the cgroup library, bottom up
-    ["ocirun.cgroups.files"],
+    # the cgroup library, bottom up (on host's read/write and errors' CgroupError)
     ["ocirun.cgroups.devices", "ocirun.cgroups.stats", "ocirun.cgroups.oom"],
     ["ocirun.cgroups.resources"],
     ["ocirun.cgroups"],
