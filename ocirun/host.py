@@ -12,10 +12,12 @@ import os
 
 
 def read(path):
-    """A kernel file's text, or None when it cannot be read."""
+    """A kernel file's text, or None when it cannot be read (bytes that are
+    not UTF-8, a process name in /proc/self/status say, come through as
+    surrogate escapes, never as an exception)."""
     try:
         with open(path, "rb") as f:
-            return f.read().decode()
+            return f.read().decode(errors="surrogateescape")
     except OSError:
         return None
 
@@ -134,30 +136,21 @@ def cap_last_cap(known):
     """The highest capability number the kernel knows; `known` (the number
     of capabilities ocirun knows by name) minus one when it cannot be read."""
     try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
+        return int(read("/proc/sys/kernel/cap_last_cap"))
+    except (TypeError, ValueError):
         return known - 1
 
 
 def own_bounding_set():
     """The runtime's own capability bounding set (all bits when unknown)."""
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"CapBnd:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
+    for line in (read("/proc/self/status") or "").splitlines():
+        if line.startswith("CapBnd:"):
+            return int(line.split()[1], 16)
     return (1 << 64) - 1
 
 
 def apparmor_enabled():
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
+    return (read("/sys/module/apparmor/parameters/enabled") or "").strip() == "Y"
 
 
 def selinux_enabled():
