@@ -22,6 +22,10 @@ class ContainerNotFound(OcirunError):
     pass
 
 
+class CgroupError(OcirunError):
+    """A cgroup cannot be made, written, frozen or removed."""
+
+
 class StateError(OcirunError):
     """An invalid lifecycle transition."""
 
@@ -35,7 +39,8 @@ class InitError(OcirunError):
 
 
 def strerror(errno):
-    """Go-style (lower-case) strerror: engines match these words."""
+    """The one wording of an errno in every message: Go-style (the first
+    letter lower-case, as runc prints them): engines match these words."""
     import os
 
     s = os.strerror(errno)

@@ -5,17 +5,13 @@ is not (a config asking for it fails with a clear error)."""
 
 from ocirun import tables as T
 
-HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
-
-
 def features():
     from ocirun import seccomp
-    from ocirun.plan import MPOL_FLAGS, MPOL_MODES
 
     doc = {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
-        "hooks": HOOKS,
+        "hooks": list(T.HOOK_PHASES),
         "mountOptions": T.KNOWN_MOUNT_OPTIONS,
         "linux": {
             "namespaces": sorted(T.NAMESPACES),
@@ -23,16 +19,16 @@ def features():
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
             "seccomp": {
                 "enabled": True,
-                "actions": sorted(seccomp.ACTIONS),
-                "operators": sorted(seccomp.OPERATORS),
-                "archs": sorted(seccomp.ARCHS),
-                "knownFlags": sorted(seccomp.FLAGS),
+                "actions": sorted(T.SECCOMP_ACTIONS),
+                "operators": sorted(T.SECCOMP_OPERATORS),
+                "archs": sorted(T.SECCOMP_ARCHS),
+                "knownFlags": sorted(T.SECCOMP_FLAGS),
                 "supportedFlags": sorted(seccomp.supported_flags()),
             },
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False, "schemata": False, "enableMonitoring": False},
-            "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
+            "memoryPolicy": {"modes": list(T.MPOL_MODES), "flags": list(T.MPOL_FLAGS)},
             "netDevices": {"enabled": True},
             "mountExtensions": {"idmap": {"enabled": True}},
         },

@@ -267,10 +267,17 @@ def send_pidfd(path, pid, payload):
         os.close(fd)
 
 
+def _join_cgroup(cgroup, pid):
+    from ocirun import cgroups, front
+
+    try:
+        cgroups.add_pid(cgroup, pid)
+    finally:
+        front.stop_primer()  # the migration it pre-paid for is done
+
+
 def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, on_seccomp=None, warn=None):
     """Serve the init until READY; returns the init's pid.  Raises InitError."""
-    from ocirun import cgroups
-
     sock = sp.sock
     while True:
         try:
@@ -293,7 +300,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             except OSError as e:
                 raise InitError(f"linux.uidMappings: writing id maps of pid {pid}: {strerror(e.errno)}") from None
             if cgroup:
-                cgroups.add_pid(cgroup, pid)
+                _join_cgroup(cgroup, pid)
             for n, source, rec, uid_map, gid_map in plan.idmap_mounts:
                 _send_idmapped(sock, pid, n, source, rec, uid_map, gid_map)
             sock.send(P.MSG_HDR.pack(P.M_SETUP_ACK, 0, 0, 0) + b"\0")
@@ -305,7 +312,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
                 pass
             sp.bootstrap_pid = 0
             if cgroup and not plan.setup_sync:
-                cgroups.add_pid(cgroup, value)
+                _join_cgroup(cgroup, value)
             if on_pid:
                 on_pid(value)
         elif typ == P.M_PTY:

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 
+from ocirun import config as C
 from ocirun.errors import ConfigError, OcirunError, strerror
 
 SIOCGSKNS = 0x894C
@@ -34,20 +35,13 @@ def _valid_ifname(name, template_ok):
 
 def parse(linux, has_netns):
     """[(host name, name in the container)] from linux.netDevices."""
-    devs = linux.get("netDevices")
-    if devs is None:
-        return []
-    if not isinstance(devs, dict):
-        raise ConfigError("linux.netDevices: must be an object")
+    devs = C.obj(linux.get("netDevices"), "linux.netDevices")
     out, names = [], set()
     for host, spec in devs.items():
         field = f"linux.netDevices.{host}"
         if not _valid_ifname(host, False):
             raise ConfigError(f"{field}: not a valid network device name")
-        if spec is None:
-            spec = {}
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{field}: must be an object")
+        spec = C.obj(spec, field)
         name = spec.get("name")
         if name is None or name == "":
             name = host

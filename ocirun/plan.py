@@ -4,12 +4,13 @@ All validation happens here, before any process exists, and every error names
 the config field.  The result is a flat binary plan (proto.PlanWriter) that
 the C init executes without parsing, plus the few facts the Python side needs
 (id maps, terminal, hooks, annotations).  Pure apart from reading host facts
-(mountinfo, cap_last_cap) when the config needs them.
+(ocirun.host: mountinfo, cap_last_cap ...) when the config needs them.
 """
 
 import os
-import struct
 
+from ocirun import config as C
+from ocirun import host
 from ocirun import proto as P
 from ocirun import tables as T
 from ocirun.errors import ConfigError
@@ -69,65 +70,8 @@ class Plan:
         return self.w.finish()
 
 
-# --- small typed accessors that name the field on error -------------------
-
-def _obj(v, field, default=None):
-    if v is None:
-        return {} if default is None else default
-    if not isinstance(v, dict):
-        raise ConfigError(f"{field}: must be an object")
-    return v
-
-
-def _list(v, field, limit=None, what="entries"):
-    """An array; null entries are refused here, for every array (no field of
-    the spec has a meaning for them).  `limit`: what the C init takes."""
-    if v is None:
-        return []
-    if not isinstance(v, list):
-        raise ConfigError(f"{field}: must be an array")
-    if None in v:
-        raise ConfigError(f"{field}[{v.index(None)}]: must not be null")
-    if limit is not None and len(v) > limit:
-        raise ConfigError(f"{field}: {len(v)} {what}, more than the {limit} the runtime supports")
-    return v
-
-
-def _str(v, field, required=False):
-    if v is None:
-        if required:
-            raise ConfigError(f"{field}: is required")
-        return None
-    if not isinstance(v, str):
-        raise ConfigError(f"{field}: must be a string")
-    if "\0" in v:
-        raise ConfigError(f"{field}: contains a NUL byte")
-    if not v.isascii():
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ConfigError(f"{field}: is not valid UTF-8 text") from None
-    return v
-
-
-def _int(v, field, lo=None, hi=None, required=False):
-    if v is None:
-        if required:
-            raise ConfigError(f"{field}: is required (an integer)")
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{field}: must be an integer")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ConfigError(f"{field}: {v} is out of range")
-    return v
-
-
-def _bool(v, field):
-    if v is None:
-        return False
-    if not isinstance(v, bool):
-        raise ConfigError(f"{field}: must be a boolean")
-    return v
+# the typed accessors (ocirun.config): each names the field on error
+_obj, _list, _str, _int, _bool = C.obj, C.array, C.string, C.integer, C.boolean
 
 
 def _semver_ident(s, numeric):
@@ -169,59 +113,7 @@ def _abs_path(v, field):
     return clean_path(v if v.startswith("/") else "/" + v)
 
 
-# --- host facts ------------------------------------------------------------
-
-def _cap_last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return len(T.CAPABILITIES) - 1
-
-
-def _unescape(s):
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
-_HIERARCHIES = []
-
-
-def cgroup_hierarchies():
-    """[(fstype, mountpoint, options)] of the host's cgroup mounts; read once
-    per command (the plan and the cgroup set-up both ask, and mountinfo is
-    long on hosts with many mounts)."""
-    if _HIERARCHIES:
-        return list(_HIERARCHIES[0])
-    res = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f.read().decode().splitlines():
-            pre, _, post = line.partition(" - ")
-            fields = pre.split(" ")
-            fstype, _src, sopts = (post.split(" ") + ["", "", ""])[:3]
-            if fstype in ("cgroup", "cgroup2"):
-                res.append((fstype, _unescape(fields[4]), sopts))
-    _HIERARCHIES.append(res)
-    return list(res)
-
-
-def own_cgroup_paths():
-    """{controller-set: path} from /proc/self/cgroup."""
-    res = {}
-    with open("/proc/self/cgroup", "rb") as f:
-        for line in f.read().decode().splitlines():
-            _hid, ctrls, path = line.split(":", 2)
-            res[ctrls] = path
-    return res
+_unescape = host.unescape  # for container.py's _mounts_at, until it calls host.mounts_at
 
 
 # --- the builder -----------------------------------------------------------
@@ -258,10 +150,10 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
 
     linux = _obj(cfg.get("linux"), "linux")
     _str(linux.get("cgroupsPath"), "linux.cgroupsPath")  # "/" and the like: cgroups.resolve refuses them
-    if _str(linux.get("mountLabel"), "linux.mountLabel") and not selinux_enabled():
+    if _str(linux.get("mountLabel"), "linux.mountLabel") and not host.selinux_enabled():
         raise ConfigError("linux.mountLabel: selinux mount label is specified, but selinux is disabled or "
                           "not supported on this host")
-    if linux.get("intelRdt") is not None and not os.path.isdir("/sys/fs/resctrl/info"):
+    if linux.get("intelRdt") is not None and not host.intel_rdt_available():
         raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (no resctrl filesystem)")
     _namespaces(plan, linux)
     plan.mount_ns = "mount" in plan.ns_new or "mount" in plan.ns_paths
@@ -280,7 +172,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         ns_flags |= T.NAMESPACES[t]
     w.u64(P.R_NS_NEW, ns_flags)
     for i, (t, path) in enumerate(plan.ns_paths.items()):
-        w.rec(P.R_NS_JOIN, struct.pack("=II", T.NAMESPACES[t], i) + P.cstr(path))
+        w.rec(P.R_NS_JOIN, P.REC_NS_JOIN.pack(T.NAMESPACES[t], i) + P.cstr(path))
     plan.setup_sync = "user" in plan.ns_new
     if plan.setup_sync:
         w.flag(P.R_SETUP_SYNC)
@@ -298,7 +190,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
 
     oom = _int(proc.get("oomScoreAdj"), "process.oomScoreAdj", -1000, 1000)
     if oom is not None:
-        w.rec(P.R_OOM, struct.pack("=i", oom))
+        w.rec(P.R_OOM, P.REC_S32.pack(oom))
 
     offs = _obj(linux.get("timeOffsets"), "linux.timeOffsets")
     if offs:
@@ -344,7 +236,7 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
     # caller's (exec keeps the caller's, as runc's does)
     _process(plan, proc, extra_env, console_socket, default_umask=0o022)
     if preserve_fds:
-        w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
+        w.rec(P.R_PRESERVE, P.REC_U32.pack(preserve_fds))
 
     plan.hooks = _hooks(plan, _obj(cfg.get("hooks"), "hooks"))
     sc = linux.get("seccomp")
@@ -352,21 +244,19 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         from ocirun.seccomp import compile_profile
 
         plan.seccomp = compile_profile(sc)
-        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+        w.rec(P.R_SECCOMP, P.REC_SECCOMP.pack(plan.seccomp.flags, 0) + plan.seccomp.bpf)
     pers = linux.get("personality")
     if pers is not None:
         pers = _obj(pers, "linux.personality")
         dom = _str(pers.get("domain"), "linux.personality.domain", required=True)
-        if dom not in PERSONALITY:
+        if dom not in T.PERSONALITY:
             raise ConfigError(f"linux.personality.domain: unknown domain {dom!r}")
         if pers.get("flags"):
             raise ConfigError("linux.personality.flags: no flags are supported (as in runc)")
-        w.rec(P.R_PERSONALITY, struct.pack("=I", PERSONALITY[dom]))
+        w.rec(P.R_PERSONALITY, P.REC_U32.pack(T.PERSONALITY[dom]))
     return plan
 
 
-PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
-HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
 def _without_mount_namespace(plan, cfg, linux, root, no_pivot):
@@ -390,7 +280,7 @@ def _hooks(plan, hooks):
     """Validate every hook; compile the in-container ones into the plan."""
     out = {}
     for phase, entries in hooks.items():
-        if phase not in HOOK_PHASES:
+        if phase not in T.HOOK_PHASES:
             raise ConfigError(f"hooks.{phase}: unknown hook phase")
         lst = []
         for i, h in enumerate(_list(entries, f"hooks.{phase}")):
@@ -640,12 +530,12 @@ def _cgroup_mount(plan, i, dest, flags, prop, aset, aclr):
     host; on v1, a tmpfs with one mount per hierarchy (bind-mounted from the
     host inside a user namespace or without a cgroup namespace)."""
     w = plan.w
-    hier = cgroup_hierarchies()
+    hier = host.cgroup_hierarchies()
     unified = [h for h in hier if h[0] == "cgroup2" and h[1] == "/sys/fs/cgroup"]
     # bind sources: the container's own groups (a container without a cgroup,
     # rootless, gets the runtime's own ones, which are the caller's anyway)
     cgp = (getattr(plan, "cgroup", None) or {}).get("paths") or {}
-    own = None if cgp else own_cgroup_paths()
+    own = None if cgp else host.own_cgroup_paths()
     use_ns = "cgroup" in plan.ns_new and "user" not in plan.ns_new
     if unified:
         if "cgroup" in plan.ns_new:
@@ -741,25 +631,14 @@ def _sysctls(plan, linux, cfg):
             raise ConfigError(f"{f}: sysctl is not in a separate kernel namespace")
         if not ok:
             raise ConfigError(f"{f}: sysctl is not allowed without its own namespace")
-        w.rec(P.R_SYSCTL, struct.pack("=II", i, 0) + P.cstr("/".join(parts)) + P.cstr(v))
-
-
-def _own_bounding_set():
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"CapBnd:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return (1 << 64) - 1
+        w.rec(P.R_SYSCTL, P.REC_SYSCTL.pack(i, 0) + P.cstr("/".join(parts)) + P.cstr(v))
 
 
 def _caps(plan, caps):
     for key in caps:
         if key not in ("bounding", "effective", "permitted", "inheritable", "ambient"):
             raise ConfigError(f"process.capabilities.{key}: unknown capability set")
-    last = _cap_last_cap()
+    last = host.cap_last_cap(len(T.CAPABILITIES))
     masks = {}
     unknown = []
     for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
@@ -779,7 +658,7 @@ def _caps(plan, caps):
     # such a capability is logged as a warning and the container runs without
     # it (runc 1.1.5 fails on capset's EPERM instead; the spec is followed:
     # the container gets less than asked, never more)
-    bnd = _own_bounding_set()
+    bnd = host.own_bounding_set()
     wanted = masks["bounding"] | masks["effective"] | masks["permitted"] | masks["inheritable"] | masks["ambient"]
     missing = [T.CAPABILITIES[n] for n in range(len(T.CAPABILITIES)) if wanted >> n & 1 and not bnd >> n & 1]
     if missing:
@@ -787,7 +666,7 @@ def _caps(plan, caps):
                              "own bounding set), left out")
         for key in masks:
             masks[key] &= bnd
-    plan.w.rec(P.R_CAPS, struct.pack("=QQQQQ", masks["bounding"], masks["effective"], masks["permitted"],
+    plan.w.rec(P.R_CAPS, P.REC_CAPS.pack(masks["bounding"], masks["effective"], masks["permitted"],
                                      masks["inheritable"], masks["ambient"]))
 
 
@@ -798,7 +677,7 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
     rows = _int(cs.get("height"), "process.consoleSize.height", 0, 65535) or 0
     cols = _int(cs.get("width"), "process.consoleSize.width", 0, 65535) or 0
     if plan.terminal:
-        w.rec(P.R_TERMINAL, struct.pack("=II", rows, cols))
+        w.rec(P.R_TERMINAL, P.REC_TERMINAL.pack(rows, cols))
     for j, rl in enumerate(_list(proc.get("rlimits"), "process.rlimits", MAX_RLIMITS)):
         f = f"process.rlimits[{j}]"
         rl = _obj(rl, f)
@@ -808,7 +687,7 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
         hard = _int(rl.get("hard"), f + ".hard", 0, U64_MAX, required=True)
         soft = _int(rl.get("soft"), f + ".soft", 0, U64_MAX, required=True)
         plan.rlimits.append(t)
-        w.rec(P.R_RLIMIT, struct.pack("=IIQQ", T.RLIMITS[t], j, soft, hard))
+        w.rec(P.R_RLIMIT, P.REC_RLIMIT.pack(T.RLIMITS[t], j, soft, hard))
     user = _obj(proc.get("user"), "process.user")
     uid = _int(user.get("uid", 0), "process.user.uid", 0, 2**32 - 2, required=True)
     gid = _int(user.get("gid", 0), "process.user.gid", 0, 2**32 - 2, required=True)
@@ -819,8 +698,8 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
             for k, g in enumerate(_list(user.get("additionalGids"), "process.user.additionalGids", MAX_GIDS))]
     if _str(user.get("username"), "process.user.username"):
         raise ConfigError("process.user.username: is only meaningful on Windows")
-    w.rec(P.R_USER, struct.pack("=IIiI", uid, gid, -1 if umask is None else umask, len(gids))
-          + struct.pack(f"={len(gids)}I", *gids))
+    w.rec(P.R_USER, P.REC_USER.pack(uid, gid, -1 if umask is None else umask, len(gids))
+          + P.u32_array(gids))
     # absent: all five sets empty (runc); never the runtime's own
     _caps(plan, _obj(proc.get("capabilities"), "process.capabilities"))
     if _bool(proc.get("noNewPrivileges"), "process.noNewPrivileges"):
@@ -857,18 +736,17 @@ def _process(plan, proc, extra_env, console_socket, default_umask=None):
     _scheduling(plan, proc)
 
 
-SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
-                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
-SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
-               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
-               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
-IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
-
-
-MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
-              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
-MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15}
 _MPOL_NEED_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED_MANY")
+
+
+def _flag_bits(names, field, table):
+    """An array of flag names -> the OR of their bits in `table`."""
+    bits = 0
+    for i, fl in enumerate(_list(names, field)):
+        if _str(fl, f"{field}[{i}]") not in table:
+            raise ConfigError(f"{field}[{i}]: unknown flag {fl!r}")
+        bits |= table[fl]
+    return bits
 
 
 def _memory_policy(plan, linux):
@@ -879,20 +757,16 @@ def _memory_policy(plan, linux):
         return
     mp = _obj(mp, "linux.memoryPolicy")
     mode = _str(mp.get("mode"), "linux.memoryPolicy.mode", required=True)
-    if mode not in MPOL_MODES:
+    if mode not in T.MPOL_MODES:
         raise ConfigError(f"linux.memoryPolicy.mode: unknown mode {mode!r}")
-    value = MPOL_MODES[mode]
-    for i, fl in enumerate(_list(mp.get("flags"), "linux.memoryPolicy.flags")):
-        if _str(fl, f"linux.memoryPolicy.flags[{i}]") not in MPOL_FLAGS:
-            raise ConfigError(f"linux.memoryPolicy.flags[{i}]: unknown flag {fl!r}")
-        value |= MPOL_FLAGS[fl]
+    value = T.MPOL_MODES[mode] | _flag_bits(mp.get("flags"), "linux.memoryPolicy.flags", T.MPOL_FLAGS)
     nodes = _str(mp.get("nodes"), "linux.memoryPolicy.nodes")
     mask = cpu_mask(nodes, "linux.memoryPolicy.nodes", 1024, "node") if nodes else b""
     if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and mask:
         raise ConfigError(f"linux.memoryPolicy.nodes: {mode} takes no nodes")
     if mode in _MPOL_NEED_NODES and not mask:
         raise ConfigError(f"linux.memoryPolicy.nodes: {mode} needs at least one node")
-    plan.w.rec(P.R_MEMPOLICY, struct.pack("=II", value, 0) + mask)
+    plan.w.rec(P.R_MEMPOLICY, P.REC_MEMPOLICY.pack(value, 0) + mask)
 
 
 def _scheduling(plan, proc):
@@ -902,13 +776,9 @@ def _scheduling(plan, proc):
         f = "process.scheduler"
         sch = _obj(sch, f)
         pol = _str(sch.get("policy"), f + ".policy", required=True)
-        if pol not in SCHED_POLICIES:
+        if pol not in T.SCHED_POLICIES:
             raise ConfigError(f"{f}.policy: unknown policy {pol!r}")
-        flags = 0
-        for i, fl in enumerate(_list(sch.get("flags"), f + ".flags")):
-            if _str(fl, f"{f}.flags[{i}]") not in SCHED_FLAGS:
-                raise ConfigError(f"{f}.flags[{i}]: unknown flag {fl!r}")
-            flags |= SCHED_FLAGS[fl]
+        flags = _flag_bits(sch.get("flags"), f + ".flags", T.SCHED_FLAGS)
         nice = _int(sch.get("nice"), f + ".nice", -20, 19) or 0
         prio = _int(sch.get("priority"), f + ".priority", 0, 99) or 0
         if pol in ("SCHED_FIFO", "SCHED_RR") and prio == 0:
@@ -918,17 +788,17 @@ def _scheduling(plan, proc):
         rt = _int(sch.get("runtime"), f + ".runtime", 0, U64_MAX) or 0
         dl = _int(sch.get("deadline"), f + ".deadline", 0, U64_MAX) or 0
         per = _int(sch.get("period"), f + ".period", 0, U64_MAX) or 0
-        attr = struct.pack("=IIQiIQQQII", 56, SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
+        attr = P.REC_SCHED.pack(P.REC_SCHED.size, T.SCHED_POLICIES[pol], flags, nice, prio, rt, dl, per, 0, 0)
         plan.w.rec(P.R_SCHED, attr)
     io = proc.get("ioPriority")
     if io is not None:
         f = "process.ioPriority"
         io = _obj(io, f)
         cls = _str(io.get("class"), f + ".class", required=True)
-        if cls not in IOPRIO_CLASSES:
+        if cls not in T.IOPRIO_CLASSES:
             raise ConfigError(f"{f}.class: unknown class {cls!r}")
         prio = _int(io.get("priority"), f + ".priority", 0, 7) or 0
-        plan.w.rec(P.R_IOPRIO, struct.pack("=I", IOPRIO_CLASSES[cls] << 13 | prio))
+        plan.w.rec(P.R_IOPRIO, P.REC_U32.pack(T.IOPRIO_CLASSES[cls] << 13 | prio))
 
 
 def cpu_mask(text, field, limit=8192, what="CPU"):
@@ -955,33 +825,21 @@ def cpu_mask(text, field, limit=8192, what="CPU"):
     return bytes(mask)
 
 
-def apparmor_enabled():
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
-
-
-def selinux_enabled():
-    return os.path.exists("/sys/fs/selinux/enforce")
-
-
 def _lsm(plan, proc):
     """Labels are applied when the host has the LSM; asking for one the host
     lacks is an error (a silently unconfined container is worse)."""
     aa = _str(proc.get("apparmorProfile"), "process.apparmorProfile")
     se = _str(proc.get("selinuxLabel"), "process.selinuxLabel")
     if aa:
-        if not apparmor_enabled():
+        if not host.apparmor_enabled():
             raise ConfigError("process.apparmorProfile: apparmor profile is specified, but apparmor is not "
                               "enabled on this host")
-        plan.w.rec(P.R_LSM, struct.pack("=II", 1, 0) + P.cstr(aa))
+        plan.w.rec(P.R_LSM, P.REC_LSM.pack(P.LSM_APPARMOR, 0) + P.cstr(aa))
     if se:
-        if not selinux_enabled():
+        if not host.selinux_enabled():
             raise ConfigError("process.selinuxLabel: selinux label is specified, but selinux is disabled or "
                               "not supported on this host")
-        plan.w.rec(P.R_LSM, struct.pack("=II", 2, 0) + P.cstr(se))
+        plan.w.rec(P.R_LSM, P.REC_LSM.pack(P.LSM_SELINUX, 0) + P.cstr(se))
 
 
 def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
@@ -1012,7 +870,7 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         if v:
             w.rec(rec, cpu_mask(v, f"process.execCPUAffinity.{key}"))
     if preserve_fds:
-        w.rec(P.R_PRESERVE, struct.pack("=I", preserve_fds))
+        w.rec(P.R_PRESERVE, P.REC_U32.pack(preserve_fds))
     sc = (cfg.get("linux") or {}).get("seccomp")
     if sc is not None:
         from ocirun.seccomp import compile_profile
@@ -1020,5 +878,5 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         # with SCMP_ACT_NOTIFY the exec'd process gets its own filter and
         # listener, sent to listenerPath as runc 1.1 does for exec
         plan.seccomp = compile_profile(sc)
-        w.rec(P.R_SECCOMP, struct.pack("=II", plan.seccomp.flags, 0) + plan.seccomp.bpf)
+        w.rec(P.R_SECCOMP, P.REC_SECCOMP.pack(plan.seccomp.flags, 0) + plan.seccomp.bpf)
     return plan

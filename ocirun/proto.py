@@ -3,6 +3,33 @@ with the C init.  tests/unit/test_proto.py checks both files agree."""
 
 import struct
 
+
+class Layout(struct.Struct):
+    """A fixed-size C struct of proto.h: its name there, its format ("=":
+    native order, no padding, which proto.h's structs never need; one
+    character per field) and its field names in order.  test_proto.py checks
+    every size, field name and offset against the header through cffi."""
+
+    def __init__(self, cname, fmt, names):
+        super().__init__(fmt)
+        self.cname = cname
+        self.names = names
+
+    @property
+    def fields(self):
+        """[(name, format character)] in order."""
+        return list(zip(self.names.split(), self.format[1:]))
+
+    @property
+    def offsets(self):
+        """{field: byte offset} (for the test; packing needs none)."""
+        out, fmt = {}, "="
+        for name, f in self.fields:
+            out[name] = struct.calcsize(fmt)
+            fmt += f
+        return out
+
+
 PLAN_MAGIC = 0x5049434F
 PLAN_VERSION = 1
 PLAN_MAX = 16 << 20
@@ -72,7 +99,7 @@ M_HOOK_ACK = 9
 M_SECCOMP = 10
 M_MOUNT_FD = 11
 M_NETLINK = 12
-MSG_HDR = struct.Struct("=IiII")
+MSG_HDR = Layout("ocirun_msg", "=IiII", "type err step value")  # + char detail[]
 
 REPORT_SIZE = 4096  # proto.h OCIRUN_REPORT_SIZE
 
@@ -85,9 +112,32 @@ STEPS = [
     "netdev", "mempolicy",
 ]
 
-REC_MOUNT = struct.Struct("=IIQQQQ")
-REC_DEVICE = struct.Struct("=IIIIIIII")
-REC_HOOK = struct.Struct("=IIIIII")
+
+
+PLAN_HEADER = Layout("plan_header", "=IIII", "magic version total_len nrecords")
+REC_HEADER = Layout("rec_header", "=HHI", "type zero len")
+# the fixed part of each record type (strings and arrays follow it)
+REC_U32 = Layout("rec_u32", "=I", "value")  # R_PRESERVE, R_PERSONALITY, R_IOPRIO
+REC_S32 = Layout("rec_s32", "=i", "value")  # R_OOM
+REC_U64 = Layout("rec_u64", "=Q", "value")  # R_NS_NEW, R_ROOTPROP, R_EXEC
+REC_NS_JOIN = Layout("rec_ns_join", "=II", "nstype index")  # + path
+REC_SYSCTL = Layout("rec_sysctl", "=II", "index zero")  # + key, value
+REC_RLIMIT = Layout("rec_rlimit", "=IIQQ", "resource index soft hard")
+REC_USER = Layout("rec_user", "=IIiI", "uid gid umask ngids")  # + u32 gids[]
+REC_CAPS = Layout("rec_caps", "=QQQQQ", "bounding effective permitted inheritable ambient")
+REC_SECCOMP = Layout("rec_seccomp", "=II", "flags zero")  # + struct sock_filter[]
+REC_TERMINAL = Layout("rec_terminal", "=II", "rows cols")
+REC_LSM = Layout("rec_lsm", "=II", "kind zero")  # + label
+REC_MEMPOLICY = Layout("rec_mempolicy", "=II", "mode zero")  # + node mask
+REC_SCHED = Layout("rec_sched", "=IIQiIQQQII",
+                   "size policy flags nice priority runtime deadline period util_min util_max")
+# + source, dest, fstype, data
+REC_MOUNT = Layout("rec_mount", "=IIQQQQ", "kind index flags propagation attr_set attr_clr")
+REC_DEVICE = Layout("rec_device", "=IIIIIIII", "type major minor mode uid gid bind index")  # + path
+# + path, args[nargs], env[nenv]
+REC_HOOK = Layout("rec_hook", "=IIIIII", "phase index timeout nargs nenv zero")
+LSM_APPARMOR = 1
+LSM_SELINUX = 2
 HOOK_CREATE_CONTAINER = 1
 HOOK_START_CONTAINER = 2
 HOOK_STATE_MAX = 65536
@@ -102,7 +152,7 @@ class PlanWriter:
 
     def rec(self, rtype, payload=b""):
         ln = len(payload)
-        self.parts.append(struct.pack("=HHI", rtype, 0, ln))
+        self.parts.append(REC_HEADER.pack(rtype, 0, ln))
         self.parts.append(payload)
         pad = (-ln) & 7
         if pad:
@@ -116,14 +166,19 @@ class PlanWriter:
         self.rec(rtype, cstr(s))
 
     def u64(self, rtype, v):
-        self.rec(rtype, struct.pack("=Q", v))
+        self.rec(rtype, REC_U64.pack(v))
 
     def finish(self):
         body = b"".join(self.parts)
-        total = 16 + len(body)
+        total = PLAN_HEADER.size + len(body)
         if total > PLAN_MAX:
             raise ValueError("plan too large")
-        return struct.pack("=IIII", PLAN_MAGIC, PLAN_VERSION, total, self.n) + body
+        return PLAN_HEADER.pack(PLAN_MAGIC, PLAN_VERSION, total, self.n) + body
+
+
+def u32_array(values):
+    """u32 values[n], the tail of R_USER."""
+    return struct.pack(f"={len(values)}I", *values)
 
 
 def cstr(s):

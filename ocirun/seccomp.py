@@ -18,43 +18,15 @@ instructions prepended to the exported program (see _enosys_stub).
 import os
 import struct
 
-from ocirun.errors import ConfigError
+from ocirun.config import array as _list, obj as _obj, string as _str
+from ocirun.errors import ConfigError, strerror
+from ocirun.tables import (  # the names this module uses for them
+    SECCOMP_ACT_ALLOW as ACT_ALLOW, SECCOMP_ACT_ERRNO as ACT_ERRNO, SECCOMP_ACT_KILL_PROCESS as ACT_KILL_PROCESS,
+    SECCOMP_ACT_KILL_THREAD as ACT_KILL_THREAD, SECCOMP_ACT_LOG as ACT_LOG, SECCOMP_ACT_NOTIFY as ACT_NOTIFY,
+    SECCOMP_ACT_TRACE as ACT_TRACE, SECCOMP_ACT_TRAP as ACT_TRAP, SECCOMP_ACTIONS as ACTIONS,
+    SECCOMP_ARCHS as ARCHS, SECCOMP_FLAG_NEW_LISTENER as FLAG_NEW_LISTENER, SECCOMP_FLAGS as FLAGS,
+    SECCOMP_OPERATORS as OPERATORS)
 
-ACT_KILL_PROCESS = 0x80000000
-ACT_KILL_THREAD = 0x00000000
-ACT_TRAP = 0x00030000
-ACT_ERRNO = 0x00050000
-ACT_TRACE = 0x7FF00000
-ACT_LOG = 0x7FFC0000
-ACT_ALLOW = 0x7FFF0000
-ACT_NOTIFY = 0x7FC00000
-
-ACTIONS = {
-    "SCMP_ACT_KILL": ACT_KILL_THREAD,
-    "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
-    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS,
-    "SCMP_ACT_TRAP": ACT_TRAP,
-    "SCMP_ACT_ERRNO": ACT_ERRNO,
-    "SCMP_ACT_TRACE": ACT_TRACE,
-    "SCMP_ACT_ALLOW": ACT_ALLOW,
-    "SCMP_ACT_LOG": ACT_LOG,
-    "SCMP_ACT_NOTIFY": ACT_NOTIFY,
-}
-OPERATORS = {
-    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
-    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
-}
-FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": 1,
-    "SECCOMP_FILTER_FLAG_LOG": 2,
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
-}
-FLAG_NEW_LISTENER = 8
-ARCHS = ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
-         "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
-         "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
-         "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"]
 EPERM = 1
 ENOSYS = 38
 
@@ -107,14 +79,11 @@ def supported_flags():
 
 
 def compile_profile(sc, field="linux.seccomp"):
-    if not isinstance(sc, dict):
-        raise ConfigError(f"{field}: must be an object")
+    sc = _obj(sc, field)
     from ocirun._seccomp_c import ffi, lib
 
     default = _action(sc.get("defaultAction"), sc.get("defaultErrnoRet"), f"{field}.defaultAction")
     flags = 0
-    from ocirun.plan import _list, _str
-
     for i, f in enumerate(_list(sc.get("flags"), f"{field}.flags")):
         if not isinstance(f, str) or f not in FLAGS:
             raise ConfigError(f"{field}.flags[{i}]: unknown seccomp flag {f!r}")
@@ -139,19 +108,17 @@ def compile_profile(sc, field="linux.seccomp"):
             tokens.append(token)
             r = lib.seccomp_arch_add(ctx, token)
             if r < 0 and r != -17:  # EEXIST: the native one
-                raise ConfigError(f"{field}.architectures[{i}]: {os.strerror(-r).lower()}")
+                raise ConfigError(f"{field}.architectures[{i}]: {strerror(-r)}")
         for i, rule in enumerate(_list(sc.get("syscalls"), f"{field}.syscalls")):
             rf = f"{field}.syscalls[{i}]"
-            if not isinstance(rule, dict):
-                raise ConfigError(f"{rf}: must be an object")
+            rule = _obj(rule, rf)
             act = _action(rule.get("action"), rule.get("errnoRet"), rf + ".action")
             if act & 0xFFFF0000 == ACT_NOTIFY:
                 notify = True
             conds = []
             for j, a in enumerate(_list(rule.get("args"), f"{rf}.args")):
                 af = f"{rf}.args[{j}]"
-                if not isinstance(a, dict):
-                    raise ConfigError(f"{af}: must be an object")
+                a = _obj(a, af)
                 idx = a.get("index")
                 if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx <= 5:
                     raise ConfigError(f"{af}.index: must be 0..5")
@@ -184,7 +151,7 @@ def compile_profile(sc, field="linux.seccomp"):
                         arr[k].arg, arr[k].op, arr[k].datum_a, arr[k].datum_b = idx, op, v1, v2
                     r = lib.seccomp_rule_add_array(ctx, act, nr, len(g), arr)
                     if r < 0:
-                        raise ConfigError(f"{rf}: adding rule for {name}: {os.strerror(-r).lower()}")
+                        raise ConfigError(f"{rf}: adding rule for {name}: {strerror(-r)}")
         if notify:
             if not listener:
                 raise ConfigError(f"{field}.listenerPath: SCMP_ACT_NOTIFY needs a listener path")
@@ -193,7 +160,7 @@ def compile_profile(sc, field="linux.seccomp"):
         try:
             r = lib.seccomp_export_bpf(ctx, fd)
             if r < 0:
-                raise ConfigError(f"{field}: exporting the filter: {os.strerror(-r).lower()}")
+                raise ConfigError(f"{field}: exporting the filter: {strerror(-r)}")
             size = os.fstat(fd).st_size
             bpf = os.pread(fd, size, 0)
         finally:

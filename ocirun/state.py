@@ -13,6 +13,7 @@ through the ocirun._lifecycle extension.
 
 import os
 
+from ocirun import host
 from ocirun.errors import ContainerExists, ContainerNotFound, OcirunError, strerror
 
 STATE_FILE = "state.json"
@@ -252,12 +253,10 @@ def status(store, st):
     start = st.get("start_time")
     if pid <= 0 or start is None:
         return "stopped"
-    from ocirun import cgroups
-
     # frozen first, as runc: a paused never-started container is "paused"
     cg = st.get("cgroup")
-    return _lc.status(pid, start, cgroups._freezer_path(cg), cg["version"] if cg else 0,
-                      os.path.join(store.dir(st["id"]), FIFO))
+    return _lc.status(pid, start, host.freezer_file(cg["version"], cg["paths"]) if cg else None,
+                      cg["version"] if cg else 0, os.path.join(store.dir(st["id"]), FIFO))
 
 
 def public_state(store, st, owner=""):
@@ -297,7 +296,6 @@ def fast_record(st):
         head <n>                then n bytes: output up to the pid
         tail <n>                then n bytes: output after the status
     """
-    from ocirun import cgroups
     from ocirun.jsonutil import dumps_indent
 
     cg = st.get("cgroup")
@@ -309,9 +307,11 @@ def fast_record(st):
         py.append("delete")  # poststop hooks; mounts in our namespace to detach
     start = st.get("start_time")
     lines = [FAST_MAGIC, f"pid {int(st.get('pid') or 0)}", f"start {'-' if start is None else int(start)}",
-             f"freeze {cgroups._freezer_path(cg) or '-'}", f"cgv {cg['version'] if cg else 0}"]
+             f"freeze {(host.freezer_file(cg['version'], cg['paths']) if cg else None) or '-'}",
+             f"cgv {cg['version'] if cg else 0}"]
     lines += [f"cg {p}" for p in (cg["paths"].values() if cg else ())]
-    lines += [f"made {p}" for p in (cgroups.made_dirs(cg) if cg else ())]
+    # a state from before "made" was kept: the container's own directories
+    lines += [f"made {p}" for p in ((cg["made"] if "made" in cg else cg["paths"].values()) if cg else ())]
     lines.append(f"pidns {1 if 'pid' in (st.get('ns') or ()) else 0}")
     lines.append("py " + " ".join(py))
     if any("\n" in x for x in lines):

@@ -1,6 +1,9 @@
-"""The single source of the names ocirun recognises: namespaces, mount
-options, capabilities, rlimits and signals.  The config parser and the
-`features` command both read these tables."""
+"""The single source of the names ocirun recognises and their numbers:
+namespaces, mount options, capabilities, rlimits, signals, hook phases,
+personalities, scheduling, I/O priority and memory policies, seccomp
+actions, operators, flags and architectures.  The config parser, the seccomp
+compiler and the `features` command all read these tables.  (The plan's
+record and step numbers are the wire format: ocirun/proto.py.)"""
 
 # linux.namespaces[].type -> CLONE_NEW* flag
 NAMESPACES = {
@@ -32,7 +35,6 @@ MS_NODIRATIME = 2048
 MS_BIND = 4096
 MS_REC = 16384
 MS_SILENT = 32768
-MS_POSIXACL = 1 << 16
 MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
@@ -147,7 +149,62 @@ RLIMITS = {
     "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
     "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
-RLIMIT_NAME = {v: k for k, v in RLIMITS.items()}
+
+HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+# linux.personality.domain -> persona
+PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+# process.scheduler (sched_setattr), process.ioPriority (ioprio_set)
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+# linux.memoryPolicy (set_mempolicy)
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
+              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15}
+
+# linux.seccomp: SECCOMP_RET_* actions, libseccomp's comparison operators,
+# SECCOMP_FILTER_FLAG_* and the architectures
+SECCOMP_ACT_KILL_PROCESS = 0x80000000
+SECCOMP_ACT_KILL_THREAD = 0x00000000
+SECCOMP_ACT_TRAP = 0x00030000
+SECCOMP_ACT_ERRNO = 0x00050000
+SECCOMP_ACT_TRACE = 0x7FF00000
+SECCOMP_ACT_LOG = 0x7FFC0000
+SECCOMP_ACT_ALLOW = 0x7FFF0000
+SECCOMP_ACT_NOTIFY = 0x7FC00000
+SECCOMP_ACTIONS = {
+    "SCMP_ACT_KILL": SECCOMP_ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_THREAD": SECCOMP_ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": SECCOMP_ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": SECCOMP_ACT_TRAP,
+    "SCMP_ACT_ERRNO": SECCOMP_ACT_ERRNO,
+    "SCMP_ACT_TRACE": SECCOMP_ACT_TRACE,
+    "SCMP_ACT_ALLOW": SECCOMP_ACT_ALLOW,
+    "SCMP_ACT_LOG": SECCOMP_ACT_LOG,
+    "SCMP_ACT_NOTIFY": SECCOMP_ACT_NOTIFY,
+}
+SECCOMP_OPERATORS = {
+    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
+}
+SECCOMP_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+SECCOMP_FLAG_NEW_LISTENER = 8
+SECCOMP_ARCHS = ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+                 "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
+                 "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
+                 "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64",
+                 "SCMP_ARCH_RISCV64"]
 
 SIGNALS = {
     "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,

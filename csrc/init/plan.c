@@ -21,16 +21,19 @@ static const void *take(struct cursor *c, size_t n) {
   return r;
 }
 
-static unsigned int u32(struct cursor *c) {
-  unsigned int v;
-  memcpy(&v, take(c, 4), 4);
-  return v;
+/* the fixed part of a record, as its struct in proto.h says */
+#define FIXED(c, var) memcpy(&(var), take((c), sizeof(var)), sizeof(var))
+
+static unsigned int u32(struct cursor *c) { /* struct rec_u32 */
+  struct rec_u32 v;
+  FIXED(c, v);
+  return v.value;
 }
 
-static unsigned long long u64(struct cursor *c) {
-  unsigned long long v;
-  memcpy(&v, take(c, 8), 8);
-  return v;
+static unsigned long long u64(struct cursor *c) { /* struct rec_u64 */
+  struct rec_u64 v;
+  FIXED(c, v);
+  return v.value;
 }
 
 static const char *str(struct cursor *c) {
@@ -49,36 +52,43 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
   memset(p, 0, sizeof *p);
   p->umask = -1;
   if (len < 16) bad("plan too short");
-  unsigned int hdr[4];
-  memcpy(hdr, buf, 16);
-  if (hdr[0] != OCIRUN_PLAN_MAGIC || hdr[1] != OCIRUN_PLAN_VERSION || hdr[2] != len)
+  struct plan_header hdr;
+  memcpy(&hdr, buf, sizeof hdr);
+  if (hdr.magic != OCIRUN_PLAN_MAGIC || hdr.version != OCIRUN_PLAN_VERSION || hdr.total_len != len)
     bad("plan header mismatch (runtime and init from different builds?)");
-  size_t off = 16;
+  size_t off = sizeof hdr;
   unsigned int n = 0;
   while (off < len) {
-    if (len - off < 8) bad("truncated plan record header");
-    unsigned short type, zero;
-    unsigned int rlen;
-    memcpy(&type, buf + off, 2);
-    memcpy(&zero, buf + off + 2, 2);
-    memcpy(&rlen, buf + off + 4, 4);
-    off += 8;
-    if (zero != 0 || rlen > len - off) bad("bad plan record length");
+    struct rec_header rh;
+    if (len - off < sizeof rh) bad("truncated plan record header");
+    memcpy(&rh, buf + off, sizeof rh);
+    unsigned int type = rh.type, rlen = rh.len;
+    off += sizeof rh;
+    if (rh.zero != 0 || rlen > len - off) bad("bad plan record length");
     struct cursor c = {buf + off, rlen, type};
     off += (rlen + 7U) & ~7U;
     if (off > len) off = len;
     n++;
     switch (type) {
     case R_NS_NEW: p->ns_new = u64(&c); break;
-    case R_NS_JOIN:
+    case R_NS_JOIN: {
+      struct rec_ns_join j;
       if (p->njoins >= 16) bad("too many namespaces");
-      p->joins[p->njoins].nstype = u32(&c);
-      p->joins[p->njoins].index = u32(&c);
+      FIXED(&c, j);
+      p->joins[p->njoins].nstype = j.nstype;
+      p->joins[p->njoins].index = j.index;
       p->joins[p->njoins].path = str(&c);
       p->joins[p->njoins].fd = -1;
       p->njoins++;
       break;
-    case R_OOM: p->has_oom = 1; p->oom = (int)u32(&c); break;
+    }
+    case R_OOM: {
+      struct rec_s32 o;
+      FIXED(&c, o);
+      p->has_oom = 1;
+      p->oom = o.value;
+      break;
+    }
     case R_TIMENS: p->timens = str(&c); break;
     case R_ROOTFS: p->rootfs = str(&c); break;
     case R_ROOTPROP: p->rootprop = u64(&c); break;
@@ -123,8 +133,9 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
     case R_SYSCTL: {
       if (p->nsysctls >= MAX_ITEMS) bad("too many sysctls");
       struct kv *s = &p->sysctls[p->nsysctls++];
-      s->index = u32(&c);
-      u32(&c);
+      struct rec_sysctl r;
+      FIXED(&c, r);
+      s->index = r.index;
       s->key = str(&c);
       s->value = str(&c);
       break;
@@ -134,37 +145,46 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
     case R_RLIMIT: {
       if (p->nrlimits >= 64) bad("too many rlimits");
       struct rlim_op *r = &p->rlimits[p->nrlimits++];
-      r->resource = u32(&c);
-      r->index = u32(&c);
-      r->soft = u64(&c);
-      r->hard = u64(&c);
+      struct rec_rlimit rl;
+      FIXED(&c, rl);
+      r->resource = rl.resource;
+      r->index = rl.index;
+      r->soft = rl.soft;
+      r->hard = rl.hard;
       break;
     }
     case R_USER: {
+      struct rec_user u;
+      FIXED(&c, u);
       p->has_user = 1;
-      p->uid = u32(&c);
-      p->gid = u32(&c);
-      p->umask = (int)u32(&c);
-      p->ngids = u32(&c);
+      p->uid = u.uid;
+      p->gid = u.gid;
+      p->umask = u.umask;
+      p->ngids = u.ngids;
       if (p->ngids > 65536) bad("too many additional gids");
       p->gids = take(&c, (size_t)p->ngids * 4);
       break;
     }
-    case R_CAPS:
+    case R_CAPS: {
+      struct rec_caps k;
+      FIXED(&c, k);
       p->has_caps = 1;
-      p->cap_bnd = u64(&c);
-      p->cap_eff = u64(&c);
-      p->cap_prm = u64(&c);
-      p->cap_inh = u64(&c);
-      p->cap_amb = u64(&c);
+      p->cap_bnd = k.bounding;
+      p->cap_eff = k.effective;
+      p->cap_prm = k.permitted;
+      p->cap_inh = k.inheritable;
+      p->cap_amb = k.ambient;
       break;
-    case R_SECCOMP:
-      p->seccomp_flags = u32(&c);
-      u32(&c);
+    }
+    case R_SECCOMP: {
+      struct rec_seccomp sc;
+      FIXED(&c, sc);
+      p->seccomp_flags = sc.flags;
       if (c.left == 0 || c.left % 8 || c.left / 8 > 65535) bad("bad seccomp program");
       p->seccomp_len = (unsigned int)c.left;
       p->seccomp = take(&c, c.left);
       break;
+    }
     case R_CWD: p->cwd = str(&c); break;
     case R_ARG:
       if (p->argc >= MAX_ITEMS) bad("too many args");
@@ -174,31 +194,35 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
       if (p->envc >= MAX_ITEMS) bad("too many env entries");
       p->envp[p->envc++] = (char *)str(&c);
       break;
-    case R_TERMINAL:
+    case R_TERMINAL: {
+      struct rec_terminal t;
+      FIXED(&c, t);
       p->terminal = 1;
-      p->rows = u32(&c);
-      p->cols = u32(&c);
+      p->rows = t.rows;
+      p->cols = t.cols;
       break;
+    }
     case R_PRESERVE: p->npreserve = u32(&c); break;
     case R_EXEC: p->exec_mode = 1; p->exec_ns = u64(&c); break;
     case R_LSM: {
-      unsigned int kind = u32(&c);
-      u32(&c);
+      struct rec_lsm l;
+      FIXED(&c, l);
       const char *label = str(&c);
-      if (kind == 1) p->apparmor = label;
-      else if (kind == 2) p->selinux = label;
+      if (l.kind == 1) p->apparmor = label;
+      else if (l.kind == 2) p->selinux = label;
       else bad("unknown LSM");
       break;
     }
     case R_SCHED:
-      if (c.left != 56) bad("bad sched_attr");
-      p->sched_attr = take(&c, 56);
+      if (c.left != sizeof(struct rec_sched)) bad("bad sched_attr");
+      p->sched_attr = take(&c, sizeof(struct rec_sched));
       break;
     case R_IOPRIO: p->has_ioprio = 1; p->ioprio = u32(&c); break;
     case R_MEMPOLICY: {
+      struct rec_mempolicy mp;
+      FIXED(&c, mp);
       p->has_mempolicy = 1;
-      p->mempolicy_mode = u32(&c);
-      u32(&c);
+      p->mempolicy_mode = mp.mode;
       if (c.left > 128 || c.left % 8) bad("bad memory policy node mask");
       p->mempolicy_mask_len = (unsigned int)c.left;
       p->mempolicy_mask = c.left ? take(&c, c.left) : NULL;
@@ -231,7 +255,7 @@ void plan_parse(struct plan *p, const unsigned char *buf, size_t len) {
     }
     need_empty(&c);
   }
-  if (n != hdr[3]) bad("plan record count mismatch");
+  if (n != hdr.nrecords) bad("plan record count mismatch");
   if ((!p->rootfs && !p->exec_mode) || !p->cwd || p->argc == 0) bad("plan lacks rootfs, cwd or args");
   p->argv[p->argc] = NULL;
   p->envp[p->envc] = NULL;

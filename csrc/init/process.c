@@ -262,9 +262,9 @@ void apply_mempolicy(struct plan *p) {
 
 void apply_sched(struct plan *p) {
   if (p->sched_attr) {
-    char attr[56];
-    memcpy(attr, p->sched_attr, 56);
-    if (syscall(SYS_sched_setattr, 0, attr, 0) < 0) fail(S_SCHED, errno, 0, NULL);
+    struct rec_sched attr;
+    memcpy(&attr, p->sched_attr, sizeof attr);
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) fail(S_SCHED, errno, 0, NULL);
   }
   if (p->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio) < 0)
     fail(S_IOPRIO, errno, 0, NULL);

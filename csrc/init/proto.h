@@ -75,6 +75,56 @@ enum ocirun_rec {
   R_MAX = 41
 };
 
+/* Every record's fixed part is a struct below, declared once more in
+ * ocirun/proto.py next to its name; tests/unit/test_proto.py compares the
+ * sizes and field offsets of both through cffi.  Strings and arrays follow
+ * the fixed part as the record comments above say. */
+struct plan_header {
+  unsigned int magic, version, total_len, nrecords;
+};
+
+struct rec_header {
+  unsigned short type, zero;
+  unsigned int len;
+};
+
+struct rec_u32 { unsigned int value; };       /* R_PRESERVE, R_PERSONALITY, R_IOPRIO */
+struct rec_s32 { int value; };                /* R_OOM */
+struct rec_u64 { unsigned long long value; }; /* R_NS_NEW, R_ROOTPROP, R_EXEC */
+
+struct rec_ns_join { unsigned int nstype, index; }; /* + str path */
+struct rec_sysctl { unsigned int index, zero; };    /* + str key, str value */
+
+struct rec_rlimit {
+  unsigned int resource, index;
+  unsigned long long soft, hard;
+};
+
+struct rec_user {
+  unsigned int uid, gid;
+  int umask; /* -1: none */
+  unsigned int ngids; /* + u32 gids[ngids] */
+};
+
+struct rec_caps {
+  unsigned long long bounding, effective, permitted, inheritable, ambient;
+};
+
+struct rec_seccomp { unsigned int flags, zero; };   /* + struct sock_filter[] */
+struct rec_terminal { unsigned int rows, cols; };
+struct rec_lsm { unsigned int kind, zero; };        /* + str label */
+struct rec_mempolicy { unsigned int mode, zero; };  /* + node mask bytes */
+
+/* struct sched_attr of sched_setattr(2), the whole of R_SCHED */
+struct rec_sched {
+  unsigned int size, policy;
+  unsigned long long flags;
+  int nice;
+  unsigned int priority;
+  unsigned long long runtime, deadline, period;
+  unsigned int util_min, util_max;
+};
+
 enum ocirun_mount_kind { MK_BIND = 1, MK_FS = 2, MK_SYMLINK = 3, MK_SETATTR = 4 };
 
 /* mount flags understood by the init, beyond MS_* (kept out of MS_ bits used) */

@@ -10,14 +10,31 @@ rules come next and runc's default allow list after them, so a config's
 import os
 import struct
 
-from ocirun.cgroups import CgroupError
+from ocirun.errors import CgroupError
 
 P = "linux.resources.devices"
 
+# runc's specconv.AllowedDevices (1.1): appended after the config's own
+# rules; one with a path is dropped when linux.devices names that path (runc's
+# createDevices: the config's node replaces the default one, and config nodes
+# get no cgroup rule of their own).
+DEFAULT_DEVICE_RULES = [
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm", "path": "/dev/null"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm", "path": "/dev/random"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm", "path": "/dev/full"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm", "path": "/dev/tty"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm", "path": "/dev/zero"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm", "path": "/dev/urandom"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+]
+
 
 def effective_rules(rules, device_paths=()):
-    from ocirun.cgroups.resources import DEFAULT_DEVICE_RULES
-
+    """The config's rules, then the default ones it does not replace."""
     drop = set(device_paths)
     return list(rules) + [r for r in DEFAULT_DEVICE_RULES if r.get("path") not in drop or "path" not in r]
 

@@ -7,7 +7,7 @@ import os
 import select
 import time
 
-from ocirun.cgroups import _read, _write, controller_dir
+from ocirun.host import controller_dir, read as _read, write as _write
 
 
 def _oom_kills(path):

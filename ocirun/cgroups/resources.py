@@ -10,83 +10,40 @@ compute the values they send with runc's rules in mind.
 
 import os
 
-from ocirun.cgroups import CgroupError, _read, _write, controller_dir
+from ocirun import config as C
+from ocirun.errors import CgroupError, ConfigError
+from ocirun.host import controller_dir, read as _read, write as _write
 
 P = "linux.resources"
 U64 = 2**64 - 1
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
-# runc's specconv.AllowedDevices (1.1): appended after the config's own
-# rules; one with a path is dropped when linux.devices names that path (runc's
-# createDevices: the config's node replaces the default one, and config nodes
-# get no cgroup rule of their own).
-DEFAULT_DEVICE_RULES = [
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm", "path": "/dev/null"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm", "path": "/dev/random"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm", "path": "/dev/full"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm", "path": "/dev/tty"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm", "path": "/dev/zero"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm", "path": "/dev/urandom"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-]
-
 
 # --- value checks -------------------------------------------------------------
 
-def _obj(v, f):
-    if v is None:
-        return {}
-    if not isinstance(v, dict):
-        raise CgroupError(f"{f}: must be an object")
-    return v
-
-
-def _list(v, f):
-    if v is None:
-        return []
-    if not isinstance(v, list):
-        raise CgroupError(f"{f}: must be an array")
-    return v
+# the typed accessors (ocirun.config), with resources' defaults: int64
+# values, single-line strings (written to cgroup files), booleans absent: None
+_obj, _list = C.obj, C.array
 
 
 def _int(v, f, lo=I64_MIN, hi=I64_MAX):
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise CgroupError(f"{f}: must be an integer, got {v!r}")
-    if v < lo or v > hi:
-        if lo == 0 and v < 0:
-            raise CgroupError(f"{f}: must not be negative, got {v}")
-        raise CgroupError(f"{f}: {v} is out of range [{lo}, {hi}]")
-    return v
+    return C.integer(v, f, lo, hi)
 
 
 def _limit(v, f):
     """int64 limits where -1 means unlimited and 0 means unset."""
     v = _int(v, f)
     if v is not None and v < -1:
-        raise CgroupError(f"{f}: must be -1 (unlimited) or a positive number of bytes, got {v}")
+        raise ConfigError(f"{f}: must be -1 (unlimited) or a positive number of bytes, got {v}")
     return v
 
 
 def _bool(v, f):
-    if v is None:
-        return None
-    if not isinstance(v, bool):
-        raise CgroupError(f"{f}: must be a boolean, got {v!r}")
-    return v
+    return C.boolean(v, f, default=None)
 
 
 def _str(v, f):
-    if v is None:
-        return None
-    if not isinstance(v, str) or "\0" in v or "\n" in v:
-        raise CgroupError(f"{f}: must be a single-line string, got {v!r}")
-    return v
+    return C.string(v, f, single_line=True)
 
 
 def _cpuset_list(v, f):
@@ -416,6 +373,23 @@ def _check_usage(w, ctrl, usage_file, limit, field):
         raise CgroupError(f"{field}: rejecting memory limit {limit} below current usage {used}")
 
 
+def _cpu_idle_and_sets(w, cpu, f):
+    """The same files on v1 and v2."""
+    if "idle" in cpu:
+        w.add("cpu", "cpu.idle", cpu["idle"], f + ".idle")
+    if cpu.get("cpus"):
+        w.add("cpuset", "cpuset.cpus", cpu["cpus"], f + ".cpus")
+    if cpu.get("mems"):
+        w.add("cpuset", "cpuset.mems", cpu["mems"], f + ".mems")
+
+
+def _pids(w, res):
+    if "pids" in res:
+        lim = res["pids"]["limit"]
+        if lim != 0:
+            w.add("pids", "pids.max", lim if lim > 0 else "max", P + ".pids.limit")
+
+
 def _v1(w, res, update):
     if "unified" in res:
         raise CgroupError(f"{P}.unified: cgroup v2 is not enabled on this host, can't use unified resources")
@@ -477,16 +451,8 @@ def _v1(w, res, update):
             w.add("cpu", "cpu.rt_period_us", cpu["realtimePeriod"], f + ".realtimePeriod")
         if cpu.get("realtimeRuntime"):
             w.add("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"], f + ".realtimeRuntime")
-        if "idle" in cpu:
-            w.add("cpu", "cpu.idle", cpu["idle"], f + ".idle")
-        if cpu.get("cpus"):
-            w.add("cpuset", "cpuset.cpus", cpu["cpus"], f + ".cpus")
-        if cpu.get("mems"):
-            w.add("cpuset", "cpuset.mems", cpu["mems"], f + ".mems")
-    if "pids" in res:
-        lim = res["pids"]["limit"]
-        if lim != 0:
-            w.add("pids", "pids.max", lim if lim > 0 else "max", P + ".pids.limit")
+        _cpu_idle_and_sets(w, cpu, f)
+    _pids(w, res)
     bio = res.get("blockIO", {})
     if bio:
         f = P + ".blockIO"
@@ -570,16 +536,8 @@ def _v2(w, res, update):
             w.add("cpu", "cpu.max", val, f + ".quota")
         if "burst" in cpu:
             w.add("cpu", "cpu.max.burst", cpu["burst"], f + ".burst")
-        if "idle" in cpu:
-            w.add("cpu", "cpu.idle", cpu["idle"], f + ".idle")
-        if cpu.get("cpus"):
-            w.add("cpuset", "cpuset.cpus", cpu["cpus"], f + ".cpus")
-        if cpu.get("mems"):
-            w.add("cpuset", "cpuset.mems", cpu["mems"], f + ".mems")
-    if "pids" in res:
-        lim = res["pids"]["limit"]
-        if lim != 0:
-            w.add("pids", "pids.max", lim if lim > 0 else "max", P + ".pids.limit")
+        _cpu_idle_and_sets(w, cpu, f)
+    _pids(w, res)
     bio = res.get("blockIO", {})
     if bio:
         f = P + ".blockIO"

@@ -4,7 +4,7 @@ because tools decode this output with runc's Go types."""
 
 import os
 
-from ocirun.cgroups import _read, controller_dir
+from ocirun.host import controller_dir, read as _read
 
 
 def _int(path):

@@ -138,7 +138,7 @@ def test_failed_create_leaves_the_id_free(env):
 
 
 def test_lsm_labels_refused_without_the_lsm(env):
-    from ocirun.plan import apparmor_enabled, selinux_enabled
+    from ocirun.host import apparmor_enabled, selinux_enabled
 
     if apparmor_enabled() or selinux_enabled():
         pytest.skip("this host has an LSM")

@@ -8,6 +8,7 @@ import pytest
 
 from ocirun import cgroups
 from ocirun.cgroups import CgroupError, devices, resources as R, stats
+from ocirun.errors import OcirunError
 
 V1_FILES = {
     "memory": ["memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
@@ -164,7 +165,7 @@ def test_v1_memory_write_order(v1):
 ])
 def test_bad_values_write_nothing(v1, res, msg):
     good = {"cpu": {"shares": 100}, "pids": {"limit": 5}}
-    with pytest.raises(CgroupError) as e:
+    with pytest.raises(OcirunError) as e:  # ConfigError from ocirun.config, CgroupError from resources
         cgroups.apply(v1, dict(good, **res))
     assert msg in str(e.value) and "\n" not in str(e.value)
     everything_empty(v1)
@@ -275,6 +276,72 @@ def test_systemd_without_systemd(monkeypatch):
     monkeypatch.setattr(cgroups, "SYSTEMD", True)
     with pytest.raises(CgroupError, match="systemd support for managing cgroups is not available"):
         cgroups.resolve("system.slice:ocirun:x", "x")
+
+
+def test_systemd_driver_is_passed_in_not_global(monkeypatch):
+    """The driver is an argument: the systemd one refuses (runc's words for a
+    host without systemd, else "not implemented"); cgroupfs places the group."""
+    monkeypatch.setattr(cgroups.host, "systemd_running", lambda: False)
+    assert cgroups.SYSTEMD is False
+    with pytest.raises(CgroupError, match="systemd support for managing cgroups is not available"):
+        cgroups.resolve("system.slice:ocirun:x", "x", driver=cgroups.driver(systemd=True))
+    monkeypatch.setattr(cgroups.host, "systemd_running", lambda: True)
+    with pytest.raises(CgroupError, match='expected cgroupsPath to be of format "slice:prefix:name"'):
+        cgroups.driver(systemd=True).resolve("a/b", "x")
+    with pytest.raises(CgroupError, match="not implemented yet"):
+        cgroups.driver(systemd=True).resolve("system.slice:ocirun:x", "x")
+    with pytest.raises(CgroupError, match="linux.cgroupsPath: must be a string"):
+        cgroups.driver(systemd=True).resolve(["a"], "x")  # was an AttributeError
+    with pytest.raises(CgroupError, match="looks like a systemd slice:prefix:name path"):
+        cgroups.driver().resolve("system.slice:ocirun:x", "x")
+
+
+def test_cgroupfs_driver_places_under_the_tree(tmp_path, monkeypatch):
+    mp = tmp_path / "cg2"
+    mp.mkdir()
+    monkeypatch.setattr(cgroups.host, "cgroup_hierarchies", lambda: [("cgroup2", str(mp), "rw")])
+    monkeypatch.setattr(cgroups.host, "own_cgroup_paths", lambda: {"": "/user.slice"})
+    cg = cgroups.driver().resolve("/abs/ctr", "id", root=str(mp))
+    assert cg.desc == {"version": 2, "paths": {str(mp): str(mp / "abs/ctr")},
+                       "made": [str(mp / "abs/ctr"), str(mp / "abs")]}
+    cg = cgroups.driver().resolve(None, "id", root=str(mp))
+    assert cg.paths == {str(mp): str(mp / "user.slice/id")}
+    for bad in ("/", ".", "a/../b"):
+        with pytest.raises(CgroupError, match="linux.cgroupsPath"):
+            cgroups.driver().resolve(bad, "id", root=str(mp))
+
+
+def test_cgroup_object_freeze_thaw_v1(v1):
+    cg = cgroups.Cgroup(v1)
+    fz = cg.freezer_file()
+    assert fz == os.path.join(cgroups.controller_dir(v1, "freezer"), "freezer.state")
+    with open(fz, "w") as f:
+        f.write("FREEZING\n")
+    assert cg.is_frozen()  # as runc and the C front-end: FREEZING counts
+    with open(fz, "w") as f:  # (cgroupfs files are not truncated on write)
+        f.write("FROZEN")
+    cg.thaw(wait=False)
+    assert content(v1, "freezer", "freezer.state") == "THAWED" and not cg.is_frozen()
+    cg.freeze()  # the plain file reads back what was written: done at once
+    assert content(v1, "freezer", "freezer.state") == "FROZEN" and cg.is_frozen()
+    del v1["paths"][next(mp for mp in v1["paths"] if mp.endswith("freezer"))]
+    assert cgroups.Cgroup(v1).freezer_file() is None and not cgroups.Cgroup(v1).is_frozen()
+    with pytest.raises(CgroupError, match="freezer cgroup controller is not available"):
+        cgroups.Cgroup(v1).freeze()
+
+
+def test_state_status_reads_the_freezer_without_cgroups(v2, tmp_path):
+    """The state store derives "paused" from the freezer file itself (the
+    same rule as the C front-end), and the fast record names that file."""
+    from ocirun import state
+
+    d = next(iter(v2["paths"].values()))
+    with open(os.path.join(d, "cgroup.freeze"), "w") as f:
+        f.write("1\n")
+    st = {"id": "x", "pid": os.getpid(), "start_time": state.pid_start_time(os.getpid()), "cgroup": v2}
+    assert state.status(state.Store(str(tmp_path / "root")), st) == "paused"
+    rec = state.fast_record(dict(st, cgroup=dict(v2, made=[d]))).decode()
+    assert f"freeze {d}/cgroup.freeze\n" in rec and f"made {d}\n" in rec and "cgv 2\n" in rec
 
 
 def test_freeze_v2_tree_and_pids_recursive(v2):
@@ -400,9 +467,7 @@ def test_v1_hierarchy_names_drop_mount_options(monkeypatch):
     controllers (xattr, clone_children, release_agent=…): the name must be
     what /proc/<pid>/cgroup says, or a relative cgroupsPath misses the
     runtime's own group and exec --cgroup takes "xattr" for a controller."""
-    from ocirun import plan
-
-    monkeypatch.setattr(plan, "cgroup_hierarchies", lambda: [
+    monkeypatch.setattr(cgroups.host, "cgroup_hierarchies", lambda: [
         ("cgroup", "/sys/fs/cgroup/systemd", "rw,xattr,release_agent=/lib/systemd/agent,name=systemd"),
         ("cgroup", "/sys/fs/cgroup/cpu,cpuacct", "rw,cpu,cpuacct"),
         ("cgroup", "/sys/fs/cgroup/cpuset", "rw,clone_children,cpuset"),

@@ -207,9 +207,10 @@ def test_exec_process_without_a_label_gets_the_containers(monkeypatch):
     """runc: `exec --process` without selinuxLabel runs under the container's
     label, never unconfined (no SELinux here: the host check is faked, the
     label is looked for in the plan the init would get)."""
+    from ocirun import host
     from ocirun import plan as PL
 
-    monkeypatch.setattr(PL, "selinux_enabled", lambda: True)
+    monkeypatch.setattr(host, "selinux_enabled", lambda: True)
     cfg = default_spec()
     cfg["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0:c1,c2"
     proc = {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}

@@ -2,6 +2,9 @@
 
 import os
 import re
+import struct
+
+import pytest
 
 from ocirun import proto as P
 
@@ -36,10 +39,74 @@ def test_steps_match():
             assert P.STEPS[val] == name[2:].lower(), name
 
 
-def test_struct_sizes():
-    assert P.REC_MOUNT.size == 40
-    assert P.REC_DEVICE.size == 32
-    assert P.MSG_HDR.size == 16
+def _layouts():
+    return {name: v for name, v in vars(P).items() if isinstance(v, P.Layout)}
+
+
+def _header_structs():
+    text = re.sub(r"/\*.*?\*/", "", open(HDR).read(), flags=re.S)
+    return re.findall(r"struct\s+\w+\s*\{[^}]*\};", text)
+
+
+@pytest.fixture(scope="module")
+def c_structs(tmp_path_factory):
+    """The C compiler's view of every struct in proto.h: cffi compiles a
+    module that includes the header (no root needed), checks the cdef of each
+    struct against the compiled layout and answers sizeof/offsetof from it."""
+    cffi = pytest.importorskip("cffi")
+    import importlib.util
+    import shutil
+
+    if not shutil.which("cc") and not shutil.which("gcc"):
+        pytest.skip("no C compiler")
+    structs = _header_structs()
+    ffi = cffi.FFI()
+    ffi.cdef("\n".join(structs))
+    ffi.set_source("_ocirun_proto_check", '#include "proto.h"', include_dirs=[os.path.dirname(os.path.abspath(HDR))])
+    so = ffi.compile(tmpdir=str(tmp_path_factory.mktemp("protocheck")))
+    spec = importlib.util.spec_from_file_location("_ocirun_proto_check", so)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ffi, {re.match(r"struct\s+(\w+)", s).group(1) for s in structs}
+
+
+def test_every_record_layout_matches_its_c_struct(c_structs):
+    ffi, names = c_structs
+    layouts = _layouts()
+    assert len(layouts) >= 18
+    for pyname, lay in layouts.items():
+        ctype = f"struct {lay.cname}"
+        assert lay.cname in names, f"{pyname}: no {ctype} in proto.h"
+        c_fields = [f for f, _ in ffi.typeof(ctype).fields]
+        assert len(lay.names.split()) == len(lay.format) - 1, f"{pyname}: one name per format character"
+        py_fields = [n for n, _f in lay.fields]
+        if lay.cname == "ocirun_msg":  # the header only: detail[] follows
+            assert c_fields[:-1] == py_fields, pyname
+            assert ffi.offsetof(ctype, "detail") == lay.size == 16, pyname
+        else:
+            assert c_fields == py_fields, pyname
+            assert ffi.sizeof(ctype) == lay.size, pyname
+        cf = dict(ffi.typeof(ctype).fields)
+        for field, fmt in lay.fields:
+            assert ffi.offsetof(ctype, field) == lay.offsets[field], f"{pyname}.{field}"
+            ct = cf[field].type
+            assert ffi.sizeof(ct) == struct.calcsize("=" + fmt), f"{pyname}.{field}"
+            signed = ct.kind == "primitive" and ffi.cast(ct, -1) < 0
+            assert signed == fmt.islower(), f"{pyname}.{field}: signedness"
+
+
+def test_every_c_struct_is_declared_in_python(c_structs):
+    _ffi, names = c_structs
+    assert names <= {lay.cname for lay in _layouts().values()}
+
+
+def test_a_moved_field_is_caught():
+    """The comparison itself: a header with two fields swapped must differ."""
+    cffi = pytest.importorskip("cffi")
+    ffi = cffi.FFI()
+    ffi.cdef("struct rec_rlimit { unsigned int resource, index; unsigned long long hard; unsigned int pad; "
+             "unsigned long long soft; };")
+    assert ffi.offsetof("struct rec_rlimit", "soft") != P.REC_RLIMIT.offsets["soft"]
 
 
 def test_plan_writer_layout():
