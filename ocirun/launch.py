@@ -404,6 +404,12 @@ def send_seccomp_listener(path, fd, state, metadata, process_pid=None):
     send_fd(path, fd, dumps(msg).encode(), "linux.seccomp.listenerPath")
 
 
+def start_hook_error(detail):
+    """What `start` says when a startContainer hook failed (the init writes
+    its detail on the exec fifo after an 'E')."""
+    return format_error(None, P.STEPS.index("hook"), 0, 2 << 16, detail)
+
+
 def format_error(plan, step, err, index, detail):
     """One line naming the config field or path and the cause."""
     name = P.STEPS[step] if 0 < step < len(P.STEPS) else f"step {step}"

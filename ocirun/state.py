@@ -275,14 +275,24 @@ def status(store, st):
     return "running"
 
 
-def public_state(store, st, owner=""):
-    """The OCI state object as runc prints it (key order included)."""
-    s = status(store, st)
+def oci_state(st, status_, pid, owner=None):
+    """The one builder of the OCI state object, from a state dict (or
+    anything with its keys: ociVersion, id, bundle, annotations, rootfs,
+    created).  Without `owner`: runtime-spec's State, what hooks, the
+    seccomp agent and in-container hooks get (runc's specs.State key order).
+    With `owner`: what `state` and `list` print (runc's key order, rootfs,
+    created and owner included)."""
+    if owner is None:
+        out = {"ociVersion": st.get("ociVersion", ""), "id": st["id"], "status": status_, "pid": pid,
+               "bundle": st.get("bundle", "")}
+        if st.get("annotations"):
+            out["annotations"] = st["annotations"]
+        return out
     out = {
         "ociVersion": st.get("ociVersion", ""),
         "id": st["id"],
-        "pid": 0 if s == "stopped" else st.get("pid", 0),
-        "status": s,
+        "pid": pid,
+        "status": status_,
         "bundle": st.get("bundle", ""),
         "rootfs": st.get("rootfs", ""),
         "created": st.get("created", ""),
@@ -291,6 +301,12 @@ def public_state(store, st, owner=""):
         out["annotations"] = st["annotations"]
     out["owner"] = owner
     return out
+
+
+def public_state(store, st, owner=""):
+    """The OCI state object as runc prints it (key order included)."""
+    s = status(store, st)
+    return oci_state(st, s, 0 if s == "stopped" else st.get("pid", 0), owner)
 
 
 def fast_record(st):
