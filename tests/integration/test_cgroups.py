@@ -27,15 +27,6 @@ def read(path):
         return f.read().strip()
 
 
-def wait_status(env, cid, want, limit=20):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if env.state(cid)["status"] == want:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{cid} never became {want}")
-
-
 def shared_dir(env):
     d = os.path.join(env.tmp, "shared")
     os.makedirs(d, exist_ok=True)
@@ -142,7 +133,7 @@ def test_update_seen_inside_and_persisted(env):
     r = env.cli("update", "-r", "-", cid, input=json.dumps({"cpu": {"shares": 400}, "memory": {"limit": -3}}))
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "linux.resources.memory.limit" in r.stderr
     open(os.path.join(d, "go"), "w").close()
-    wait_status(env, cid, "stopped")
+    env.wait_status(cid, "stopped")
     with open(os.path.join(d, "out")) as f:
         # period kept when only the quota is updated, as runc
         assert f.read().split() == [str(128 * MiB), "30000", "50000", "77", "300"]
@@ -172,7 +163,7 @@ def test_ps(env):
     r = env.cli("ps", cid, "-o", "comm")
     assert r.returncode == 1 and "couldn't find PID field in ps output" in r.stderr
     assert env.cli("kill", "--all", cid, "KILL").returncode == 0
-    wait_status(env, cid, "stopped")
+    env.wait_status(cid, "stopped")
     r = env.cli("ps", "-f", "json", cid)
     assert r.stdout == "null\n"
     assert env.cli("delete", cid).returncode == 0
@@ -187,7 +178,7 @@ def test_kill_all_and_cgroup_removed(env):
     pids = json.loads(r.stdout)
     assert len(pids) == 3
     assert env.cli("kill", "--all", cid, "9").returncode == 0
-    wait_status(env, cid, "stopped")
+    env.wait_status(cid, "stopped")
     for p in pids:
         assert not os.path.exists(f"/proc/{p}") or "State:\tZ" in read(f"/proc/{p}/status")
     assert env.cli("kill", "--all", cid, "9").returncode == 0  # stopped: still success (containerd)
