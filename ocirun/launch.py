@@ -356,6 +356,22 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             raise InitError(f"unexpected message {typ} from the container init")
 
 
+def exec_error(sock):
+    """Read the sync socket after start: EOF means the execve happened (the
+    socket is close-on-exec in the container); an error record is returned
+    as its message."""
+    try:
+        data = sock.recv(2048)
+    except OSError:
+        return None
+    if len(data) >= P.MSG_HDR.size:
+        typ, err, step, value = P.MSG_HDR.unpack_from(data)
+        if typ == P.M_ERROR:
+            detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
+            return format_error(None, step, err, value, detail)
+    return None
+
+
 def _died(sp, plan=None):
     for pid in (sp.bootstrap_pid, sp.init_pid):
         if not pid:

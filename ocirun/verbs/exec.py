@@ -246,24 +246,11 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         raise
     finally:
         os.close(pidfd)
-    from ocirun.foreground import exec_error
-
-    sp = spawner.sp
-    err = exec_error(sp.sock)
-    if not err:
-        from ocirun.state import never_executed
-
-        # EOF: the execve happened, or the process died before it without a
-        # word (a seccomp profile that denies even the report and exit)
-        if never_executed(child):  # our child, not reaped yet
-            from ocirun.launch import death_message
-
-            _, wst = os.waitpid(child, 0)
-            err = death_message(plan, wst, sp.report(plan))
+    err = spawner.execve_failure(child)
     spawner.close_sync()
     if err:
         _reap(child)
-        sp.init_pid = 0  # reaped: never signal that pid again
+        spawner.sp.init_pid = 0  # reaped: never signal that pid again
         spawner.abort()
         raise ExecError(f"exec failed: {err}")
     spawner.publish(child)

@@ -11,7 +11,7 @@ from ocirun.verbs.start import start
 
 def run(store, cid, opts, keep=False, subreaper=True):
     from ocirun import front
-    from ocirun.foreground import SignalForwarder, exec_error, wait_status
+    from ocirun.foreground import SignalForwarder, wait_status
 
     if opts.detach:
         front.subreaper(False)
@@ -28,14 +28,13 @@ def run(store, cid, opts, keep=False, subreaper=True):
         with SignalForwarder() as fwd:
             st, spawner = create(store, cid, opts, keep_sync=True)
             made = True
-            sp = spawner.sp
             try:
                 started = start(store, cid, notify_wait=False)
             except BaseException as e:
                 why = None
                 if isinstance(e, StateError) and str(e) == "container process is already dead":
                     # dead before its execve: what it reported, or how it died
-                    why = exec_error(sp.sock) or _death(st["pid"], spawner)
+                    why = spawner.execve_failure(st["pid"], dead=True)
                 spawner.close_sync()
                 force_delete(store, cid)
                 if why:
@@ -45,7 +44,7 @@ def run(store, cid, opts, keep=False, subreaper=True):
             nsock = started.get("notify_sock")
             if nsock is not None:
                 _relay_in_background(nsock, st)
-            err = exec_error(sp.sock)
+            err = spawner.execve_failure(st["pid"])
             spawner.close_sync()
             if err:
                 log.error(err)
@@ -56,22 +55,6 @@ def run(store, cid, opts, keep=False, subreaper=True):
                 force_delete(store, cid)
             except OcirunError as e:
                 log.warning(str(e))
-
-
-def _death(pid, spawner):
-    """How our child `pid`, dead before its execve, ended (None if unknown).
-    It is dying already (its fifo closed without an execve, or it is a
-    zombie), so the wait is short."""
-    import os
-
-    from ocirun.launch import death_message
-
-    sp, plan = spawner.sp, spawner.plan
-    try:
-        _, status_ = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return sp.report(plan)
-    return death_message(plan, status_, sp.report(plan))
 
 
 def _relay_in_background(nsock, st):

@@ -4,6 +4,7 @@ cgroup the new process is born in or moved to, the terminal (sent to
 
     sp = Spawner(plan, cgroup=cg, pid_file=..., pidfd_socket=..., console_socket=...)
     pid = sp.start(fifo_fd=..., preserve_fds=..., on_pid=..., on_hooks=..., on_seccomp=...)
+    why = sp.execve_failure(pid)   # after the release: did the execve happen?
     sp.publish(pid)      # once the process is what the caller asked for
     sp.abort()           # on any failure: processes killed, the pid file's temp removed
 
@@ -124,6 +125,26 @@ class Spawner:
         if self._pidf is not None:
             pidf, self._pidf = self._pidf, None
             pidf.commit(pid)
+
+    def execve_failure(self, pid, dead=False):
+        """After the release: None when the process made its final execve,
+        else why not — what it reported on the sync socket, or how it died
+        (a seccomp profile can deny it even the report and the exit; its
+        report page still says what failed).  `dead`: the caller knows it
+        died before its execve."""
+        err = launch.exec_error(self.sp.sock)
+        if err:
+            return err
+        if not dead:
+            from ocirun.state import never_executed
+
+            if not never_executed(pid):  # our child, not reaped yet
+                return None
+        try:
+            _, wst = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return self.sp.report(self.plan)
+        return launch.death_message(self.plan, wst, self.sp.report(self.plan))
 
     def close_sync(self):
         """Done with the sync socket and the report page."""
