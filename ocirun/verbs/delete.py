@@ -113,6 +113,6 @@ def destroy(store, st):
     if st.get("hooks", {}).get("poststop"):
         from ocirun import hooks as H
 
-        H.run_poststop(st["hooks"], oci_state(st, "stopped", 0))
+        H.run_after(st["hooks"], "poststop", oci_state(st, "stopped", 0))
     if err:
         raise err

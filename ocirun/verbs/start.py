@@ -98,7 +98,7 @@ def start(store, cid, notify_wait=True):
         if st.get("hooks", {}).get("poststart"):
             from ocirun import hooks as H
 
-            H.run_poststart(st["hooks"], public_state(store, st))
+            H.run_after(st["hooks"], "poststart", public_state(store, st))
         if nsock is not None:
             if notify_wait:
                 notify.relay_ready(nsock, st["pid"], st.get("start_time"), notify.host_socket())

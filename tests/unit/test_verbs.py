@@ -15,21 +15,9 @@ from ocirun.plan import build, build_exec
 from ocirun.spec.template import default_spec
 from ocirun.state import oci_state
 from ocirun.verbs.spawn import PidFile, check_console, joins_cgroup_at_setup
-from tests.unit.test_plan import records
+from tests.unit.test_plan import bundle, cfg, records  # noqa: F401 - bundle is a fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    (tmp_path / "rootfs").mkdir()
-    return str(tmp_path)
-
-
-def cfg():
-    c = default_spec()
-    c["process"]["terminal"] = False
-    return c
 
 
 def test_build_asks_for_the_setup_exchange_only_when_told(bundle):
