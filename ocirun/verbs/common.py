@@ -10,14 +10,6 @@ from ocirun.errors import StateError
 from ocirun.state import pid_start_time, status
 
 
-def rfc3339_now():
-    ns = time.time_ns()
-    sec, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    f = f"{frac:09d}".rstrip("0")
-    return f"{base}.{f}Z" if f else f"{base}Z"
-
-
 def poll_fd(fd, timeout_ms):
     import select
 

@@ -2,6 +2,7 @@
 code (runtime-spec runtime.md "create")."""
 
 import os
+import time
 
 from ocirun import log
 from ocirun.errors import OcirunError
@@ -20,6 +21,14 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.detach = detach
+
+
+def _rfc3339_now():
+    ns = time.time_ns()
+    sec, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    f = f"{frac:09d}".rstrip("0")
+    return f"{base}.{f}Z" if f else f"{base}Z"
 
 
 def _refuse_rootless_limits(res):
@@ -46,7 +55,6 @@ def create(store, cid, opts, *, keep_sync=False):
     from ocirun import cgroups
     from ocirun.plan import build
     from ocirun.spec.load import load_config
-    from ocirun.verbs.common import detach_host_mounts, mounts_at, rfc3339_now
     from ocirun.verbs.spawn import Spawner, check_console, joins_cgroup_at_setup
 
     validate_id(cid)
@@ -97,13 +105,15 @@ def create(store, cid, opts, *, keep_sync=False):
     made_cg = False
     st = {
         "id": cid, "pid": 0, "start_time": None, "bundle": bundle,
-        "rootfs": plan.rootfs, "created": rfc3339_now(), "ociVersion": plan.oci_version,
+        "rootfs": plan.rootfs, "created": _rfc3339_now(), "ociVersion": plan.oci_version,
         "annotations": plan.annotations, "cgroup": cg, "hooks": plan.hooks,
         "ns": sorted(plan.ns_new), "config": os.path.join(bundle, "config.json"),
     }
     if not plan.mount_ns:
         # the init mounts in our namespace, on the rootfs: remember what was
         # there before, so that only its own mounts are detached later
+        from ocirun.verbs.common import mounts_at
+
         st["host_mounts_before"] = mounts_at(plan.rootfs)
     try:
         # recorded before anything exists, so that if this process dies at
@@ -159,7 +169,10 @@ def create(store, cid, opts, *, keep_sync=False):
         if fifo_fd is not None:
             os.close(fifo_fd)
         spawner.abort()
-        detach_host_mounts(st)
+        if st.get("host_mounts_before") is not None:
+            from ocirun.verbs.common import detach_host_mounts
+
+            detach_host_mounts(st)
         if made_cg:
             try:
                 cgroups.remove(cg)
