@@ -268,7 +268,9 @@ def send_pidfd(path, pid, payload):
 
 
 def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, on_seccomp=None, warn=None):
-    """Serve the init until READY; returns the init's pid.  Raises InitError."""
+    """Serve the init until READY; returns the init's pid.  Raises InitError.
+    `cgroup` is joined during the SETUP exchange (the plan was built with
+    join_cgroup); None when the process is born in its cgroup or has none."""
     from ocirun import cgroups
 
     sock = sp.sock
@@ -304,8 +306,6 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             except ChildProcessError:
                 pass
             sp.bootstrap_pid = 0
-            if cgroup and not plan.setup_sync:
-                cgroups.add_pid(cgroup, value)
             if on_pid:
                 on_pid(value)
         elif typ == P.M_PTY:

@@ -51,23 +51,6 @@ def _create_opts(opts, detach, g=None):
                          pidfd_socket=opts["pidfd_socket"] or None, rootless=rootless(g or {}))
 
 
-def _harden_fds(preserve):
-    """G1: inherited fds beyond stdio and the preserved ones become
-    close-on-exec at once (the init closes them too).  A walk of
-    /proc/self/fd rather than close_range(CLOSE_RANGE_CLOEXEC): it keeps the
-    cffi extension (and its memory) off the create path."""
-    listen = os.environ.get("LISTEN_FDS", "0")
-    n = int(listen) if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()) else 0
-    first = 3 + n + preserve
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= first:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass  # the directory fd of the listing itself
-
-
 def _cgroup_driver(g):
     if g.get("systemd_cgroup"):
         from ocirun import cgroups
@@ -80,8 +63,6 @@ def cmd_create(g, opts, pos):
     from ocirun.verbs.create import create
 
     _cgroup_driver(g)
-
-    _harden_fds(opts["preserve_fds"])
     create(_store(g), cid, _create_opts(opts, True, g))
 
 
@@ -90,10 +71,8 @@ def cmd_run(g, opts, pos):
     from ocirun.verbs.run import run
 
     _cgroup_driver(g)
-
-    _harden_fds(opts["preserve_fds"])
     return run(_store(g), cid, _create_opts(opts, opts["detach"], g), keep=opts["keep"],
-                         subreaper=not opts["no_subreaper"])
+               subreaper=not opts["no_subreaper"])
 
 
 def cmd_start(g, opts, pos):
@@ -171,7 +150,6 @@ def cmd_exec(g, opts, pos):
         proc = E.process_from_config(store, cid, opts, pos[1:])
     if opts["preserve_fds"] < 0:
         raise OcirunError("--preserve-fds must not be negative")
-    _harden_fds(opts["preserve_fds"])
     pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
     return E.exec_process(store, cid, proc, detach=opts["detach"], pid_file=pid_file,
                           console_socket=opts["console_socket"] or None, preserve_fds=opts["preserve_fds"],

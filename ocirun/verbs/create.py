@@ -40,14 +40,6 @@ def _refuse_rootless_limits(res):
                               "on this host)")
 
 
-def _listen_fds():
-    """Socket activation passed through as runc does (create/run only)."""
-    n = os.environ.get("LISTEN_FDS")
-    if n and n.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()):
-        return int(n)
-    return 0
-
-
 def create(store, cid, opts, *, keep_sync=False):
     """Returns (state dict, Spawner); with keep_sync the Spawner's sync socket
     stays open (run learns there whether the final execve succeeded) and,
@@ -55,13 +47,14 @@ def create(store, cid, opts, *, keep_sync=False):
     from ocirun import cgroups
     from ocirun.plan import build
     from ocirun.spec.load import load_config
-    from ocirun.verbs.spawn import Spawner, check_console, joins_cgroup_at_setup
+    from ocirun.verbs.spawn import Spawner, check_console, harden_fds, joins_cgroup_at_setup, listen_fds
 
+    harden_fds(opts.preserve_fds)
     validate_id(cid)
     bundle = os.path.abspath(opts.bundle)
     cfg, raw_cfg = load_config(bundle, raw=True)
     log.debug(f"create {cid}: loaded {bundle}/config.json")
-    nlisten = _listen_fds()
+    nlisten = listen_fds()
     extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
     binds = []
     notify_host = os.environ.get("NOTIFY_SOCKET")

@@ -186,8 +186,9 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
     from ocirun.errors import ConfigError
     from ocirun.jsonutil import loads
     from ocirun.plan import build_exec
-    from ocirun.verbs.spawn import Spawner, check_console, joins_cgroup_at_setup
+    from ocirun.verbs.spawn import Spawner, check_console, harden_fds, joins_cgroup_at_setup
 
+    harden_fds(preserve_fds)
     validate_id(cid)
     st = store.read(cid)
     s = status(store, st)

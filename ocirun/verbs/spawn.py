@@ -17,6 +17,30 @@ from ocirun import launch, log
 from ocirun.errors import OcirunError, strerror
 
 
+def listen_fds():
+    """Socket activation passed through as runc does (create/run only): the
+    number of LISTEN_FDS meant for this process."""
+    n = os.environ.get("LISTEN_FDS")
+    if n and n.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()):
+        return int(n)
+    return 0
+
+
+def harden_fds(preserve):
+    """G1: inherited fds beyond stdio, the socket-activation ones and the
+    preserved ones become close-on-exec at once (the init closes them too).
+    A walk of /proc/self/fd rather than close_range(CLOSE_RANGE_CLOEXEC): it
+    keeps the cffi extension (and its memory) off the create path."""
+    first = 3 + listen_fds() + preserve
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory fd of the listing itself
+
+
 def check_console(detach, terminal, console_socket):
     """runc's rules: a detached terminal needs a console socket, and a console
     socket is only for a detached terminal."""
