@@ -309,6 +309,9 @@ def public_state(store, st, owner=""):
     return oci_state(st, s, 0 if s == "stopped" else st.get("pid", 0), owner)
 
 
+_PID_STATUS = '\n  "pid": 0,\n  "status": "\\u0000"'
+
+
 def fast_record(st):
     """The state as the C front-end reads it: `key value` lines (values never
     hold a newline, else no record is written and Python answers), then the
@@ -347,12 +350,12 @@ def fast_record(st):
     lines.append("py " + " ".join(py))
     if any("\n" in x for x in lines):
         return None
-    head = dumps_indent({"ociVersion": st.get("ociVersion", ""), "id": st["id"]})
-    tail = {"bundle": st.get("bundle", ""), "rootfs": st.get("rootfs", ""), "created": st.get("created", "")}
-    if st.get("annotations"):
-        tail["annotations"] = st["annotations"]
-    tail["owner"] = ""
-    head = (head[:-2] + ',\n  "pid": ').encode()
-    tail = ('",\n' + dumps_indent(tail)[2:]).encode()
+    # the `state` output (oci_state) cut around its pid and status, which the
+    # front-end fills in: JSON escapes every newline inside a string, so the
+    # cut can only fall on the document's own structure
+    text = dumps_indent(oci_state(st, "\0", 0, owner=""))
+    head, _, tail = text.partition(_PID_STATUS)
+    head = (head + '\n  "pid": ').encode()
+    tail = ('"' + tail).encode()
     out = ("\n".join(lines) + "\n").encode()
     return out + b"head %d\n" % len(head) + head + b"\ntail %d\n" % len(tail) + tail + b"\n"
