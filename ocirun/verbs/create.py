@@ -93,7 +93,7 @@ def create(store, cid, opts, *, keep_sync=False):
     if notify_host:
         os.mkdir(notify.state_dir(store, cid), 0o755)
     spawner = Spawner(plan, cgroup=cg, console_socket=opts.console_socket, pid_file=opts.pid_file,
-                      pidfd_socket=opts.pidfd_socket)
+                      pidfd_socket=opts.pidfd_socket, what=f"create {cid}")
     fifo_fd = None
     made_cg = False
     st = {

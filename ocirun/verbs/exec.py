@@ -224,7 +224,7 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         for w in plan.warnings:
             log.warning(w)
         spawner = Spawner(plan, cgroup=cg, console_socket=console_socket, pid_file=pid_file,
-                          pidfd_socket=pidfd_socket, pidfd_kind=b"setns")
+                          pidfd_socket=pidfd_socket, pidfd_kind=b"setns", what=f"exec {cid}")
 
         def on_seccomp(fd, child_pid):
             from ocirun import launch

@@ -111,7 +111,8 @@ class PidFile:
 
 class Spawner:
     def __init__(self, plan, *, cgroup=None, console_socket=None, pid_file=None, pidfd_socket=None,
-                 pidfd_kind=b"standard"):
+                 pidfd_kind=b"standard", what="spawn"):
+        self.what = what  # "create <id>", "exec <id>": what the debug log lines start with
         self.plan = plan
         self.cgroup = cgroup
         self.terminal = Terminal(console_socket)
@@ -138,7 +139,7 @@ class Spawner:
         finally:
             if cg_fd is not None:
                 os.close(cg_fd)
-        log.debug(f"started ocirun-init (bootstrap pid {self.sp.bootstrap_pid})")
+        log.debug(f"{self.what}: started ocirun-init (bootstrap pid {self.sp.bootstrap_pid})")
         return launch.converse(self.sp, self.plan, cgroup=None if born_in else cg, on_pid=on_pid,
                                on_pty=self.terminal, on_hooks=on_hooks, on_seccomp=on_seccomp, warn=log.warning)
 
