@@ -6,7 +6,7 @@ import os
 import time
 
 from ocirun import log
-from ocirun.errors import StateError
+from ocirun.errors import OcirunError, StateError
 from ocirun.state import pid_start_time, status
 
 
@@ -40,15 +40,16 @@ def signal_init(st, sig):
 
 
 def thaw(st):
+    """Best effort, before a SIGKILL: a frozen task dies only once thawed."""
     from ocirun import cgroups
 
     cg = st.get("cgroup")
-    p = cgroups._freezer_path(cg)
-    if p:
-        try:
-            cgroups._write(p, "0" if cg["version"] == 2 else "THAWED")
-        except OSError:
-            pass
+    if not cg:
+        return
+    try:
+        cgroups.freeze(cg, False)
+    except (OSError, OcirunError):
+        pass
 
 
 def wait_dead(pid, start_time, timeout=10.0):

@@ -115,6 +115,30 @@ def test_pause_resume(env):
     assert env.cli("delete", "--force", cid).returncode == 0
 
 
+@pytest.mark.parametrize("verb", [("kill", "KILL"), ("delete", "--force")])
+def test_python_side_thaws_a_paused_container_it_kills(env, verb):
+    """What the front-end hands to Python (hooks, odd flags) thaws a paused
+    container before its SIGKILL: on v1 a frozen task dies only once thawed."""
+    from tests.integration.test_front import call, front_and_python
+
+    _front, py = front_and_python(env)
+    cid = env.create(["sleep", "100"])
+    assert env.cli("start", cid).returncode == 0
+    pid = env.state(cid)["pid"]
+    assert env.cli("pause", cid).returncode == 0
+    rc, _out, err = call(py, env, verb[0], cid, verb[1]) if verb[0] == "kill" else call(py, env, *verb, cid)
+    assert rc == 0, err
+    if verb[0] == "kill":
+        env.wait_status(cid, "stopped")
+        assert env.cli("delete", cid).returncode == 0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # dead, not reaped yet
+    except FileNotFoundError:
+        pass
+    assert env.cli("state", cid).returncode == 1
+
+
 def test_update_seen_inside_and_persisted(env):
     d = shared_dir(env)
     env.cfg["linux"]["resources"].update({"memory": {"limit": 64 * MiB}, "cpu": {"quota": 20000, "period": 50000}})
