@@ -58,18 +58,6 @@ def _store(g):
     return Store(os.path.abspath(g["root"]))
 
 
-def pause(g, opts, cid):
-    from ocirun.verbs.freeze import pause
-
-    pause(_store(g), cid)
-
-
-def resume(g, opts, cid):
-    from ocirun.verbs.freeze import resume
-
-    resume(_store(g), cid)
-
-
 # --- update ---------------------------------------------------------------------------
 
 def ram_in_bytes(s):
@@ -172,13 +160,12 @@ def _read_resources(src):
     return res
 
 
-def update(g, opts, cid):
-    from ocirun.verbs.update import update
-
+def resources_from_flags(opts):
+    """update's LinuxResources: the --resources file (or stdin), else the
+    flags."""
     if opts["l3_cache_schema"] or opts["mem_bw_schema"]:
         raise OcirunError("intel RDT is not supported by ocirun")
-    res = _read_resources(opts["resources"]) if opts["resources"] else _flags_to_resources(opts)
-    update(_store(g), cid, res)
+    return _read_resources(opts["resources"]) if opts["resources"] else _flags_to_resources(opts)
 
 
 # --- ps -----------------------------------------------------------------------------

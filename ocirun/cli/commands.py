@@ -166,24 +166,26 @@ def cmd_features(g, opts, pos):
     sys.stdout.write(dumps_indent(features(), 4) + "\n")
 
 
-# --- commands that work through the cgroup (ocirun/cli/cgroupcmds.py) --------
+# --- commands that work through the cgroup (flags in ocirun/cli/cgroupcmds.py) --
 
 def cmd_pause(g, opts, pos):
-    from ocirun.cli import cgroupcmds
+    from ocirun.verbs.freeze import pause
 
-    cgroupcmds.pause(g, opts, _one_id(pos))
+    pause(_store(g), _one_id(pos))
 
 
 def cmd_resume(g, opts, pos):
-    from ocirun.cli import cgroupcmds
+    from ocirun.verbs.freeze import resume
 
-    cgroupcmds.resume(g, opts, _one_id(pos))
+    resume(_store(g), _one_id(pos))
 
 
 def cmd_update(g, opts, pos):
-    from ocirun.cli import cgroupcmds
+    from ocirun.cli.cgroupcmds import resources_from_flags
+    from ocirun.verbs.update import update
 
-    cgroupcmds.update(g, opts, _one_id(pos))
+    cid = _one_id(pos)
+    update(_store(g), cid, resources_from_flags(opts))
 
 
 def cmd_ps(g, opts, pos):
