@@ -154,19 +154,6 @@ class Env:
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
-    def userns(self, host=100000, size=65536):
-        """A new user namespace mapping root to `host` (uid and gid), with
-        the rootfs owned by it and the bundle's path searchable by it (as
-        with runc, the mapped root must reach its rootfs)."""
-        self.cfg["linux"]["namespaces"].append({"type": "user"})
-        self.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host, "size": size}]
-        self.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host, "size": size}]
-        subprocess.run(["chown", "-R", f"{host}:{host}", self.rootfs], check=True)
-        d = self.bundle
-        while d != "/tmp":
-            os.chmod(d, 0o755)
-            d = os.path.dirname(d)
-
     def wait_status(self, cid, want="stopped", timeout=20.0, state=None):
         """Poll the container's status until it is `want` (through `state`,
         a callable returning the state dict, if given: another binary or

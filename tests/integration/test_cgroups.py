@@ -429,6 +429,17 @@ def test_devices_deny_by_default_v2(env):
     assert r.stdout.splitlines() == ["mknod=ok", "kmsg=1", "fuse=1", "disk=1", "null=0"], r.stdout
 
 
+def userns(env):
+    env.cfg["linux"]["namespaces"].append({"type": "user"})
+    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
+    d = env.bundle
+    while d != "/tmp":
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+
+
 @pytest.mark.parametrize("with_userns", [False, True])
 def test_v1_cgroup_mount_without_cgroupns_is_the_containers_own(env, with_userns):
     """No cgroup namespace (docker's and containerd's default on v1): each
@@ -436,7 +447,7 @@ def test_v1_cgroup_mount_without_cgroupns_is_the_containers_own(env, with_userns
     env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
     env.cfg["linux"]["resources"].update({"memory": {"limit": 64 * MiB}, "pids": {"limit": 42}})
     if with_userns:
-        env.userns()
+        userns(env)
     sibling = f"/sys/fs/cgroup/pids/ocirun-test-sibling-{os.getpid()}"
     os.mkdir(sibling)
     try:
