@@ -130,6 +130,19 @@ class Env:
         assert r.returncode == 0, r.stderr
         return cid
 
+    def use_userns(self, host=100000):
+        """A user namespace mapping container ids 0-65535 to host ones from
+        `host`: the rootfs is given to the mapped root and the bundle's
+        directories made searchable for it (as runc needs too)."""
+        self.cfg["linux"]["namespaces"].append({"type": "user"})
+        self.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+        self.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+        subprocess.run(["chown", "-R", f"{host}:{host}", self.rootfs], check=True)
+        d = self.bundle
+        while d not in ("/", "/tmp"):
+            os.chmod(d, 0o755)
+            d = os.path.dirname(d)
+
     @staticmethod
     def wait_file(path, timeout=10.0):
         """The text of a file a container writes with `echo … > path`, once

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <linux/openat2.h>
 #include "proto.h"
 
@@ -164,6 +165,8 @@ void do_sysctls(struct plan *p, int procfd);
 void do_rlimits(struct plan *p);
 void do_user(struct plan *p, int procfd);
 void read_cap_last(int procfd);
+int cwd_in_root(void);
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd);
 const char *lookup_exec(struct plan *p, char *buf, size_t size);
 void close_unpreserved(struct plan *p, int keep);
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path);

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "init.h"
@@ -117,6 +119,16 @@ int in_root_walk(int rootfd, const char *path, int flags, unsigned int mode) {
       close(fd);
       if (n < 0) { err = errno; goto out; }
       target[n] = 0;
+      /* G5: procfs's magic links (fd/N, cwd, root, exe, ns/…) read as the
+       * host path of what they point at: never follow one (RESOLVE_NO_
+       * MAGICLINKS).  procfs's plain symlinks (self, thread-self, mounts,
+       * net) are relative. */
+      struct statfs dsf;
+      if (target[0] != '.' && !(target[0] >= '0' && target[0] <= '9') && strncmp(target, "self", 4) &&
+          fstatfs(cur, &dsf) == 0 && dsf.f_type == PROC_SUPER_MAGIC) {
+        err = ELOOP;
+        goto out;
+      }
       if (++links > WALK_MAX_LINKS) { err = ELOOP; goto out; }
       if (push_front(&w, target) < 0) { err = errno; goto out; }
       if (target[0] == '/')

@@ -112,8 +112,7 @@ static int enter_cwd(struct plan *p, int as_root) {
     if (as_root && (errno == EACCES || errno == EPERM)) return 0;
     fail(S_CWD, errno, 0, p->cwd);
   }
-  char cwd[4096];
-  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
+  if (!cwd_in_root()) fail(S_CWD, EPERM, 0, "working directory is outside the container");
   return 1;
 }
 

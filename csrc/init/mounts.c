@@ -155,6 +155,18 @@ static void fs_log(int fsfd, char *buf, size_t size) {
     if (*c == '\n') *c = ' ';
 }
 
+/* G7: what a destination resolved to may not lie inside /proc unless the
+ * config named a path there itself (plan.py allows only /proc and the lxcfs
+ * list): an image symlink such as /data -> /proc/sys/kernel must not carry a
+ * mount into procfs (runc: "cannot be mounted because it is inside /proc"). */
+static void refuse_redirect_into_proc(int tfd, const struct mount_op *op, unsigned int step) {
+  struct statfs sf;
+  if (fstatfs(tfd, &sf) < 0) fail2(step, errno, op->m->index, op->dest, "statfs of mount destination");
+  int named = !strcmp(op->dest, "/proc") || !strncmp(op->dest, "/proc/", 6);
+  if (sf.f_type == PROC_SUPER_MAGIC && !named)
+    fail2(step, EPERM, op->m->index, op->dest, "a symlink leads inside /proc, which cannot be mounted on");
+}
+
 static int open_target_dir(int rootfd, const struct mount_op *op, unsigned int step) {
   int nofollow = (op->m->flags & OCIRUN_MNT_NOFOLLOW) != 0;
   int fd = in_root_open(rootfd, op->dest, O_PATH | O_DIRECTORY, nofollow ? RESOLVE_NO_SYMLINKS : 0);
@@ -169,6 +181,7 @@ static int open_target_dir(int rootfd, const struct mount_op *op, unsigned int s
     if (errno == ELOOP && nofollow) fail2(step, errno, op->m->index, op->dest, "destination must be a directory, not a symlink");
     fail2(step, errno, op->m->index, op->dest, "creating mount destination");
   }
+  refuse_redirect_into_proc(fd, op, step);
   return fd;
 }
 
@@ -211,6 +224,7 @@ static void mount_bind(int rootfd, const struct mount_op *op) {
   } else {
     tfd = in_root_walk(rootfd, op->dest, WALK_FILE, 0644);
     if (tfd < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "creating mount destination");
+    refuse_redirect_into_proc(tfd, op, S_MOUNT);
   }
   if (fstat(tfd, &tst) < 0) fail2(S_MOUNT, errno, op->m->index, op->dest, "stat of mount destination");
   if (S_ISDIR(st.st_mode) != S_ISDIR(tst.st_mode))
@@ -289,6 +303,24 @@ static void sysfs_bind_fallback(int rootfd, const struct mount_op *op) {
   b.m = &rm;
   b.source = "/sys";
   mount_bind(rootfd, &b);
+  /* G17: the host's /sys brings the host's cgroup hierarchies along, roots
+   * and all; cover them with an empty read-only tmpfs (a cgroup mount of the
+   * config's, made later, goes on top of it with the container's own) */
+  char path[4200];
+  str_copy(path, sizeof path, op->dest);
+  str_copy(path + strlen(path), sizeof path - strlen(path), "/fs/cgroup");
+  int tfd = in_root_open(rootfd, path, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+  if (tfd < 0) return; /* the host has no /sys/fs/cgroup */
+  int fs = sys_fsopen("tmpfs");
+  if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0555", 0) < 0 ||
+      sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    fail2(S_MOUNT, errno, op->m->index, op->dest, "covering the host's cgroups under the bound /sys");
+  int mfd = sys_fsmount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  if (mfd < 0 || sys_move_mount(mfd, tfd) < 0)
+    fail2(S_MOUNT, errno, op->m->index, op->dest, "covering the host's cgroups under the bound /sys");
+  close(mfd);
+  close(fs);
+  close(tfd);
 }
 
 static void mount_fs(int rootfd, const struct mount_op *op, int has_netns) {

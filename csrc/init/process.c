@@ -157,6 +157,17 @@ const char *lookup_exec(struct plan *p, char *buf, size_t size) {
  * change, and resolved inside the container's root: the image may make
  * /etc/passwd a symlink (to ../usr/share/…, /usr/lib/…), which is followed
  * in-root; magic links, FIFOs and device nodes are not read. */
+/* kernel filesystems whose files are interfaces, not data */
+static int pseudo_fs(long t) {
+  switch (t) {
+  case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case DEBUGFS_MAGIC: case TRACEFS_MAGIC: case SECURITYFS_MAGIC:
+  case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC: case BPF_FS_MAGIC: case PSTOREFS_MAGIC: case EFIVARFS_MAGIC:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 void set_home(struct plan *p) {
   if (env_get(p, "HOME")) return;
   static char home[4200];
@@ -172,8 +183,11 @@ void set_home(struct plan *p) {
     fd = (int)syscall(SYS_openat2, root, "etc/passwd", &how, sizeof how);
     close(root);
   }
+  /* a regular file on a real filesystem: the image may point /etc/passwd
+   * at /proc/kmsg or the like, which root (we still are) could read */
   struct stat st;
-  if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+  struct statfs sf;
+  if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fstatfs(fd, &sf) < 0 || pseudo_fs(sf.f_type))) {
     close(fd);
     fd = -1;
   }
@@ -316,6 +330,36 @@ void close_unpreserved(struct plan *p, int keep) {
  * the container (G1, G2).  The fifo's write end stays open (close-on-exec)
  * until the execve: `start` reads "0", then EOF, and tells an init that died
  * before its execve (PF_FORKNOEXEC still set) from one that ran the program. */
+/* G2: is the working directory inside the container's root?  getcwd says
+ * so (a directory outside the root comes back "(unreachable)…", or ENOENT);
+ * when the container's own seccomp profile refuses getcwd (it may: the
+ * runtime-tools suite's does), walk ".." from "." instead, comparing each
+ * directory with "/": only a directory under the root reaches it.  Anything
+ * else that fails fails closed. */
+int cwd_in_root(void) {
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd)) return cwd[0] == '/';
+  if (errno == ENOENT || errno == ERANGE) return 0;
+  struct stat root, st, prev;
+  if (stat("/", &root) < 0) return 0;
+  int fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  memset(&prev, 0, sizeof prev);
+  for (int depth = 0; fd >= 0 && depth < 4096; depth++) {
+    if (fstat(fd, &st) < 0) break;
+    if (st.st_dev == root.st_dev && st.st_ino == root.st_ino) {
+      close(fd);
+      return 1;
+    }
+    if (depth && st.st_dev == prev.st_dev && st.st_ino == prev.st_ino) break; /* a root that is not ours */
+    prev = st;
+    int up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    close(fd);
+    fd = up;
+  }
+  if (fd >= 0) close(fd);
+  return 0;
+}
+
 void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const char *path) {
   if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(S_NNP, errno, 0, NULL);
   /* a notify listener must reach its agent during create */
@@ -355,8 +399,7 @@ void wait_fifo_and_exec(struct plan *p, int procfd_self_fd, int fifofd, const ch
   }
   /* G2: the working directory was entered before the credentials changed
    * (as runc: root may reach a cwd the user cannot); verify it again now */
-  char cwd[4096];
-  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') fail(S_CWD, EPERM, 0, "working directory is outside the container");
+  if (!cwd_in_root()) fail(S_CWD, EPERM, 0, "working directory is outside the container");
   set_affinity(p->cpu_final, p->cpu_final_len);
   /* with no_new_privs the filter needs no privilege: load it last */
   load_seccomp(p);

@@ -42,9 +42,10 @@ void str_copy(char *dst, size_t size, const char *src) {
   dst[n] = 0;
 }
 
-static int send_raw(struct ocirun_msg *m, int fd) {
-  size_t len = OCIRUN_MSG_HDR + strlen(m->detail) + 1;
-  struct iovec iov = {.iov_base = m, .iov_len = len};
+/* One datagram on sock, with fd attached as SCM_RIGHTS when fd >= 0;
+ * retried on EINTR.  Returns what sendmsg returned. */
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd) {
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
   struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
   char cbuf[CMSG_SPACE(sizeof(int))];
   if (fd >= 0) {
@@ -58,9 +59,13 @@ static int send_raw(struct ocirun_msg *m, int fd) {
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
   }
   ssize_t r;
-  while ((r = sendmsg(sync_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+  while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
     ;
-  return r < 0 ? -1 : 0;
+  return r;
+}
+
+static int send_raw(struct ocirun_msg *m, int fd) {
+  return send_with_fd(sync_fd, m, OCIRUN_MSG_HDR + strlen(m->detail) + 1, fd) < 0 ? -1 : 0;
 }
 
 int send_msg(unsigned int type, unsigned int value, int fd) {

@@ -41,23 +41,7 @@ static int wanted(const struct mount_op *op) {
 
 static int send_src(int sock, unsigned int index, int err, int fd) {
   struct src_msg m = {.index = index, .err = err};
-  struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
-  char cbuf[CMSG_SPACE(sizeof(int))];
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (fd >= 0) {
-    memset(cbuf, 0, sizeof cbuf);
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof cbuf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t r;
-  while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-    ;
-  return r == (ssize_t)sizeof m ? 0 : -1;
+  return send_with_fd(sock, &m, sizeof m, fd) == (ssize_t)sizeof m ? 0 : -1;
 }
 
 static void opener(struct plan *p, int sock, int procfd, pid_t boot) {

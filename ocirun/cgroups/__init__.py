@@ -42,6 +42,11 @@ def _write(path, value):
         os.close(fd)
 
 
+# cgroup v1 mount options that are not controllers
+_V1_OPTIONS = {"rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods",
+               "nofavordynmods", "none", "all"}
+
+
 def hierarchies(root=ROOT):
     """{mountpoint: controllers-string} of cgroup hierarchies under root, and
     the version in use (2 when root itself is cgroup2)."""
@@ -54,7 +59,11 @@ def hierarchies(root=ROOT):
         if fstype == "cgroup2" and mp == root:
             return {root: ""}, 2
         if fstype == "cgroup" and mp.startswith(root + "/"):
-            found[mp] = ",".join(o for o in sopts.split(",") if o not in ("rw", "ro"))
+            # the hierarchy's name as /proc/<pid>/cgroup spells it: its
+            # controllers and name=, not the mount's other options (xattr,
+            # clone_children, noprefix, release_agent=… on systemd hosts)
+            found[mp] = ",".join(o for o in sopts.split(",")
+                                 if o.startswith("name=") or ("=" not in o and o not in _V1_OPTIONS))
         elif fstype == "cgroup2" and mp.startswith(root + "/") and "/" not in mp[len(root) + 1:]:
             unified = mp
     if found and unified:
@@ -249,7 +258,7 @@ def create(cg):
                 _enable_controllers(cg, mp, path)
             if cg["version"] == 1 and os.path.exists(os.path.join(mp, "cpuset.cpus")):
                 _copy_cpuset(path, mp)
-        if is_frozen(cg):
+        if is_frozen(cg) or (cg["version"] == 2 and _v2_effectively_frozen(next(iter(cg["paths"].values())))):
             raise CgroupError("container's cgroup unexpectedly frozen")
     except (OSError, CgroupError) as e:
         for d in mine:
@@ -302,6 +311,15 @@ def _freezer_path(cg):
         if os.path.basename(mp) == "freezer":
             return os.path.join(path, "freezer.state")
     return None
+
+
+def _v2_effectively_frozen(path):
+    """cgroup.freeze holds the group's own setting; a frozen ancestor freezes
+    it too, which only cgroup.events' "frozen" line says."""
+    for line in (_read(os.path.join(path, "cgroup.events")) or "").splitlines():
+        if line.split() == ["frozen", "1"]:
+            return True
+    return False
 
 
 def is_frozen(cg):

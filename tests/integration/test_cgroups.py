@@ -429,17 +429,6 @@ def test_devices_deny_by_default_v2(env):
     assert r.stdout.splitlines() == ["mknod=ok", "kmsg=1", "fuse=1", "disk=1", "null=0"], r.stdout
 
 
-def userns(env):
-    env.cfg["linux"]["namespaces"].append({"type": "user"})
-    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
-    d = env.bundle
-    while d != "/tmp":
-        os.chmod(d, 0o755)
-        d = os.path.dirname(d)
-
-
 @pytest.mark.parametrize("with_userns", [False, True])
 def test_v1_cgroup_mount_without_cgroupns_is_the_containers_own(env, with_userns):
     """No cgroup namespace (docker's and containerd's default on v1): each
@@ -447,7 +436,7 @@ def test_v1_cgroup_mount_without_cgroupns_is_the_containers_own(env, with_userns
     env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
     env.cfg["linux"]["resources"].update({"memory": {"limit": 64 * MiB}, "pids": {"limit": 42}})
     if with_userns:
-        userns(env)
+        env.use_userns()
     sibling = f"/sys/fs/cgroup/pids/ocirun-test-sibling-{os.getpid()}"
     os.mkdir(sibling)
     try:
@@ -660,7 +649,8 @@ def test_v2_ownership_and_frozen_group(env):
     env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
     n = os.getpid()
     bundles = []
-    for i, path in enumerate((f"ocirun-test-made-{n}/y/z", f"ocirun-test-pre-{n}/y", f"/ocirun-test-frz-{n}")):
+    for i, path in enumerate((f"ocirun-test-made-{n}/y/z", f"ocirun-test-pre-{n}/y", f"/ocirun-test-frz-{n}",
+                              f"/ocirun-test-frzp-{n}/c")):
         env.cfg["linux"]["cgroupsPath"] = path
         b = os.path.join(env.tmp, f"config{i}.json")
         with open(b, "w") as f:
@@ -673,8 +663,12 @@ mkdir {c}/ocirun-test-pre-{n}; cp {bundles[1]} {env.bundle}/config.json; $O run 
 test -d {c}/ocirun-test-pre-{n} && ! test -e {c}/ocirun-test-pre-{n}/y && echo pre-kept; rmdir {c}/ocirun-test-pre-{n}
 mkdir {c}/ocirun-test-frz-{n}; echo 1 > {c}/ocirun-test-frz-{n}/cgroup.freeze
 cp {bundles[2]} {env.bundle}/config.json; timeout 20 $O run -b {env.bundle} {env.new_id()}; echo rc=$?
-rmdir {c}/ocirun-test-frz-{n}""")
+rmdir {c}/ocirun-test-frz-{n}
+mkdir {c}/ocirun-test-frzp-{n}; echo 1 > {c}/ocirun-test-frzp-{n}/cgroup.freeze
+cp {bundles[3]} {env.bundle}/config.json; timeout 20 $O run -b {env.bundle} {env.new_id()}; echo rc=$?
+test -e {c}/ocirun-test-frzp-{n}/c || echo made-gone; rmdir {c}/ocirun-test-frzp-{n}""")
     out = r.stdout.splitlines()
-    assert out == [f"0::/ocirun-test-made-{n}/y/z", "made-gone", f"0::/ocirun-test-pre-{n}/y", "pre-kept", "rc=1"], \
-        r.stdout + r.stderr
-    assert r.stderr.count("\n") == 1 and "container's cgroup unexpectedly frozen" in r.stderr, r.stderr
+    assert out == [f"0::/ocirun-test-made-{n}/y/z", "made-gone", f"0::/ocirun-test-pre-{n}/y", "pre-kept", "rc=1",
+                   "rc=1", "made-gone"], r.stdout + r.stderr
+    # the group's own cgroup.freeze, and a frozen parent (cgroup.events)
+    assert r.stderr.count("\n") == 2 and r.stderr.count("container's cgroup unexpectedly frozen") == 2, r.stderr

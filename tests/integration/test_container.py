@@ -49,14 +49,7 @@ def test_sysfs_fallback_is_readonly_recursively(env):
     host's /sys is bound instead (runc), and what the config asks (ro,
     nosuid, nodev, noexec) holds for every submount, not just the top."""
     env.cfg["linux"]["namespaces"] = [ns for ns in env.cfg["linux"]["namespaces"] if ns["type"] != "network"]
-    env.cfg["linux"]["namespaces"].append({"type": "user"})
-    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
-    d = env.bundle
-    while d != "/tmp":
-        os.chmod(d, 0o755)
-        d = os.path.dirname(d)
+    env.use_userns()
     r = env.sh("cat /proc/self/mountinfo")
     assert r.returncode == 0, r.stderr
     under = [line.split() for line in r.stdout.splitlines() if line.split()[4].startswith("/sys")]
@@ -66,16 +59,21 @@ def test_sysfs_fallback_is_readonly_recursively(env):
         assert "ro" in opts and {"nosuid", "nodev", "noexec"} <= set(opts), f
 
 
+def test_sysfs_fallback_hides_the_hosts_cgroups(env):
+    """The bound host /sys carries the host's cgroup hierarchies (roots and
+    every other group): without a cgroup mount of the config's the container
+    sees an empty read-only directory there, never the host's tree (G17)."""
+    env.cfg["linux"]["namespaces"] = [ns for ns in env.cfg["linux"]["namespaces"] if ns["type"] != "network"]
+    env.cfg["mounts"] = [m for m in env.cfg["mounts"] if m.get("type") != "cgroup"]
+    env.use_userns()
+    r = env.sh("ls -A /sys/fs/cgroup | wc -l; touch /sys/fs/cgroup/x 2>/dev/null || echo ro; ls /sys/class/net | wc -l")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split()
+    assert out[0] == "0" and out[1] == "ro" and int(out[2]) > 0, (r.stdout, r.stderr)
+
+
 def test_user_namespace_maps_and_root(env):
-    env.cfg["linux"]["namespaces"].append({"type": "user"})
-    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    # the rootfs must be reachable by the mapped root (as with runc)
-    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
-    d = env.bundle
-    while d != "/tmp":
-        os.chmod(d, 0o755)
-        d = os.path.dirname(d)
+    env.use_userns()
     r = env.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; ls -ln /dev/null")
     assert r.returncode == 0, r.stderr
     lines = [" ".join(x.split()) for x in r.stdout.splitlines()]
@@ -452,17 +450,6 @@ def test_rootfs_propagation_applied_to_the_container_root(env):
         assert not any(f.startswith("shared:") for f in fields)
 
 
-def _userns(env, host=100000):
-    env.cfg["linux"]["namespaces"].append({"type": "user"})
-    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
-    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
-    subprocess.run(["chown", "-R", f"{host}:{host}", env.rootfs], check=True)
-    d = env.bundle
-    while d != "/tmp":
-        os.chmod(d, 0o755)
-        d = os.path.dirname(d)
-
-
 def test_idmapped_mounts(env, tmp_path):
     """Files owned by host root appear as the container's root through an
     idmapped bind mount, and as nobody through a plain one."""
@@ -471,7 +458,7 @@ def test_idmapped_mounts(env, tmp_path):
     (vol / "f").write_text("x")
     os.chmod(vol, 0o755)
     os.chmod(tmp_path, 0o755)
-    _userns(env)
+    env.use_userns()
     env.cfg["mounts"] += [
         {"destination": "/idm", "type": "bind", "source": str(vol), "options": ["bind", "idmap"]},
         {"destination": "/own", "type": "bind", "source": str(vol), "options": ["rbind", "ridmap"],
@@ -613,7 +600,7 @@ def test_cwd_entered_as_root_before_dropping(env):
 def test_cwd_refused_to_root_retried_as_user(env):
     """runc's other half: when root may not enter the cwd (EACCES), it is
     tried again after the switch to the process user, who may."""
-    _userns(env)
+    env.use_userns()
     env.cfg["root"]["readonly"] = False
     d = os.path.join(env.rootfs, "grp")
     os.mkdir(d)
@@ -727,7 +714,7 @@ def test_no_pivot_hides_the_hosts_procfs(env):
 def test_no_pivot_in_a_user_namespace_covers_the_hosts_procfs(env):
     """In a user namespace the host's mounts are locked (they cannot be
     detached): they are covered by an empty tmpfs instead, as runc does."""
-    _userns(env)
+    env.use_userns()
     env.cfg["root"]["readonly"] = False
     cid = env.create(["sleep", "100"], extra=("--no-pivot",))
     try:
@@ -766,7 +753,7 @@ def test_userns_bind_source_under_root_only_dir(env, tmp_path):
     """Bind sources are opened with the runtime's credentials, as runc does:
     a user-namespaced container gets a volume that sits under a directory
     only host root can traverse (the container's root cannot)."""
-    _userns(env)
+    env.use_userns()
     secret = tmp_path / "root-only"
     (secret / "vol").mkdir(parents=True)
     (secret / "vol" / "f").write_text("volume data\n")

@@ -228,9 +228,8 @@ def test_exec_into_paused_container(env, running):
 def test_exec_into_user_namespace(env):
     """exec joins the container's user namespace first (setns with the pidfd
     does the ordering) and becomes its root."""
-    from tests.integration.test_container import _userns
 
-    _userns(env)
+    env.use_userns()
     env.cfg["process"]["args"] = ["sleep", "100"]
     env.write()
     cid = env.new_id()

@@ -176,11 +176,10 @@ def test_bad_configs_name_the_field(env, devs, why):
 def test_into_a_user_namespace_owned_network_namespace(env, veth):
     """With a user namespace the network namespace belongs to it; the route
     socket the init opened there still lets the runtime configure the device."""
-    from tests.integration.test_container import _userns
 
     peer, dev = veth
     ip("addr", "add", "10.231.95.7/24", "dev", dev)
-    _userns(env)
+    env.use_userns()
     env.cfg["linux"]["netDevices"] = {dev: {"name": "eth7"}}
     r = env.sh("ip addr show eth7; echo flags $(cat /sys/class/net/eth7/flags); id -u")
     assert r.returncode == 0, r.stderr

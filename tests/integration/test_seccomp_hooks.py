@@ -553,3 +553,18 @@ def test_a_profile_that_refuses_process_creation(env):
                                               "action": "SCMP_ACT_ERRNO"}])
     r = env.sh("echo ok; /bin/true; echo after")
     assert r.stdout == "ok\n" and "can't fork: Operation not permitted" in r.stderr, (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_a_profile_that_refuses_getcwd(env, nnp):
+    """The runtime-tools suite's linux_seccomp profile: everything allowed but
+    getcwd.  Without NNP the filter is loaded before the init enters and
+    verifies the working directory: the check must not need getcwd (G2 walks
+    ".." to "/" instead), and the container runs in its cwd."""
+    env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                   "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}
+    env.cfg["process"]["noNewPrivileges"] = nnp
+    env.cfg["process"]["cwd"] = "/etc"
+    r = env.sh("ls passwd; /bin/pwd || echo refused")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["passwd", "refused"], (r.stdout, r.stderr)

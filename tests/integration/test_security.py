@@ -74,14 +74,7 @@ def test_g3_bootstrap_of_a_root_caller_is_never_dumpable(env, tmp_path):
 
     if not shutil.which("strace"):
         pytest.skip("strace is not installed")
-    env.cfg["linux"]["namespaces"].append({"type": "user"})
-    env.cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    env.cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    subprocess.run(["chown", "-R", "100000:100000", env.rootfs], check=True)
-    d = env.bundle
-    while d != "/tmp":
-        os.chmod(d, 0o755)
-        d = os.path.dirname(d)
+    env.use_userns()
     env.cfg["process"]["args"] = ["true"]
     env.write()
     trace = tmp_path / "trace"
@@ -171,6 +164,50 @@ def test_g7_bind_onto_proc_must_be_procfs(env, tmp_path):
     env.cfg["mounts"][0] = {"destination": "/proc", "type": "bind", "source": str(fake), "options": ["rbind"]}
     r = env.sh("true")
     assert r.returncode == 1 and "not procfs" in r.stderr, r.stderr
+
+
+def test_g7_a_symlink_cannot_carry_a_mount_into_proc(env, tmp_path):
+    """The image's /data -> /proc/sys/kernel: the config's bind at /data
+    would land inside procfs; refused, as runc does ("inside /proc")."""
+    src = tmp_path / "vol"
+    src.mkdir()
+    os.symlink("/proc/sys/kernel", os.path.join(env.rootfs, "data"))
+    env.cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind"]})
+    r = env.sh("cat /proc/sys/kernel/ostype")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "/data" in r.stderr and "a symlink leads inside /proc" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_g5_procfs_magic_links_are_never_followed(env):
+    """cwd /appN -> /proc/self/fd/N in the image: the in-root walk reads the
+    magic link's text (a host path: the exec fifo, the runtime's root) and
+    would create that path inside the rootfs; it refuses instead, and the
+    rootfs gets nothing new."""
+    before = sorted(os.listdir(env.rootfs))
+    for n in range(3, 9):
+        os.symlink(f"/proc/self/fd/{n}", os.path.join(env.rootfs, f"app{n}"))
+    for n in range(3, 9):
+        env.cfg["process"]["cwd"] = f"/app{n}"
+        r = env.sh("pwd")
+        assert r.returncode == 1 and r.stdout == "", (n, r.stdout, r.stderr)
+    assert sorted(os.listdir(env.rootfs)) == sorted(before + [f"app{n}" for n in range(3, 9)])
+    for top in ("tmp", "proc", "run"):
+        d = os.path.join(env.rootfs, top)
+        assert not os.path.isdir(d) or os.listdir(d) == [], (top, os.listdir(d))
+
+
+def test_home_is_never_read_from_a_kernel_file(env):
+    """The image's /etc/passwd -> a procfs file (root, which the init still
+    is while it looks HOME up, could read /proc/kmsg): only a regular file of
+    a real filesystem counts; HOME stays "/"."""
+    os.unlink(os.path.join(env.rootfs, "etc", "passwd"))
+    os.symlink("/proc/sys/kernel/hostname", os.path.join(env.rootfs, "etc", "passwd"))
+    env.cfg["hostname"] = "r:x:0:0::/LEAK:"
+    env.cfg["process"]["env"] = [e for e in env.cfg["process"]["env"] if not e.startswith("HOME=")]
+    r = env.sh("cat /etc/passwd; echo HOME=$HOME")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["r:x:0:0::/LEAK:", "HOME=/"], r.stdout
 
 
 def test_g9_image_dev_null_is_never_trusted(env):

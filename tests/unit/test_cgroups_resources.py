@@ -393,3 +393,24 @@ def test_device_access_letters_as_runc_on_v1(capfd):
                                    {"allow": False, "access": "mmr"}]})
     assert [d["access"] for d in res["devices"]] == ["rw", "rm"]
     assert "devices[0].access: ignoring unknown access letters in 'xwr', using 'rw'" in capfd.readouterr().err
+
+
+def test_v1_hierarchy_names_drop_mount_options(monkeypatch):
+    """On systemd hosts v1 hierarchies carry options that are not
+    controllers (xattr, clone_children, release_agent=…): the name must be
+    what /proc/<pid>/cgroup says, or a relative cgroupsPath misses the
+    runtime's own group and exec --cgroup takes "xattr" for a controller."""
+    from ocirun import plan
+
+    monkeypatch.setattr(plan, "cgroup_hierarchies", lambda: [
+        ("cgroup", "/sys/fs/cgroup/systemd", "rw,xattr,release_agent=/lib/systemd/agent,name=systemd"),
+        ("cgroup", "/sys/fs/cgroup/cpu,cpuacct", "rw,cpu,cpuacct"),
+        ("cgroup", "/sys/fs/cgroup/cpuset", "rw,clone_children,cpuset"),
+        ("cgroup", "/sys/fs/cgroup/net_cls", "ro,noprefix,net_cls"),
+        ("cgroup2", "/sys/fs/cgroup/unified", "rw,nsdelegate"),
+    ])
+    found, version = cgroups.hierarchies("/sys/fs/cgroup")
+    assert version == 1
+    assert found == {"/sys/fs/cgroup/systemd": "name=systemd", "/sys/fs/cgroup/cpu,cpuacct": "cpu,cpuacct",
+                     "/sys/fs/cgroup/cpuset": "cpuset", "/sys/fs/cgroup/net_cls": "net_cls",
+                     "/sys/fs/cgroup/unified": ""}
