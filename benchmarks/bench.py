@@ -253,7 +253,8 @@ def in_cgroup2_namespace(argv):
     return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
 
 
-RUN_MODULES = ("ocirun.cli", "ocirun.cli.commands", "ocirun.container", "ocirun.launch", "ocirun.plan",
+RUN_MODULES = ("ocirun.cli", "ocirun.cli.commands", "ocirun.verbs.run", "ocirun.verbs.create", "ocirun.verbs.start",
+               "ocirun.verbs.delete", "ocirun.verbs.common", "ocirun.verbs.spawn", "ocirun.launch", "ocirun.plan",
                "ocirun.cgroups", "ocirun.cgroups.resources", "ocirun.cgroups.devices", "ocirun.spec.load",
                "ocirun.jsonutil", "ocirun.state", "ocirun.foreground", "ocirun.front", "ocirun.notify")
 

@@ -3,7 +3,7 @@
 
 Runs the Python CLI in-process (as the launcher does: the interpreter the
 front-end hands off to, -IS) with monotonic timestamps around each phase of
-container.run, many times, and prints the median of each phase.  The
+verbs.run.run, many times, and prints the median of each phase.  The
 interpreter start-up and the imports are measured as separate processes
 (they happen before any ocirun code runs).  Run as root:
 
@@ -35,9 +35,9 @@ PHASES = [
     ("ocirun.launch", "spawn", "spawn init (memfd, posix_spawn)"),
     ("ocirun.launch", "converse", "init set-up until blocked on the fifo (incl. cgroup join)"),
     ("ocirun.cgroups", "add_pid", "  of which: cgroup.procs writes (v1)"),
-    ("ocirun.container", "start", "start (fifo)"),
+    ("ocirun.verbs.start", "start", "start (fifo)"),
     ("ocirun.foreground", "wait_status", "exec + wait for exit"),
-    ("ocirun.container", "_force_delete", "delete (cgroups, state)"),
+    ("ocirun.verbs.delete", "force_delete", "delete (cgroups, state)"),
 ]
 
 
@@ -46,8 +46,9 @@ def worker(bundle, runs):
     import importlib
 
     sys.argv = ["ocirun"]
-    from ocirun import container
     from ocirun.state import Store
+    from ocirun.verbs import run as R
+    from ocirun.verbs.create import CreateOptions
 
     times = {label: [] for _m, _a, label in PHASES}
     totals = []
@@ -81,8 +82,7 @@ def worker(bundle, runs):
             for fd in (0, 1):
                 os.dup2(devnull, fd)
             t0 = time.perf_counter_ns()
-            rc = container.run(Store(root), f"prof-{os.getpid()}-{i}",
-                               container.CreateOptions(bundle=bundle, detach=False))
+            rc = R.run(Store(root), f"prof-{os.getpid()}-{i}", CreateOptions(bundle=bundle, detach=False))
             total = (time.perf_counter_ns() - t0) / 1e6
             for fd in (0, 1):
                 os.dup2(saved[fd], fd)

@@ -1,6 +1,6 @@
 """What `run` and `exec` share when they stay in the foreground: forwarding
-the signals they receive to the container process, learning whether the
-final execve happened, and waiting for the exit status."""
+the signals they receive to the container process and waiting for the exit
+status (whether the final execve happened is launch.exec_error)."""
 
 import os
 
@@ -53,25 +53,6 @@ class SignalForwarder:
             except (OSError, ValueError, TypeError):
                 pass
         return False
-
-
-def exec_error(sock):
-    """Read the sync socket after start: EOF means the execve happened (the
-    socket is close-on-exec in the container); an error record is returned
-    as its message."""
-    from ocirun import proto as P
-    from ocirun.launch import format_error
-
-    try:
-        data = sock.recv(2048)
-    except OSError:
-        return None
-    if len(data) >= P.MSG_HDR.size:
-        typ, err, step, value = P.MSG_HDR.unpack_from(data)
-        if typ == P.M_ERROR:
-            detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
-            return format_error(None, step, err, value, detail)
-    return None
 
 
 def wait_status(pid, master=None):

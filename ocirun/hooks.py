@@ -73,17 +73,11 @@ def run_create_runtime(hooks, state):
             _run(h, state, phase, i)
 
 
-def run_poststart(hooks, state):
-    for i, h in enumerate(hooks.get("poststart") or []):
+def run_after(hooks, phase, state):
+    """poststart and poststop: the container is already running or gone, so
+    a failing hook is a warning, and the next one still runs (runc)."""
+    for i, h in enumerate(hooks.get(phase) or []):
         try:
-            _run(h, state, "poststart", i)
-        except OcirunError as e:
-            log.warning(str(e))
-
-
-def run_poststop(hooks, state):
-    for i, h in enumerate(hooks.get("poststop") or []):
-        try:
-            _run(h, state, "poststop", i)
+            _run(h, state, phase, i)
         except OcirunError as e:
             log.warning(str(e))

@@ -277,7 +277,9 @@ def _join_cgroup(cgroup, pid):
 
 
 def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, on_seccomp=None, warn=None):
-    """Serve the init until READY; returns the init's pid.  Raises InitError."""
+    """Serve the init until READY; returns the init's pid.  Raises InitError.
+    `cgroup` is joined during the SETUP exchange (the plan was built with
+    join_cgroup); None when the process is born in its cgroup or has none."""
     sock = sp.sock
     while True:
         try:
@@ -311,8 +313,6 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             except ChildProcessError:
                 pass
             sp.bootstrap_pid = 0
-            if cgroup and not plan.setup_sync:
-                _join_cgroup(cgroup, value)
             if on_pid:
                 on_pid(value)
         elif typ == P.M_PTY:
@@ -363,6 +363,22 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
             raise InitError(f"unexpected message {typ} from the container init")
 
 
+def exec_error(sock):
+    """Read the sync socket after start: EOF means the execve happened (the
+    socket is close-on-exec in the container); an error record is returned
+    as its message."""
+    try:
+        data = sock.recv(2048)
+    except OSError:
+        return None
+    if len(data) >= P.MSG_HDR.size:
+        typ, err, step, value = P.MSG_HDR.unpack_from(data)
+        if typ == P.M_ERROR:
+            detail = data[P.MSG_HDR.size:].split(b"\0", 1)[0].decode(errors="replace")
+            return format_error(None, step, err, value, detail)
+    return None
+
+
 def _died(sp, plan=None):
     for pid in (sp.bootstrap_pid, sp.init_pid):
         if not pid:
@@ -409,6 +425,12 @@ def send_seccomp_listener(path, fd, state, metadata, process_pid=None):
     msg = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"], "pid": pid,
            "metadata": metadata or "", "state": state}
     send_fd(path, fd, dumps(msg).encode(), "linux.seccomp.listenerPath")
+
+
+def start_hook_error(detail):
+    """What `start` says when a startContainer hook failed (the init writes
+    its detail on the exec fifo after an 'E')."""
+    return format_error(None, P.STEPS.index("hook"), 0, 2 << 16, detail)
 
 
 def format_error(plan, step, err, index, detail):

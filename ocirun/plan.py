@@ -119,9 +119,14 @@ _unescape = host.unescape  # for container.py's _mounts_at, until it calls host.
 # --- the builder -----------------------------------------------------------
 
 def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
-          extra_env=(), console_socket=False, cgroup=None):
-    """Validate config.json (a dict) and compile it.  Raises ConfigError.
-    cgroup: the container's cgroup description (cgroups.resolve), if any."""
+          extra_env=(), console_socket=False, cgroup=None, join_cgroup=False, runtime_binds=()):
+    """Validate config.json (a dict) and compile it into a final plan (no
+    record is added after this returns).  Raises ConfigError.
+    cgroup: the container's cgroup description (cgroups.resolve), if any.
+    join_cgroup: the parent moves the bootstrap into it during the SETUP
+    exchange (cgroup v1; on v2 the init is born in it).
+    runtime_binds: [(source, destination)] read-only binds the runtime adds
+    on top of the config's mounts (the NOTIFY_SOCKET directory)."""
     plan = Plan()
     plan.cgroup = cgroup
     w = plan.w
@@ -254,9 +259,19 @@ def build(cfg, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0,
         if pers.get("flags"):
             raise ConfigError("linux.personality.flags: no flags are supported (as in runc)")
         w.rec(P.R_PERSONALITY, P.REC_U32.pack(T.PERSONALITY[dom]))
+    _finish(plan, join_cgroup)
+    for source, dest in runtime_binds:
+        add_runtime_bind(plan, source, dest)
     return plan
 
 
+def _finish(plan, join_cgroup):
+    """What build and build_exec end with: the SETUP exchange when the parent
+    must act before the bootstrap goes on (id maps, idmapped mounts, the
+    cgroup join)."""
+    if join_cgroup and not plan.setup_sync:
+        plan.setup_sync = True
+        plan.w.flag(P.R_SETUP_SYNC)
 
 
 def _without_mount_namespace(plan, cfg, linux, root, no_pivot):
@@ -850,9 +865,6 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
     w = plan.w
     plan.oci_version = cfg.get("ociVersion", "")
     w.u64(P.R_EXEC, ns_flags)
-    if join_cgroup:
-        plan.setup_sync = True
-        w.flag(P.R_SETUP_SYNC)
     proc = _obj(proc, "process")
     base = _obj(cfg.get("process"), "process")
     if proc.get("capabilities") is None:
@@ -879,4 +891,5 @@ def build_exec(cfg, proc, ns_flags, *, preserve_fds=0, join_cgroup=False):
         # listener, sent to listenerPath as runc 1.1 does for exec
         plan.seccomp = compile_profile(sc)
         w.rec(P.R_SECCOMP, P.REC_SECCOMP.pack(plan.seccomp.flags, 0) + plan.seccomp.bpf)
+    _finish(plan, join_cgroup)
     return plan

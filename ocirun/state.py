@@ -259,14 +259,24 @@ def status(store, st):
                       cg["version"] if cg else 0, os.path.join(store.dir(st["id"]), FIFO))
 
 
-def public_state(store, st, owner=""):
-    """The OCI state object as runc prints it (key order included)."""
-    s = status(store, st)
+def oci_state(st, status_, pid, owner=None):
+    """The one builder of the OCI state object, from a state dict (or
+    anything with its keys: ociVersion, id, bundle, annotations, rootfs,
+    created).  Without `owner`: runtime-spec's State, what hooks, the
+    seccomp agent and in-container hooks get (runc's specs.State key order).
+    With `owner`: what `state` and `list` print (runc's key order, rootfs,
+    created and owner included)."""
+    if owner is None:
+        out = {"ociVersion": st.get("ociVersion", ""), "id": st["id"], "status": status_, "pid": pid,
+               "bundle": st.get("bundle", "")}
+        if st.get("annotations"):
+            out["annotations"] = st["annotations"]
+        return out
     out = {
         "ociVersion": st.get("ociVersion", ""),
         "id": st["id"],
-        "pid": 0 if s == "stopped" else st.get("pid", 0),
-        "status": s,
+        "pid": pid,
+        "status": status_,
         "bundle": st.get("bundle", ""),
         "rootfs": st.get("rootfs", ""),
         "created": st.get("created", ""),
@@ -275,6 +285,15 @@ def public_state(store, st, owner=""):
         out["annotations"] = st["annotations"]
     out["owner"] = owner
     return out
+
+
+def public_state(store, st, owner=""):
+    """The OCI state object as runc prints it (key order included)."""
+    s = status(store, st)
+    return oci_state(st, s, 0 if s == "stopped" else st.get("pid", 0), owner)
+
+
+_PID_STATUS = '\n  "pid": 0,\n  "status": "\\u0000"'
 
 
 def fast_record(st):
@@ -316,12 +335,12 @@ def fast_record(st):
     lines.append("py " + " ".join(py))
     if any("\n" in x for x in lines):
         return None
-    head = dumps_indent({"ociVersion": st.get("ociVersion", ""), "id": st["id"]})
-    tail = {"bundle": st.get("bundle", ""), "rootfs": st.get("rootfs", ""), "created": st.get("created", "")}
-    if st.get("annotations"):
-        tail["annotations"] = st["annotations"]
-    tail["owner"] = ""
-    head = (head[:-2] + ',\n  "pid": ').encode()
-    tail = ('",\n' + dumps_indent(tail)[2:]).encode()
+    # the `state` output (oci_state) cut around its pid and status, which the
+    # front-end fills in: JSON escapes every newline inside a string, so the
+    # cut can only fall on the document's own structure
+    text = dumps_indent(oci_state(st, "\0", 0, owner=""))
+    head, _, tail = text.partition(_PID_STATUS)
+    head = (head + '\n  "pid": ').encode()
+    tail = ('"' + tail).encode()
     out = ("\n".join(lines) + "\n").encode()
     return out + b"head %d\n" % len(head) + head + b"\ntail %d\n" % len(tail) + tail + b"\n"

@@ -186,6 +186,90 @@ class Env:
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
+    def wait_status(self, cid, want="stopped", timeout=20.0, state=None):
+        """Poll the container's status until it is `want` (through `state`,
+        a callable returning the state dict, if given: another binary or
+        user); fails the test if it never gets there."""
+        return wait_status(state or self.state, cid, want, timeout)
+
+
+def wait_status(state, cid, want="stopped", timeout=20.0):
+    """Poll state(cid)["status"] until it is `want`; AssertionError if it
+    never gets there within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = state(cid)["status"]
+        if got == want:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{cid} never became {want} (still {got})")
+        time.sleep(0.05)
+
+
+class FdSocket:
+    """A listening AF_UNIX socket for --console-socket and --pidfd-socket:
+    receive() accepts one connection and returns (payload, fd), the one fd
+    the runtime sent (runc's protocol: one message, exactly one fd)."""
+
+    def __init__(self, path):
+        import socket
+
+        self.path = path
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.fds = []
+
+    def receive(self):
+        import array
+        import socket
+
+        conn, _ = self.srv.accept()
+        try:
+            msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+        finally:
+            conn.close()
+        fds = array.array("i")
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+        self.fds.extend(fds)
+        assert len(anc) == 1 and len(fds) == 1, f"expected exactly one fd, got {list(fds)} in {len(anc)} messages"
+        return msg, fds[0]
+
+    def close(self):
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = []
+        self.srv.close()
+
+
+def read_until(fd, marker, limit=1 << 20):
+    """What a terminal master (or any fd) gives until `marker` appears, EOF
+    or EIO (the terminal's other side closed)."""
+    out = b""
+    while marker not in out and len(out) < limit:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+@pytest.fixture
+def console_socket(tmp_path):
+    """An FdSocket at <tmp>/console.sock, closed (with every fd it received)
+    after the test."""
+    s = FdSocket(str(tmp_path / "console.sock"))
+    yield s
+    s.close()
+
 
 def leftovers(env):
     """Everything a test's containers may have left on the host."""

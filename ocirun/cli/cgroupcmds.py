@@ -1,11 +1,13 @@
-"""The commands that work through the container's cgroup: pause, resume,
-update, ps, events.  Flags and wording are runc's (engines call them: the
+"""The command line of the commands that work through the container's
+cgroup: pause, resume, update, ps, events — their flags, parsing them
+(update's sizes, events' interval) and printing; the verbs themselves are in
+ocirun/verbs.  Flags and wording are runc's (engines call them: the
 containerd shim for pause/resume/update/ps, podman for all of them)."""
 
 import os
 import sys
 
-from ocirun.errors import OcirunError, StateError
+from ocirun.errors import OcirunError
 from ocirun.cli.args import BOOL, STR, Flag
 
 HELP = [Flag(("help", "h"), BOOL, False, "show help")]
@@ -54,54 +56,6 @@ def _store(g):
     from ocirun.state import Store
 
     return Store(os.path.abspath(g["root"]))
-
-
-def _locked(g, cid):
-    from ocirun.state import validate_id
-
-    validate_id(cid)
-    store = _store(g)
-    return store, store.lock(cid)
-
-
-# --- pause / resume ------------------------------------------------------------------
-
-def pause(g, opts, cid):
-    from ocirun import cgroups
-    from ocirun.state import status
-
-    store, lockfd = _locked(g, cid)
-    try:
-        st = store.read(cid)
-        if status(store, st) not in ("running", "created"):
-            raise StateError("container not running")
-        try:
-            cgroups.freeze(st.get("cgroup"), True)
-        except OSError as e:
-            from ocirun.errors import strerror
-
-            raise OcirunError(f"pause: {e.filename}: {strerror(e.errno)}") from None
-    finally:
-        os.close(lockfd)
-
-
-def resume(g, opts, cid):
-    from ocirun import cgroups
-    from ocirun.state import status
-
-    store, lockfd = _locked(g, cid)
-    try:
-        st = store.read(cid)
-        if status(store, st) != "paused":
-            raise StateError("container not paused")
-        try:
-            cgroups.freeze(st.get("cgroup"), False)
-        except OSError as e:
-            from ocirun.errors import strerror
-
-            raise OcirunError(f"resume: {e.filename}: {strerror(e.errno)}") from None
-    finally:
-        os.close(lockfd)
 
 
 # --- update ---------------------------------------------------------------------------
@@ -206,25 +160,12 @@ def _read_resources(src):
     return res
 
 
-def update(g, opts, cid):
-    from ocirun import cgroups
-    from ocirun.state import status
-
+def resources_from_flags(opts):
+    """update's LinuxResources: the --resources file (or stdin), else the
+    flags."""
     if opts["l3_cache_schema"] or opts["mem_bw_schema"]:
         raise OcirunError("intel RDT is not supported by ocirun")
-    res = _read_resources(opts["resources"]) if opts["resources"] else _flags_to_resources(opts)
-    store, lockfd = _locked(g, cid)
-    try:
-        st = store.read(cid)
-        if status(store, st) == "stopped":
-            raise StateError("container not running")
-        cg = st.get("cgroup")
-        if not cg:
-            raise OcirunError("the container has no cgroup to update")
-        cg["resources"] = cgroups.update(cg, res)
-        store.write(cid, st)
-    finally:
-        os.close(lockfd)
+    return _read_resources(opts["resources"]) if opts["resources"] else _flags_to_resources(opts)
 
 
 # --- ps -----------------------------------------------------------------------------
@@ -236,46 +177,15 @@ def ps(g, opts, cid, ps_args):
     fmt = opts["format"]
     if fmt not in ("table", "json"):
         raise OcirunError(f"invalid format option {fmt!r}")
-    from ocirun.container import container_pids
+    from ocirun.verbs import ps as P
 
-    store = _store(g)
-    st = store.read(cid)
-    pids = container_pids(store, st)
+    pids = P.pids(_store(g), cid)
     if fmt == "json":
         from ocirun.jsonutil import dumps
 
         sys.stdout.write((dumps(pids) if pids else "null") + "\n")
         return
-    import subprocess
-
-    try:
-        p = subprocess.run(["ps"] + (ps_args or ["-ef"]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           close_fds=True)
-    except OSError as e:
-        from ocirun.errors import strerror
-
-        raise OcirunError(f"exec: \"ps\": {strerror(e.errno)}") from None
-    out = p.stdout.decode(errors="replace")
-    if p.returncode != 0:
-        raise OcirunError(f"exit status {p.returncode}: {out.strip()}")
-    lines = out.split("\n")
-    header = lines[0].split()
-    if "PID" not in header:
-        raise OcirunError("couldn't find PID field in ps output")
-    idx = header.index("PID")
-    want = set(pids)
-    res = [lines[0]]
-    for line in lines[1:]:
-        if not line:
-            continue
-        fields = line.split()
-        try:
-            pid = int(fields[idx])
-        except (ValueError, IndexError):
-            raise OcirunError(f"unable to parse pid: {line!r}") from None
-        if pid in want:
-            res.append(line)
-    sys.stdout.write("\n".join(res) + "\n")
+    sys.stdout.write("\n".join(P.ps_lines(pids, ps_args)) + "\n")
 
 
 # --- events ---------------------------------------------------------------------------
@@ -317,7 +227,7 @@ def _emit(obj):
 
 
 def events(g, opts, cid):
-    from ocirun.state import status, validate_id
+    from ocirun.state import validate_id
 
     validate_id(cid)
     try:
@@ -326,41 +236,16 @@ def events(g, opts, cid):
         raise OcirunError(f'invalid value "{opts["interval"]}" for flag -interval: parse error') from None
     if interval <= 0:
         raise OcirunError("duration interval must be greater than 0")
-    store = _store(g)
-    st = store.read(cid)
-    if status(store, st) == "stopped":
-        raise StateError(f"container with id {cid} is not running")
-    cg = st.get("cgroup")
-    if not cg:
-        raise OcirunError(f"container {cid} has no cgroup")
-    from ocirun.cgroups import stats
+    from ocirun.verbs import events as E
 
     if opts["stats"]:
-        _emit({"type": "stats", "id": cid, "data": stats.collect(cg)})
+        _emit(E.stats(_store(g), cid))
         return
-    from ocirun.cgroups.oom import OOMWatch
-
-    watch = OOMWatch(cg)
+    gen = E.events(_store(g), cid, interval)
     try:
-        import time
-
-        next_stats = time.monotonic() + interval
-        while True:
-            timeout = max(0.0, next_stats - time.monotonic())
-            for _ in range(watch.wait(timeout)):
-                _emit({"type": "oom", "id": cid})
-            if not watch.alive():
-                return
-            if time.monotonic() >= next_stats:
-                next_stats += interval
-                try:
-                    data = stats.collect(cg)
-                except OSError:
-                    continue
-                if not watch.alive():
-                    return
-                _emit({"type": "stats", "id": cid, "data": data})
+        for ev in gen:
+            _emit(ev)
     except BrokenPipeError:
         return
     finally:
-        watch.close()
+        gen.close()

@@ -1,4 +1,5 @@
-"""One function per command: parse positionals, call the lifecycle."""
+"""One function per command: parse positionals, call its verb (ocirun/verbs),
+print what it returns."""
 
 import os
 import sys
@@ -39,7 +40,7 @@ def rootless(g):
 
 
 def _create_opts(opts, detach, g=None):
-    from ocirun.container import CreateOptions
+    from ocirun.verbs.create import CreateOptions
 
     pid_file = os.path.abspath(opts["pid_file"]) if opts.get("pid_file") else None
     if opts["preserve_fds"] < 0:
@@ -48,23 +49,6 @@ def _create_opts(opts, detach, g=None):
                          pid_file=pid_file, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                          preserve_fds=opts["preserve_fds"], detach=detach,
                          pidfd_socket=opts["pidfd_socket"] or None, rootless=rootless(g or {}))
-
-
-def _harden_fds(preserve):
-    """G1: inherited fds beyond stdio and the preserved ones become
-    close-on-exec at once (the init closes them too).  A walk of
-    /proc/self/fd rather than close_range(CLOSE_RANGE_CLOEXEC): it keeps the
-    cffi extension (and its memory) off the create path."""
-    listen = os.environ.get("LISTEN_FDS", "0")
-    n = int(listen) if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()) else 0
-    first = 3 + n + preserve
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= first:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass  # the directory fd of the listing itself
 
 
 def _cgroup_driver(g):
@@ -76,61 +60,57 @@ def _cgroup_driver(g):
 
 def cmd_create(g, opts, pos):
     cid = _one_id(pos)
-    from ocirun import container
+    from ocirun.verbs.create import create
 
     _cgroup_driver(g)
-
-    _harden_fds(opts["preserve_fds"])
-    container.create(_store(g), cid, _create_opts(opts, True, g))
+    create(_store(g), cid, _create_opts(opts, True, g))
 
 
 def cmd_run(g, opts, pos):
     cid = _one_id(pos)
-    from ocirun import container
+    from ocirun.verbs.run import run
 
     _cgroup_driver(g)
-
-    _harden_fds(opts["preserve_fds"])
-    return container.run(_store(g), cid, _create_opts(opts, opts["detach"], g), keep=opts["keep"],
-                         subreaper=not opts["no_subreaper"])
+    return run(_store(g), cid, _create_opts(opts, opts["detach"], g), keep=opts["keep"],
+               subreaper=not opts["no_subreaper"])
 
 
 def cmd_start(g, opts, pos):
-    from ocirun import container
+    from ocirun.verbs.start import start
 
-    container.start(_store(g), _one_id(pos))
+    start(_store(g), _one_id(pos))
 
 
 def cmd_state(g, opts, pos):
-    from ocirun import container
     from ocirun.jsonutil import dumps_indent
+    from ocirun.verbs.state import state
 
-    st = container.get_state(_store(g), _one_id(pos))
+    st = state(_store(g), _one_id(pos))
     sys.stdout.write(dumps_indent(st))
     sys.stdout.flush()
 
 
 def cmd_kill(g, opts, pos):
     cid = _one_id(pos, 1, 2)
-    from ocirun import container
     from ocirun.tables import parse_signal
+    from ocirun.verbs.kill import kill
 
     sig = parse_signal(pos[1]) if len(pos) > 1 else 15
-    container.signal_container(_store(g), cid, sig, opts["all"])
+    kill(_store(g), cid, sig, opts["all"])
 
 
 def cmd_delete(g, opts, pos):
-    from ocirun import container
+    from ocirun.verbs.delete import delete
 
-    container.delete(_store(g), _one_id(pos), opts["force"])
+    delete(_store(g), _one_id(pos), opts["force"])
 
 
 def cmd_list(g, opts, pos):
-    from ocirun import container
+    from ocirun.verbs.list import list_states
 
     if opts["format"] not in ("table", "json"):
         raise OcirunError(f"invalid format option {opts['format']!r}")
-    states = container.list_states(_store(g))
+    states = list_states(_store(g))
     if opts["quiet"]:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
         return
@@ -150,85 +130,62 @@ def cmd_list(g, opts, pos):
 def cmd_spec(g, opts, pos):
     if pos:
         raise IncorrectUsage("requires exactly 0 argument(s)")
-    from ocirun.jsonutil import dumps_indent
-    from ocirun.spec.template import default_spec
+    from ocirun.verbs.spec import spec
 
-    bundle = opts["bundle"] or "."
-    path = os.path.join(bundle, "config.json")
-    if os.path.exists(path):
-        raise OcirunError("File config.json exists. Remove it first")
-    data = dumps_indent(default_spec(opts["rootless"]), 2)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except OSError as e:
-        from ocirun.errors import strerror
-
-        raise OcirunError(f"{path}: {strerror(e.errno)}") from None
-    try:
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
+    spec(opts["bundle"] or ".", opts["rootless"])
 
 
 def cmd_exec(g, opts, pos):
-    from ocirun import execute
+    from ocirun.verbs import exec as E
 
     if not pos:
         raise IncorrectUsage("requires a minimum of 1 argument(s)")
     cid = pos[0]
     store = _store(g)
     if opts["process"]:
-        proc = execute.load_process_file(opts["process"])
+        proc = E.load_process_file(opts["process"])
     else:
         if len(pos) < 2:
             raise IncorrectUsage("requires a minimum of 2 argument(s)")
-        from ocirun.jsonutil import loads
-        from ocirun.state import validate_id
-
-        validate_id(cid)  # before any path is made of it
-        try:
-            cfg = loads(store.read_file(cid, "config.json"))
-        except OSError:
-            store.read(cid)  # "container does not exist"
-            cfg = {}
-        proc = execute.process_from_flags(cfg, opts, pos[1:])
+        proc = E.process_from_config(store, cid, opts, pos[1:])
     if opts["preserve_fds"] < 0:
         raise OcirunError("--preserve-fds must not be negative")
-    _harden_fds(opts["preserve_fds"])
     pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
-    return execute.exec_process(store, cid, proc, detach=opts["detach"], pid_file=pid_file,
-                                console_socket=opts["console_socket"] or None, preserve_fds=opts["preserve_fds"],
-                                cgroup_spec=opts["cgroup"] or None, ignore_paused=opts["ignore_paused"],
-                                pidfd_socket=opts["pidfd_socket"] or None)
+    return E.exec_process(store, cid, proc, detach=opts["detach"], pid_file=pid_file,
+                          console_socket=opts["console_socket"] or None, preserve_fds=opts["preserve_fds"],
+                          cgroup_spec=opts["cgroup"] or None, ignore_paused=opts["ignore_paused"],
+                          pidfd_socket=opts["pidfd_socket"] or None)
 
 
 def cmd_features(g, opts, pos):
     if pos:
         raise IncorrectUsage("requires exactly 0 argument(s)")
-    from ocirun.features import features
+    from ocirun.verbs.features import features
     from ocirun.jsonutil import dumps_indent
 
     sys.stdout.write(dumps_indent(features(), 4) + "\n")
 
 
-# --- commands that work through the cgroup (ocirun/cli/cgroupcmds.py) --------
+# --- commands that work through the cgroup (flags in ocirun/cli/cgroupcmds.py) --
 
 def cmd_pause(g, opts, pos):
-    from ocirun.cli import cgroupcmds
+    from ocirun.verbs.freeze import pause
 
-    cgroupcmds.pause(g, opts, _one_id(pos))
+    pause(_store(g), _one_id(pos))
 
 
 def cmd_resume(g, opts, pos):
-    from ocirun.cli import cgroupcmds
+    from ocirun.verbs.freeze import resume
 
-    cgroupcmds.resume(g, opts, _one_id(pos))
+    resume(_store(g), _one_id(pos))
 
 
 def cmd_update(g, opts, pos):
-    from ocirun.cli import cgroupcmds
+    from ocirun.cli.cgroupcmds import resources_from_flags
+    from ocirun.verbs.update import update
 
-    cgroupcmds.update(g, opts, _one_id(pos))
+    cid = _one_id(pos)
+    update(_store(g), cid, resources_from_flags(opts))
 
 
 def cmd_ps(g, opts, pos):

@@ -220,6 +220,43 @@ def stop_process(proc, timeout=15):
         proc.wait(timeout=10)
 
 
+class Daemon:
+    """An engine daemon (containerd, dockerd) started for a test module on
+    private paths: its log file, the wait until it answers, the log's tail
+    and what to show when a test fails.  A subclass sets `name`, `logfile`
+    and `runtime`, calls start(), and stops it with stop_daemon() inside its
+    own stop()."""
+
+    name = "daemon"
+    tail_lines = 60
+
+    def start(self, cmd, ready, timeout, interval=0.2, what=None, env=None):
+        self.log_fh = open(self.logfile, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=env)
+        try:
+            wait_for(lambda: self.proc.poll() is None and ready(), timeout, interval=interval,
+                     what=what or f"{self.name} to answer")
+        except TimeoutError:
+            self.stop()
+            raise AssertionError(f"{self.name} did not start:\n" + self.log_tail()) from None
+
+    def log_tail(self, n=None):
+        with open(self.logfile, errors="replace") as f:
+            return "".join(f.readlines()[-(n or self.tail_lines):])
+
+    def diag(self, mark=0):
+        """What to show when a test fails: ocirun calls and the daemon's log."""
+        return (f"\n--- ocirun calls ---\n{self.runtime.calls_since(mark)}"
+                f"\n--- {self.name} log (tail) ---\n{self.log_tail()}")
+
+    def stop_daemon(self, timeout=15):
+        stop_process(self.proc, timeout=timeout)
+
+    def close_log(self):
+        self.log_fh.close()
+
+
 def kill_pids(pids):
     for p in pids:
         try:

@@ -9,17 +9,17 @@ import re
 import pytest
 
 from tests.engines import ociimage
-from tests.engines.conftest import (PtySession, Runtime, kill_pids, need_binaries, need_root, pids_matching,
-                                    private_tmpdir, remove_tree, run, stop_process, uid, unmount_all_under, wait_for)
+from tests.engines.conftest import (Daemon, PtySession, Runtime, kill_pids, need_binaries, need_root, pids_matching,
+                                    private_tmpdir, remove_tree, run, uid, unmount_all_under, wait_for)
 
 CTR_TIMEOUT = 60
 
 
 
-class Containerd:
-    def __init__(self, tmp, runtime):
-        import subprocess
+class Containerd(Daemon):
+    name = "containerd"
 
+    def __init__(self, tmp, runtime):
         self.tmp = tmp
         self.runtime = runtime
         self.address = os.path.join(tmp, "ctd.sock")
@@ -41,27 +41,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [metrics]
   address = ""
 """)
-        self.log_fh = open(self.logfile, "w")
-        self.proc = subprocess.Popen(["containerd", "--config", self.config], stdout=self.log_fh,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for(lambda: self.proc.poll() is None and self.ctr("version", timeout=5).returncode == 0, 30,
-                     what="containerd to answer `ctr version`")
-        except TimeoutError:
-            self.stop()
-            raise AssertionError("containerd did not start:\n" + self.log_tail())
+        self.start(["containerd", "--config", self.config], lambda: self.ctr("version", timeout=5).returncode == 0,
+                   30, what="containerd to answer `ctr version`")
 
     def ctr(self, *args, timeout=CTR_TIMEOUT, **kw):
         return run(["ctr", "--address", self.address, "--namespace", self.ns, *map(str, args)], timeout=timeout, **kw)
-
-    def log_tail(self, n=60):
-        with open(self.logfile, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-
-    def diag(self, mark=0):
-        """What to show when a test fails: ocirun calls and containerd's log."""
-        return (f"\n--- ocirun calls ---\n{self.runtime.calls_since(mark)}"
-                f"\n--- containerd log (tail) ---\n{self.log_tail()}")
 
     def tasks(self):
         r = self.ctr("task", "ls")
@@ -90,7 +74,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 self.cleanup_containers()
         except Exception:  # noqa: BLE001 - teardown must go on
             pass
-        stop_process(self.proc)
+        self.stop_daemon()
         # shims outlive containerd by design; they carry our socket path
         kill_pids(pids_matching(self.address))
         unmount_all_under(self.tmp)
@@ -111,7 +95,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                     os.rmdir(d)
                 except OSError:
                     pass
-        self.log_fh.close()
+        self.close_log()
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ import json
 import os
 import random
 import re
-import subprocess
 import time
 
 import pytest
 
-from tests.engines.conftest import (PtySession, Runtime, free_port, http_get, kill_pids, missing_parent_cgroups,
-                                    need_binaries, need_root, pids_matching, private_tmpdir, remove_cgroup_dirs,
-                                    remove_tree, run, stop_process, uid, wait_for)
+from tests.engines.conftest import (Daemon, PtySession, Runtime, free_port, http_get, kill_pids,
+                                    missing_parent_cgroups, need_binaries, need_root, pids_matching, private_tmpdir,
+                                    remove_cgroup_dirs, remove_tree, run, uid, wait_for)
 
 DOCKER = "/usr/bin/docker"  # the client from docker.io, matching dockerd 20.10
 IMAGE = "ocirun-busybox:latest"
@@ -23,7 +22,10 @@ IMAGE = "ocirun-busybox:latest"
 SLEEPER = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
 
 
-class Dockerd:
+class Dockerd(Daemon):
+    name = "dockerd"
+    tail_lines = 40
+
     def __init__(self, tmp, runtime):
         self.tmp = tmp
         self.runtime = runtime
@@ -49,25 +51,11 @@ class Dockerd:
                "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--storage-driver", "overlay2",
                "--add-runtime", f"ocirun={runtime.path}", "--default-runtime", "ocirun",
                "--exec-opt", "native.cgroupdriver=cgroupfs", "--log-level", "debug"]
-        self.log_fh = open(self.logfile, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for(lambda: self.proc.poll() is None and self("info", timeout=10).returncode == 0, 60,
-                     interval=0.5, what="dockerd to answer `docker info`")
-        except TimeoutError:
-            self.stop()
-            raise AssertionError("dockerd did not start:\n" + self.log_tail())
+        self.start(cmd, lambda: self("info", timeout=10).returncode == 0, 60, interval=0.5,
+                   what="dockerd to answer `docker info`")
 
     def __call__(self, *args, timeout=90, **kw):
         return run([DOCKER, *map(str, args)], timeout=timeout, env=self.env, **kw)
-
-    def log_tail(self, n=40):
-        with open(self.logfile, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-
-    def diag(self, mark=0):
-        return (f"\n--- ocirun calls ---\n{self.runtime.calls_since(mark)}"
-                f"\n--- dockerd log (tail) ---\n{self.log_tail()}")
 
     def cleanup(self):
         ids = self("ps", "-aq", timeout=30).stdout.split()
@@ -80,7 +68,7 @@ class Dockerd:
                 self.cleanup()
         except Exception:  # noqa: BLE001
             pass
-        stop_process(self.proc, timeout=30)
+        self.stop_daemon(timeout=30)
         # its containerd, the shims and docker-proxy all carry our paths
         kill_pids(pids_matching(self.tmp))
         time.sleep(0.3)
@@ -88,7 +76,7 @@ class Dockerd:
         unmount_all_under(self.tmp)
         run(["ip", "link", "del", self.bridge])
         remove_cgroup_dirs(self.made_cgroups)
-        self.log_fh.close()
+        self.close_log()
 
 
 @pytest.fixture(scope="module")

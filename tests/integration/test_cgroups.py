@@ -27,15 +27,6 @@ def read(path):
         return f.read().strip()
 
 
-def wait_status(env, cid, want, limit=20):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if env.state(cid)["status"] == want:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{cid} never became {want}")
-
-
 def shared_dir(env):
     d = os.path.join(env.tmp, "shared")
     os.makedirs(d, exist_ok=True)
@@ -124,6 +115,30 @@ def test_pause_resume(env):
     assert env.cli("delete", "--force", cid).returncode == 0
 
 
+@pytest.mark.parametrize("verb", [("kill", "KILL"), ("delete", "--force")])
+def test_python_side_thaws_a_paused_container_it_kills(env, verb):
+    """What the front-end hands to Python (hooks, odd flags) thaws a paused
+    container before its SIGKILL: on v1 a frozen task dies only once thawed."""
+    from tests.integration.test_front import call, front_and_python
+
+    _front, py = front_and_python(env)
+    cid = env.create(["sleep", "100"])
+    assert env.cli("start", cid).returncode == 0
+    pid = env.state(cid)["pid"]
+    assert env.cli("pause", cid).returncode == 0
+    rc, _out, err = call(py, env, verb[0], cid, verb[1]) if verb[0] == "kill" else call(py, env, *verb, cid)
+    assert rc == 0, err
+    if verb[0] == "kill":
+        env.wait_status(cid, "stopped")
+        assert env.cli("delete", cid).returncode == 0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # dead, not reaped yet
+    except FileNotFoundError:
+        pass
+    assert env.cli("state", cid).returncode == 1
+
+
 def test_update_seen_inside_and_persisted(env):
     d = shared_dir(env)
     env.cfg["linux"]["resources"].update({"memory": {"limit": 64 * MiB}, "cpu": {"quota": 20000, "period": 50000}})
@@ -142,7 +157,7 @@ def test_update_seen_inside_and_persisted(env):
     r = env.cli("update", "-r", "-", cid, input=json.dumps({"cpu": {"shares": 400}, "memory": {"limit": -3}}))
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "linux.resources.memory.limit" in r.stderr
     open(os.path.join(d, "go"), "w").close()
-    wait_status(env, cid, "stopped")
+    env.wait_status(cid, "stopped")
     with open(os.path.join(d, "out")) as f:
         # period kept when only the quota is updated, as runc
         assert f.read().split() == [str(128 * MiB), "30000", "50000", "77", "300"]
@@ -172,7 +187,7 @@ def test_ps(env):
     r = env.cli("ps", cid, "-o", "comm")
     assert r.returncode == 1 and "couldn't find PID field in ps output" in r.stderr
     assert env.cli("kill", "--all", cid, "KILL").returncode == 0
-    wait_status(env, cid, "stopped")
+    env.wait_status(cid, "stopped")
     r = env.cli("ps", "-f", "json", cid)
     assert r.stdout == "null\n"
     assert env.cli("delete", cid).returncode == 0
@@ -187,7 +202,7 @@ def test_kill_all_and_cgroup_removed(env):
     pids = json.loads(r.stdout)
     assert len(pids) == 3
     assert env.cli("kill", "--all", cid, "9").returncode == 0
-    wait_status(env, cid, "stopped")
+    env.wait_status(cid, "stopped")
     for p in pids:
         assert not os.path.exists(f"/proc/{p}") or "State:\tZ" in read(f"/proc/{p}/status")
     assert env.cli("kill", "--all", cid, "9").returncode == 0  # stopped: still success (containerd)

@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from tests.conftest import FdSocket, read_until
+
 
 def ns_of(pid, kind):
     return os.readlink(f"/proc/{pid}/ns/{kind}")
@@ -300,46 +302,16 @@ def test_cgroup_mount_is_readonly(env):
     assert "memory" in r.stdout.split() and "rc=1" in r.stdout
 
 
-def test_console_socket(env, tmp_path):
-    import array
-    import socket
-
-    sock_path = str(tmp_path / "console.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(sock_path)
-    srv.listen(1)
+def test_console_socket(env, console_socket):
     env.cfg["process"]["terminal"] = True
     env.cfg["process"]["consoleSize"] = {"height": 30, "width": 100}
-    cid = env.create(["sh", "-c", "stty size; tty; echo done"], extra=("--console-socket", sock_path))
-    conn, _ = srv.accept()
-    fds = array.array("i")
-    msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4))
-    for level, typ, data in anc:
-        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-            fds.frombytes(data)
-    assert msg == b"/dev/ptmx" and len(fds) == 1 and len(anc) == 1
-    master = fds[0]
+    cid = env.create(["sh", "-c", "stty size; tty; echo done"], extra=("--console-socket", console_socket.path))
+    msg, master = console_socket.receive()
+    assert msg == b"/dev/ptmx"
     assert env.cli("start", cid).returncode == 0
-    out = b""
-    while b"done" not in out:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    conn.close()
-    srv.close()
-    text = out.decode().replace("\r", "")
+    text = read_until(master, b"done").decode().replace("\r", "")
     assert "30 100" in text and "/dev/pts/0" in text, text
-    import time
-
-    for _ in range(50):
-        if env.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.05)
+    env.wait_status(cid, "stopped")
     assert env.cli("delete", cid).returncode == 0
 
 
@@ -651,41 +623,17 @@ def test_stdio_pipe_owned_by_process_user(env):
 
 
 def _console_output(env, tmp_path, args, user):
-    import array
-    import socket
-    import time
-
-    sock_path = str(tmp_path / "console2.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(sock_path)
-    srv.listen(1)
-    env.cfg["process"]["terminal"] = True
-    env.cfg["process"]["user"] = user
-    cid = env.create(args, extra=("--console-socket", sock_path))
-    conn, _ = srv.accept()
-    fds = array.array("i")
-    _msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4))
-    for level, typ, data in anc:
-        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-            fds.frombytes(data)
-    master = fds[0]
-    assert env.cli("start", cid).returncode == 0
-    out = b""
-    while b"done" not in out:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    conn.close()
-    srv.close()
-    for _ in range(100):
-        if env.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.05)
+    sock = FdSocket(str(tmp_path / "console2.sock"))
+    try:
+        env.cfg["process"]["terminal"] = True
+        env.cfg["process"]["user"] = user
+        cid = env.create(args, extra=("--console-socket", sock.path))
+        _msg, master = sock.receive()
+        assert env.cli("start", cid).returncode == 0
+        out = read_until(master, b"done")
+    finally:
+        sock.close()
+    env.wait_status(cid, "stopped")
     assert env.cli("delete", "--force", cid).returncode == 0
     return out.decode().replace("\r", "")
 

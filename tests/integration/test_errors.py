@@ -96,6 +96,23 @@ def test_terminal_and_console_socket_rules(env):
           "--console-socket", "no such file or directory")
 
 
+def test_pid_file_that_cannot_be_written(env, tmp_path):
+    """create and exec share one spawn path: a --pid-file in a missing
+    directory fails both before any process exists, naming the flag and the
+    path; create leaves no state, cgroup or init behind (the env fixture)."""
+    bad = str(tmp_path / "missing" / "pid")
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    line = fails(env.cli("create", "--pid-file", bad, "-b", env.bundle, env.new_id()),
+                 f"--pid-file {bad}: no such file or directory")
+    assert "ocirun create failed: " in line
+    cid = env.create(["sleep", "100"])
+    r = env.cli("exec", "--pid-file", bad, cid, "true")
+    assert r.returncode == 255 and f"exec failed: --pid-file {bad}: no such file or directory" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.dirname(bad))
+    assert env.cli("delete", "--force", cid).returncode == 0
+
+
 def test_json_log_format_and_log_file(env):
     env.cfg["process"]["args"] = ["nosuchcmd"]
     env.write()

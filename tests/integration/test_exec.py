@@ -3,9 +3,10 @@ cgroup, user, capabilities and seccomp profile."""
 
 import json
 import os
-import socket
 
 import pytest
+
+from tests.conftest import FdSocket, read_until
 
 
 @pytest.fixture
@@ -162,29 +163,13 @@ def test_exec_gets_the_container_seccomp_profile(env):
     assert env.cli("delete", "-f", cid).returncode == 0
 
 
-def test_exec_tty_console_socket(env, running, tmp_path):
-    sock_path = str(tmp_path / "c.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(sock_path)
-    srv.listen(1)
-    r = env.cli("exec", "-t", "-d", "--console-socket", sock_path, running, "sh", "-c", "tty; echo end; sleep 1")
+def test_exec_tty_console_socket(env, running, console_socket):
+    r = env.cli("exec", "-t", "-d", "--console-socket", console_socket.path, running, "sh", "-c",
+                "tty; echo end; sleep 1")
     assert r.returncode == 0, r.stderr
-    conn, _ = srv.accept()
-    msg, anc, _f, _a = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+    msg, master = console_socket.receive()
     assert msg == b"/dev/ptmx"
-    import struct
-
-    master = struct.unpack("i", anc[0][2][:4])[0]
-    out = b""
-    while b"end" not in out:
-        chunk = os.read(master, 4096)
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    conn.close()
-    srv.close()
-    assert b"/dev/pts/" in out
+    assert b"/dev/pts/" in read_until(master, b"end")
 
 
 def test_exec_preserve_fds(env, running):
@@ -205,14 +190,10 @@ def test_exec_preserve_fds(env, running):
 def test_pidfd_socket(env, running, tmp_path):
     """--pidfd-socket: a pidfd of the new process, payload "setns" for exec
     and "standard" for the init (runc 1.2)."""
-    import struct
-
     for payload, args in ((b"setns", ["exec", "-d", "--pidfd-socket", None, running, "sleep", "5"]),
                           (b"standard", None)):
         path = str(tmp_path / f"{payload.decode()}.sock")
-        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        srv.bind(path)
-        srv.listen(1)
+        srv = FdSocket(path)
         if args:
             args[3] = path
             r = env.cli(*args)
@@ -222,14 +203,10 @@ def test_pidfd_socket(env, running, tmp_path):
             cid = env.new_id()
             r = env.cli("create", "--pidfd-socket", path, "-b", env.bundle, cid)
         assert r.returncode == 0, r.stderr
-        conn, _ = srv.accept()
-        msg, anc, _f, _a = conn.recvmsg(64, socket.CMSG_SPACE(4))
-        fd = struct.unpack("i", anc[0][2][:4])[0]
+        msg, fd = srv.receive()
         assert msg == payload
         pid = int([line for line in open(f"/proc/self/fdinfo/{fd}") if line.startswith("Pid:")][0].split()[1])
         assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] in ("sleep", "ocirun-init")
-        os.close(fd)
-        conn.close()
         srv.close()
         if not args:
             assert env.state(cid)["pid"] == pid
@@ -293,26 +270,10 @@ def test_env_last_value_wins_and_exec_env_overrides_path(env):
         env.cli("delete", "--force", cid)
 
 
-def test_exec_tty_owned_by_exec_user(env, running, tmp_path):
-    sock_path = str(tmp_path / "c2.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(sock_path)
-    srv.listen(1)
-    r = env.cli("exec", "-t", "-d", "--user", "1000:1000", "--console-socket", sock_path, running, "sh", "-c",
-                "stat -c owner=%u:%g $(tty); echo end; sleep 1")
+def test_exec_tty_owned_by_exec_user(env, running, console_socket):
+    r = env.cli("exec", "-t", "-d", "--user", "1000:1000", "--console-socket", console_socket.path, running, "sh",
+                "-c", "stat -c owner=%u:%g $(tty); echo end; sleep 1")
     assert r.returncode == 0, r.stderr
-    conn, _ = srv.accept()
-    msg, anc, _f, _a = conn.recvmsg(4096, socket.CMSG_SPACE(4))
-    import struct
-
-    master = struct.unpack("i", anc[0][2][:4])[0]
-    out = b""
-    while b"end" not in out:
-        chunk = os.read(master, 4096)
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    conn.close()
-    srv.close()
+    _msg, master = console_socket.receive()
+    out = read_until(master, b"end")
     assert b"owner=1000:5" in out, out

@@ -11,9 +11,10 @@ import shutil
 import subprocess
 import tempfile
 import sys
-import time
 
 import pytest
+
+from tests.conftest import wait_status
 
 
 def front_and_python(env):
@@ -80,10 +81,7 @@ def test_state_is_byte_identical_for_every_status(env):
     assert env.cli("kill", cid, "KILL").returncode == 0
     # compare only once it has stopped: while it dies the two calls can
     # straddle the exit and both be right
-    for _ in range(100):
-        if json.loads(call(py, env, "state", cid)[1])["status"] == "stopped":
-            break
-        subprocess.run(["sleep", "0.02"])
+    wait_status(lambda c: json.loads(call(py, env, "state", c)[1]), cid)
     compare()
     assert seen == ["created", "running", "paused", "stopped"]
     assert compare()["pid"] == 0
@@ -151,10 +149,7 @@ def test_c_path_runs_the_lifecycle_without_python(env, lone_front, tmp_path):
     assert json.loads(so)["status"] == "running"
     rc, so, se = call(lone_front, env, "kill", cid)  # SIGTERM by default
     assert rc == 0, se
-    for _ in range(200):
-        if json.loads(call(lone_front, env, "state", cid)[1])["status"] == "stopped":
-            break
-        subprocess.run(["sleep", "0.02"])
+    wait_status(lambda c: json.loads(call(lone_front, env, "state", c)[1]), cid)
     assert (out / "term").read_text() == "got-term\n"
     rc, so, se = call(lone_front, env, "delete", cid)
     assert rc == 0, se
@@ -276,10 +271,7 @@ def test_c_path_kill_of_a_paused_container(env, lone_front):
     assert json.loads(so)["status"] == "paused"
     rc, so, se = call(lone_front, env, "kill", cid, "KILL")
     assert rc == 0, se
-    for _ in range(200):
-        if json.loads(call(lone_front, env, "state", cid)[1])["status"] == "stopped":
-            break
-        subprocess.run(["sleep", "0.02"])
+    wait_status(lambda c: json.loads(call(lone_front, env, "state", c)[1]), cid)
     assert json.loads(call(lone_front, env, "state", cid)[1])["status"] == "stopped"
     rc, so, se = call(lone_front, env, "delete", cid)
     assert rc == 0, se
@@ -301,10 +293,7 @@ def test_hooks_are_left_to_python_before_any_side_effect(env, lone_front, tmp_pa
     assert os.path.exists(os.path.join(env.root, cid, "exec.fifo"))
     assert env.cli("start", cid).returncode == 0
     assert env.cli("kill", cid, "KILL").returncode == 0
-    for _ in range(200):
-        if env.state(cid)["status"] == "stopped":
-            break
-        subprocess.run(["sleep", "0.02"])
+    env.wait_status(cid)
     rc, so, se = call(lone_front, env, "delete", cid)
     assert rc == 1 and "cannot run the Python CLI" in se
     assert env.state(cid)["status"] == "stopped"
@@ -326,10 +315,7 @@ def test_kill_signal_zero_probes_liveness(env, lone_front):
     with open(f"/proc/{pid}/status") as f:
         assert "State:\tS" in f.read()  # not stopped, not killed
     assert env.cli("kill", cid, "KILL").returncode == 0
-    for _ in range(100):
-        if env.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.05)
+    env.wait_status(cid)
     for binary in (front, py):
         r = call(binary, env, "kill", cid, "0")
         assert r[0] == 1 and "container not running" in r[2], (binary, r)

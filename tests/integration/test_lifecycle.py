@@ -31,10 +31,7 @@ def test_create_start_state_kill_delete(env):
     with open(f"/proc/{st['pid']}/cmdline", "rb") as f:
         assert f.read() == b"sleep\x00100\x00"
     assert env.cli("kill", cid, "KILL").returncode == 0
-    for _ in range(50):
-        if env.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.05)
+    env.wait_status(cid)
     st = env.state(cid)
     assert st["status"] == "stopped" and st["pid"] == 0
     assert env.cli("delete", cid).returncode == 0
@@ -164,10 +161,7 @@ def test_kill_signal_names_and_all(env):
     r = env.cli("kill", cid, "FOO")
     assert r.returncode == 1 and 'unknown signal' in r.stderr and 'FOO' in r.stderr
     assert env.cli("kill", "--all", cid, "9").returncode == 0
-    for _ in range(50):
-        if env.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.05)
+    env.wait_status(cid)
     assert env.state(cid)["status"] == "stopped"
     assert env.cli("kill", "--all", cid, "9").returncode == 0  # on a stopped container: success
     assert env.cli("delete", cid).returncode == 0

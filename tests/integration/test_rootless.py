@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from tests.conftest import wait_status
+
 NOBODY = 65534
 
 
@@ -109,9 +111,7 @@ def test_lifecycle_through_the_front_end(rl):
     listed = as_nobody(rl, "list").stdout
     assert cid in listed and "nobody" in listed
     assert as_nobody(rl, "kill", cid, "KILL", cmd=lone).returncode == 0
-    for _ in range(100):
-        if json.loads(as_nobody(rl, "state", cid, cmd=lone).stdout)["status"] == "stopped":
-            break
+    wait_status(lambda c: json.loads(as_nobody(rl, "state", c, cmd=lone).stdout), cid)
     r = as_nobody(rl, "delete", cid, cmd=lone)
     assert r.returncode == 0, r.stderr
     assert os.listdir(rl.root) == []
@@ -181,9 +181,7 @@ def test_ps_and_kill_all_without_a_cgroup(rl):
         assert pid in pids and len(pids) == 3, pids
         assert all(os.readlink(f"/proc/{p}/ns/pid") == ns for p in pids)
         assert as_nobody(rl, "kill", "--all", cid, "KILL").returncode == 0
-        for _ in range(100):
-            if json.loads(as_nobody(rl, "state", cid).stdout)["status"] == "stopped":
-                break
+        wait_status(lambda c: json.loads(as_nobody(rl, "state", c).stdout), cid)
         assert not any(_alive(p) for p in pids)
     finally:
         assert as_nobody(rl, "delete", "--force", cid).returncode == 0

@@ -260,12 +260,7 @@ def test_all_six_hooks_order_stdin_and_namespaces(env):
     container_mnt = os.readlink(f"/proc/{pid}/ns/mnt")
     assert env.cli("start", cid).returncode == 0
     assert env.cli("kill", cid, "KILL").returncode == 0
-    import time
-
-    for _ in range(50):
-        if env.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.05)
+    env.wait_status(cid)
     assert env.cli("delete", cid).returncode == 0
     lines = open(log).read().splitlines()
     phases = [line.split()[0] for line in lines]

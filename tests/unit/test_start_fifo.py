@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from ocirun.container import _read_rest
+from ocirun.verbs.start import _read_rest
 
 
 def _writer(wfd, parts, gap):

@@ -1,4 +1,4 @@
-"""`ocirun exec`: a new process in a running (or created) container.
+"""`exec`: a new process in a running (or created) container.
 
 The process joins every namespace of the container's init at once through
 setns(pidfd) (the pidfd is taken after checking the init's start time, so a
@@ -10,7 +10,7 @@ import os
 
 from ocirun import log
 from ocirun.errors import OcirunError, StateError
-from ocirun.state import pid_start_time, status, validate_id
+from ocirun.state import oci_state, pid_start_time, status, validate_id
 from ocirun.tables import NAMESPACES, NS_PROC_NAME
 
 
@@ -166,29 +166,29 @@ def _read_text(path):
         return None
 
 
-def _reserve_pid_file(path):
-    """--pid-file is checked before the process exists (runc fails the same
-    way without running it): its temporary file is made now, and filled and
-    renamed into place once the pid is known."""
-    d, name = os.path.split(path)
-    tmp = os.path.join(d, "." + name)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
-    except OSError as e:
-        from ocirun.errors import strerror
+def process_from_config(store, cid, opts, args):
+    """The process of `exec <id> <command>`: the container's own process
+    (from the config it was created with), overridden by the flags."""
+    from ocirun.jsonutil import loads
 
-        raise ExecError(f"exec failed: --pid-file {path}: {strerror(e.errno)}") from None
-    return fd, tmp
+    validate_id(cid)  # before any path is made of it
+    try:
+        cfg = loads(store.read_file(cid, "config.json"))
+    except OSError:
+        store.read(cid)  # "container does not exist"
+        cfg = {}
+    return process_from_flags(cfg, opts, args)
 
 
 def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
                  cgroup_spec=None, ignore_paused=False, pidfd_socket=None):
     """Returns the process's exit status (128+N if killed), or 0 with detach."""
-    from ocirun import launch
     from ocirun.errors import ConfigError
     from ocirun.jsonutil import loads
     from ocirun.plan import build_exec
+    from ocirun.verbs.spawn import Spawner, check_console, harden_fds, joins_cgroup_at_setup
 
+    harden_fds(preserve_fds)
     validate_id(cid)
     st = store.read(cid)
     s = status(store, st)
@@ -196,11 +196,10 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         raise ExecError("exec failed: cannot exec in a stopped container")
     if s == "paused" and not ignore_paused:
         raise ExecError("exec failed: cannot exec in a paused container (use --ignore-paused to override)")
-    terminal = bool(proc.get("terminal"))
-    if detach and terminal and not console_socket:
-        raise ExecError("exec failed: cannot allocate tty if ocirun will detach without setting console socket")
-    if console_socket and not (detach and terminal):
-        raise ExecError("exec failed: cannot use console socket if ocirun will not detach or allocate tty")
+    try:
+        check_console(detach, bool(proc.get("terminal")), console_socket)
+    except OcirunError as e:
+        raise ExecError(f"exec failed: {e}") from None
     try:
         cfg = loads(store.read_file(cid, "config.json"))
     except OSError:
@@ -210,106 +209,55 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         raise ExecError("exec failed: cannot exec in a stopped container") from None
-    sp = None
-    pid_fd = None
+    spawner = None
     try:
         if pid_start_time(pid) != st.get("start_time"):
             raise ExecError("exec failed: cannot exec in a stopped container")
-        if pid_file:
-            pid_fd, pid_tmp = _reserve_pid_file(pid_file)
         flags = _namespace_flags(pid, cfg)
         cg = st.get("cgroup")
         if cg and cgroup_spec:
             cg = _sub_cgroup(cg, cgroup_spec)
-        born_in = bool(cg) and cg["version"] == 2  # clone3 CLONE_INTO_CGROUP
         try:
-            plan = build_exec(cfg, proc, flags, preserve_fds=preserve_fds, join_cgroup=bool(cg) and not born_in)
+            plan = build_exec(cfg, proc, flags, preserve_fds=preserve_fds, join_cgroup=joins_cgroup_at_setup(cg))
         except ConfigError as e:
             raise ExecError(f"exec failed: {e}") from None
         for w in plan.warnings:
             log.warning(w)
-        master = []
-
-        def on_pty(fd):
-            if console_socket:
-                launch.send_console(console_socket, fd)
-            else:
-                master.append(os.dup(fd))
-                if os.isatty(0):
-                    from ocirun.tty import copy_winsize
-
-                    copy_winsize(fd)
+        spawner = Spawner(plan, cgroup=cg, console_socket=console_socket, pid_file=pid_file,
+                          pidfd_socket=pidfd_socket, pidfd_kind=b"setns", what=f"exec {cid}")
 
         def on_seccomp(fd, child_pid):
+            from ocirun import launch
+
             # runc 1.1 (setnsProcess): the container's state as "running"
             # with the init's pid; the process is the exec'd one
-            state = {"ociVersion": plan.oci_version, "id": cid, "status": "running", "pid": pid,
-                     "bundle": st.get("bundle", "")}
-            if cfg.get("annotations"):
-                state["annotations"] = cfg["annotations"]
-            launch.send_seccomp_listener(plan.seccomp.listener_path, fd, state, plan.seccomp.metadata,
-                                         process_pid=child_pid)
+            launch.send_seccomp_listener(plan.seccomp.listener_path, fd, oci_state(st, "running", pid),
+                                         plan.seccomp.metadata, process_pid=child_pid)
 
-        cg_fd = None
-        if born_in:
-            cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        log.debug(f"exec {cid}: joining the namespaces of pid {pid} (flags {flags:#x})")
         try:
-            sp = launch.spawn(plan, plan.blob(), fifo_fd=pidfd, preserve_fds=preserve_fds, cgroup_fd=cg_fd)
-            log.debug(f"exec {cid}: joining the namespaces of pid {pid} (flags {flags:#x}), "
-                      f"bootstrap pid {sp.bootstrap_pid}")
-        finally:
-            if cg_fd is not None:
-                os.close(cg_fd)
-        try:
-            child = launch.converse(sp, plan, cgroup=None if born_in else cg, on_pty=on_pty, warn=log.warning,
-                                    on_seccomp=on_seccomp if plan.seccomp and plan.seccomp.notify else None)
+            child = spawner.start(fifo_fd=pidfd, preserve_fds=preserve_fds,
+                                  on_seccomp=on_seccomp if plan.seccomp and plan.seccomp.notify else None)
         except OcirunError as e:
             raise ExecError(f"exec failed: {e}") from None
         log.debug(f"exec {cid}: process is pid {child}")
     except BaseException:
-        if sp is not None:
-            sp.kill()
-        if pid_fd is not None:
-            os.close(pid_fd)
-            try:
-                os.unlink(pid_tmp)
-            except OSError:
-                pass
+        if spawner is not None:
+            spawner.abort()
         raise
     finally:
         os.close(pidfd)
-    from ocirun.foreground import exec_error
-
-    err = exec_error(sp.sock)
-    sp.sock.close()
-    if not err:
-        from ocirun.state import never_executed
-
-        # EOF: the execve happened, or the process died before it without a
-        # word (a seccomp profile that denies even the report and exit)
-        if never_executed(child):  # our child, not reaped yet
-            from ocirun.launch import death_message
-
-            _, wst = os.waitpid(child, 0)
-            err = death_message(plan, wst, sp.report(plan))
-    sp.close_report()
+    err = spawner.execve_failure(child)
+    spawner.close_sync()
     if err:
         _reap(child)
-        if pid_fd is not None:
-            os.close(pid_fd)
-            os.unlink(pid_tmp)
+        spawner.sp.init_pid = 0  # reaped: never signal that pid again
+        spawner.abort()
         raise ExecError(f"exec failed: {err}")
-    if pidfd_socket:
-        launch.send_pidfd(pidfd_socket, child, b"setns")
-    if pid_fd is not None:
-        try:
-            os.write(pid_fd, str(child).encode())
-        finally:
-            os.close(pid_fd)
-        os.rename(pid_tmp, pid_file)
+    spawner.publish(child)
     if detach:
         return 0
-    return _wait_foreground(child, master[0] if master else None)
+    return _wait_foreground(child, spawner.terminal.master)
 
 
 def _reap(pid):
