@@ -113,7 +113,6 @@ def _abs_path(v, field):
     return clean_path(v if v.startswith("/") else "/" + v)
 
 
-_unescape = host.unescape  # for container.py's _mounts_at, until it calls host.mounts_at
 
 
 # --- the builder -----------------------------------------------------------

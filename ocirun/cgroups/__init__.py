@@ -29,11 +29,6 @@ from ocirun.host import controller_dir, read as _read, write as _write  # noqa: 
 
 ROOT = "/sys/fs/cgroup"
 
-# Transitional: the CLI sets this from --systemd-cgroup until it passes
-# driver(systemd=True) to resolve(); read in one place, default_driver().
-SYSTEMD = False
-
-
 # cgroup v1 mount options that are not controllers
 _V1_OPTIONS = {"rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods",
                "nofavordynmods", "none", "all"}
@@ -156,13 +151,9 @@ def driver(systemd=False):
     return Systemd() if systemd else Cgroupfs()
 
 
-def default_driver():
-    return driver(SYSTEMD)
-
-
 def resolve(cgroups_path, cid, root=ROOT, driver=None):
     """The cgroup description for a new container (nothing is created)."""
-    cg = (driver or default_driver()).resolve(cgroups_path, cid, root)
+    cg = (driver or Cgroupfs()).resolve(cgroups_path, cid, root)
     return cg.desc if cg else None
 
 

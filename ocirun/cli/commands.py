@@ -48,21 +48,14 @@ def _create_opts(opts, detach, g=None):
     return CreateOptions(bundle=opts["bundle"] or ".", console_socket=opts["console_socket"] or None,
                          pid_file=pid_file, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                          preserve_fds=opts["preserve_fds"], detach=detach,
-                         pidfd_socket=opts["pidfd_socket"] or None, rootless=rootless(g or {}))
-
-
-def _cgroup_driver(g):
-    if g.get("systemd_cgroup"):
-        from ocirun import cgroups
-
-        cgroups.SYSTEMD = True
+                         pidfd_socket=opts["pidfd_socket"] or None, rootless=rootless(g or {}),
+                         systemd_cgroup=bool((g or {}).get("systemd_cgroup")))
 
 
 def cmd_create(g, opts, pos):
     cid = _one_id(pos)
     from ocirun.verbs.create import create
 
-    _cgroup_driver(g)
     create(_store(g), cid, _create_opts(opts, True, g))
 
 
@@ -70,7 +63,6 @@ def cmd_run(g, opts, pos):
     cid = _one_id(pos)
     from ocirun.verbs.run import run
 
-    _cgroup_driver(g)
     return run(_store(g), cid, _create_opts(opts, opts["detach"], g), keep=opts["keep"],
                subreaper=not opts["no_subreaper"])
 

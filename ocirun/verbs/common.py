@@ -4,7 +4,7 @@ mount namespace of its own makes in ours (create's clean-up, delete)."""
 
 import os
 
-from ocirun import log
+from ocirun import host, log
 from ocirun.errors import OcirunError, StateError
 from ocirun.state import status
 
@@ -82,20 +82,6 @@ def container_pids(store, st):
     return sorted(out)
 
 
-def mounts_at(path):
-    """[(mount id, parent id)] of the mounts whose mount point is `path`, in
-    mountinfo order."""
-    from ocirun.plan import _unescape
-
-    out = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            fields = line.split(b" ", 5)
-            if len(fields) > 4 and _unescape(fields[4].decode(errors="surrogateescape")) == path:
-                out.append((int(fields[0]), int(fields[1])))
-    return out
-
-
 def detach_host_mounts(st):
     """A container without a mount namespace: detach the bind its init made
     on the rootfs in our mount namespace (and with it every mount below it),
@@ -109,7 +95,7 @@ def detach_host_mounts(st):
     libc = ctypes.CDLL(None, use_errno=True)
     path = st["rootfs"]
     for _ in range(16):
-        here = mounts_at(path)
+        here = host.mounts_at(path)
         ids = {m[0] for m in here}
         top = [m for m in here if not any(o[1] == m[0] for o in here if o[0] in ids)]
         if not top or top[0][0] in old:

@@ -11,7 +11,9 @@ from ocirun.state import FIFO, oci_state, pid_start_time, validate_id
 
 class CreateOptions:
     def __init__(self, bundle=".", console_socket=None, pid_file=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0, detach=True, pidfd_socket=None, rootless=False):
+                 no_new_keyring=False, preserve_fds=0, detach=True, pidfd_socket=None, rootless=False,
+                 systemd_cgroup=False):
+        self.systemd_cgroup = systemd_cgroup  # --systemd-cgroup: which cgroup driver
         self.pidfd_socket = pidfd_socket
         self.rootless = rootless
         self.bundle = bundle
@@ -71,7 +73,8 @@ def create(store, cid, opts, *, keep_sync=False):
             raise OcirunError(f"unable to stat preserved-fd {i - 2} (of {preserve})") from None
     linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
     # the cgroup is known before the plan: a v1 cgroup mount binds from it
-    cg = None if opts.rootless else cgroups.resolve(linux.get("cgroupsPath"), cid)
+    cg = None if opts.rootless else cgroups.resolve(linux.get("cgroupsPath"), cid,
+                                                    driver=cgroups.driver(systemd=opts.systemd_cgroup))
     plan = build(cfg, bundle, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                  preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket),
                  cgroup=cg, join_cgroup=joins_cgroup_at_setup(cg), runtime_binds=binds)
@@ -105,7 +108,7 @@ def create(store, cid, opts, *, keep_sync=False):
     if not plan.mount_ns:
         # the init mounts in our namespace, on the rootfs: remember what was
         # there before, so that only its own mounts are detached later
-        from ocirun.verbs.common import mounts_at
+        from ocirun.host import mounts_at
 
         st["host_mounts_before"] = mounts_at(plan.rootfs)
     try:

@@ -66,9 +66,9 @@ def _delete_corrupt(store, cid, err):
     log.warning(f"{err}: removing it with what config.json says")
     try:
         cfg = loads(store.read_file(cid, "config.json"))
-        from ocirun.plan import _str
+        from ocirun.config import string
 
-        cgp = _str(((cfg.get("linux") or {}) if isinstance(cfg, dict) else {}).get("cgroupsPath"),
+        cgp = string(((cfg.get("linux") or {}) if isinstance(cfg, dict) else {}).get("cgroupsPath"),
                    "linux.cgroupsPath")
         # never the root cgroup or the runtime's own: resolve refuses those
         cg = cgroups.resolve(cgp, cid)
