@@ -27,7 +27,7 @@ LAYERS = [
     ["ocirun.front", "ocirun.notify", "ocirun.hooks", "ocirun.launch"],
     ["ocirun.foreground"],
     # the verbs
-    ["ocirun.container", "ocirun.execute", "ocirun.features", "ocirun.verbs"],
+    ["ocirun.verbs"],
     # the command line
     ["ocirun.cli.args"],
     ["ocirun.cli", "ocirun.cli.commands", "ocirun.cli.cgroupcmds"],
