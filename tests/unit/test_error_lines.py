@@ -130,7 +130,7 @@ def test_front_end_record_refuses_root_cgroups_and_bad_numbers(tmp_path):
     front = os.path.join(repo, "csrc", "front")
     exe = tmp_path / "check"
     srcs = [os.path.join(repo, "tests", "unit", "c", "front_record_check.c")] + [
-        os.path.join(front, f) for f in ("record.c", "log.c", "commands.c")] + [
+        os.path.join(front, f) for f in ("record.c", "log.c", "commands.c", "state.c", "start.c", "kill.c", "delete.c")] + [
         os.path.join(os.path.join(repo, "csrc", "core"), "lifecycle.c")]
     b = subprocess.run([cc, "-O1", "-I", front, "-I", os.path.join(repo, "csrc", "core"), "-o", str(exe), *srcs], capture_output=True, text=True)
     assert b.returncode == 0, b.stderr

@@ -44,7 +44,7 @@ def test_parser_survives_mutated_records(tmp_path):
         pytest.skip("no C compiler")
     exe = tmp_path / "fuzz"
     srcs = [os.path.join(REPO, "tests", "unit", "c", "front_record_fuzz.c")] + [
-        os.path.join(FRONT, f) for f in ("record.c", "log.c", "commands.c")] + [
+        os.path.join(FRONT, f) for f in ("record.c", "log.c", "commands.c", "state.c", "start.c", "kill.c", "delete.c")] + [
         os.path.join(os.path.join(REPO, "csrc", "core"), "lifecycle.c")]
     build = subprocess.run([cc, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                             "-I", FRONT, "-I", os.path.join(REPO, "csrc", "core"), "-o", str(exe), *srcs], capture_output=True, text=True)

@@ -1,5 +1,5 @@
 /* Mutation fuzzing of the front-end's record parser and `state` renderer
- * (csrc/front/record.c, commands.c), built with ASan/UBSan by
+ * (csrc/front/record.c, commands.c, state.c …), built with ASan/UBSan by
  * tests/unit/test_front_record.py.  argv: seed record file, work dir, seed,
  * iterations.  Each mutant is parsed in a child; a sanitizer report or a
  * crash makes the child fail, and the mutant is kept as <work>/crash. */
