@@ -59,13 +59,12 @@ int record_status(const struct ctx *c, const struct record *r);
 void log_msg(const struct ctx *c, const char *level, const char *msg);
 void log_error(const struct ctx *c, const char *msg); /* + bare text on stderr with --log */
 
-/* commands.c: exit status, or hand off */
 /* commands.c: shared by the commands */
 int write_all(int fd, const char *p, size_t n);
 int lock_dir(const struct ctx *c);
 int lock_and_read(struct ctx *c, struct record *r);
 
-/* one file each: state.c, start.c, kill.c, delete.c */
+/* one file each (state.c, start.c, kill.c, delete.c): exit status, or hand off */
 int cmd_state(struct ctx *c);
 int cmd_start(struct ctx *c);
 int cmd_kill(struct ctx *c, int sig);
