@@ -380,3 +380,40 @@ def test_delete_removes_the_state_dir_whole_without_following_links(env, lone_fr
     assert not os.path.lexists(d)
     assert sorted(os.listdir(outside)) == ["keep", "sub"]
     assert (outside / "keep").read_text() == "x" and (outside / "sub" / "keep").read_text() == "y"
+
+
+@pytest.mark.parametrize("outcome", ["released", "dead"])
+def test_start_answers_like_python(env, tmp_path, outcome):
+    """Both sides release the init through csrc/core's lc_release: one
+    container started by each says the same and ends in the same state; an
+    init a seccomp profile stops before its execve (no syscall left to
+    report with) is "already dead" on both, as runc says."""
+    front, py = front_and_python(env)
+    out = tmp_path / "out"
+    out.mkdir()
+    env.cfg["mounts"].append({"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]})
+    if outcome == "dead":
+        env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO"}
+    ids = {}
+    for side, binary in (("c", front), ("py", py)):
+        cid = env.create(["sh", "-c", f"echo up > /out/{side}; exec sleep 100"])
+        ids[side] = cid
+        ids[side + "-answer"] = call(binary, env, "start", cid)
+    try:
+        a, b = ids["c-answer"], ids["py-answer"]
+        assert same(a, b), (a, b)
+        if outcome == "released":
+            assert a == (0, "", "")
+            assert env.wait_file(out / "c") == env.wait_file(out / "py") == "up\n"
+            assert env.state(ids["c"])["status"] == env.state(ids["py"])["status"] == "running"
+        else:
+            assert a[0] == 1 and a[1] == "" and 'msg="container process is already dead"' in a[2], a
+            assert env.state(ids["c"])["status"] == env.state(ids["py"])["status"] == "stopped"
+            assert sorted(os.listdir(out)) == []
+        # released or not, neither start may run it again
+        for side in ("c", "py"):
+            again = call(py, env, "start", ids[side])
+            assert again[0] == 1 and again[1] == "", again
+    finally:
+        for side in ("c", "py"):
+            assert env.cli("delete", "--force", ids[side]).returncode == 0
