@@ -225,6 +225,30 @@ def test_errno_wording_is_glibcs():
         assert lc.strerror(e) == os.strerror(e)
 
 
+def test_messages_word_errnos_through_the_core(tmp_path):
+    """errors.strerror, the one wording of every message, is the core's text
+    with its first letter lower-cased (Go's, as runc prints: "remote I/O
+    error", not "remote i/o error"); importing ocirun.errors does not load
+    the extension, only a message does."""
+    from ocirun import errors
+    from ocirun.verbs.exec import ExecError, load_process_file
+
+    assert errors.strerror(errno.ENOENT) == "no such file or directory"
+    assert errors.strerror(errno.EREMOTEIO) == "remote I/O error"
+    assert errors.strerror(0) == "success" and errors.strerror(4242) == "unknown error 4242"
+    with pytest.raises(ExecError) as e:
+        load_process_file(str(tmp_path / "nope.json"))
+    assert str(e.value) == f"exec failed: --process {tmp_path}/nope.json: no such file or directory"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    ext = os.path.dirname(os.path.abspath(lc.__file__))  # the tree's package finds it there (as tests/conftest.py)
+    r = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c",
+                        f"import sys; sys.path.insert(0, {repo!r}); import ocirun; ocirun.__path__.append({ext!r}); "
+                        "import ocirun.errors as E; print('ocirun._lifecycle' in sys.modules); "
+                        "print(E.strerror(2), 'ocirun._lifecycle' in sys.modules)"],
+                       capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    assert (r.returncode, r.stdout) == (0, "False\nno such file or directory True\n"), r.stderr
+
+
 def test_user_namespace_detection():
     with open("/proc/self/uid_map") as f:
         lines = f.read().split("\n")
