@@ -262,6 +262,12 @@ def test_user_namespace_detection():
     if r.returncode != 0:
         pytest.skip("no unprivileged user namespaces: " + r.stderr.strip()[-200:])
     assert r.stdout.strip() == "True"
+    # one whose map is not written yet (an empty uid_map): not the initial map either, as runc has it
+    r = subprocess.run(["unshare", "-U", "/usr/bin/python3", "-I", "-c",
+                        f"import sys; sys.path.insert(0, {site!r}); from ocirun import _lifecycle as l; "
+                        "print(repr(open('/proc/self/uid_map').read()), l.in_user_namespace())"],
+                       capture_output=True, text=True, cwd="/")
+    assert r.stdout.strip() == "'' True", r.stderr
 
 
 def test_remove_made_takes_own_groups_whole_and_parents_only_when_empty(tmp_path):
