@@ -417,3 +417,29 @@ def test_start_answers_like_python(env, tmp_path, outcome):
     finally:
         for side in ("c", "py"):
             assert env.cli("delete", "--force", ids[side]).returncode == 0
+
+
+def test_default_root_is_one_rule_on_both_sides(env, tmp_path):
+    """Without --root, both sides take the state from csrc/core's
+    lc_default_root: $XDG_RUNTIME_DIR/ocirun for root of a user namespace
+    (`unshare -Ur`, as rootless podman looks), /run/ocirun for root of the
+    initial one, whatever XDG_RUNTIME_DIR says."""
+    front, py = front_and_python(env)
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    env.root = str(xdg / "ocirun")  # where create puts it, and what the leftovers check looks at
+    cid = env.create(["sleep", "100"])
+    try:
+        answers = {}
+        for side, binary in (("c", front), ("py", py)):
+            for where, pre in (("userns", ["unshare", "-Ur"]), ("init", [])):
+                p = subprocess.run(pre + [binary, "state", cid], capture_output=True, text=True, timeout=30,
+                                   env={"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": f"{xdg}//"})
+                answers[side, where] = (p.returncode, p.stdout, TIME.sub("T", p.stderr))
+        assert answers["c", "userns"] == answers["py", "userns"]
+        assert answers["c", "init"] == answers["py", "init"]
+        rc, out, _ = answers["py", "userns"]
+        assert rc == 0 and json.loads(out)["id"] == cid and json.loads(out)["status"] == "created"
+        assert answers["py", "init"][0] == 1 and 'msg="container does not exist"' in answers["py", "init"][2]
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0
