@@ -3,7 +3,8 @@ namespaces, mount options, capabilities, rlimits, signals, hook phases,
 personalities, scheduling, I/O priority and memory policies, seccomp
 actions, operators, flags and architectures.  The config parser, the seccomp
 compiler and the `features` command all read these tables.  (The plan's
-record and step numbers are the wire format: ocirun/proto.py.)"""
+record and step numbers are the wire format: ocirun/proto.py; the signal
+names are csrc/core's table, shared with the front-end: parse_signal.)"""
 
 # linux.namespaces[].type -> CLONE_NEW* flag
 NAMESPACES = {
