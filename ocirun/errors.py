@@ -39,9 +39,12 @@ class InitError(OcirunError):
 
 
 def strerror(errno):
-    """The one wording of an errno in every message: Go-style (the first
-    letter lower-case, as runc prints them): engines match these words."""
-    import os
+    """The one wording of an errno in every message: glibc's text
+    (csrc/core's lc_strerror, which the front-end prints too, whatever libc
+    it is linked with), Go-style (the first letter lower-case, as runc prints
+    them): engines match these words.  Imported here, not at the top: this
+    module is imported everywhere, the extension only on an error."""
+    from ocirun import _lifecycle
 
-    s = os.strerror(errno)
+    s = _lifecycle.strerror(errno)
     return s[:1].lower() + s[1:]

@@ -12,7 +12,7 @@ shims run in it)."""
 import os
 
 from ocirun import log
-from ocirun.errors import OcirunError
+from ocirun.errors import OcirunError, strerror
 
 
 _SLICE = 86400  # poll() takes int milliseconds: ~24.8 days at most
@@ -60,7 +60,7 @@ def _run(hook, state, phase, index):
     except subprocess.TimeoutExpired:
         raise OcirunError(f"hooks.{phase}[{index}] {path}: timed out after {timeout}s") from None
     except OSError as e:
-        raise OcirunError(f"hooks.{phase}[{index}] {path}: {os.strerror(e.errno).lower()}") from None
+        raise OcirunError(f"hooks.{phase}[{index}] {path}: {strerror(e.errno)}") from None
     if p.returncode != 0:
         out = (err or out).decode(errors="replace").strip()
         raise OcirunError(f"hooks.{phase}[{index}] {path}: exit status {p.returncode}"

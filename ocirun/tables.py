@@ -3,7 +3,8 @@ namespaces, mount options, capabilities, rlimits, signals, hook phases,
 personalities, scheduling, I/O priority and memory policies, seccomp
 actions, operators, flags and architectures.  The config parser, the seccomp
 compiler and the `features` command all read these tables.  (The plan's
-record and step numbers are the wire format: ocirun/proto.py.)"""
+record and step numbers are the wire format: ocirun/proto.py; the signal
+names are csrc/core's table, shared with the front-end: parse_signal.)"""
 
 # linux.namespaces[].type -> CLONE_NEW* flag
 NAMESPACES = {
@@ -206,13 +207,8 @@ SECCOMP_ARCHS = ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARC
                  "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64",
                  "SCMP_ARCH_RISCV64"]
 
-SIGNALS = {
-    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,
-    "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14,
-    "TERM": 15, "STKFLT": 16, "CHLD": 17, "CLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20,
-    "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27,
-    "WINCH": 28, "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31,
-}
+# signal names: the table is csrc/core/lifecycle.c's (ocirun._lifecycle.signals(),
+# {name without SIG: number}), shared with the front-end
 SIGRTMIN = 34
 SIGRTMAX = 64
 
@@ -220,11 +216,19 @@ SIGRTMAX = 64
 def parse_signal(text):
     """runc's signal parsing: a decimal number, or a name with or without SIG,
     in any case (also RTMIN+n / RTMAX-n); 0 sends nothing and only checks
-    that the init is alive (runc accepts it: engines probe with it)."""
+    that the init is alive (runc accepts it: engines probe with it).  The
+    plain forms (up to 3 digits, a name of the table in ASCII case) are
+    csrc/core's lc_signal_number, which the front-end applies before it
+    hands off; what it leaves is Python's: surrounding blanks, longer
+    numbers, other case foldings and the real-time forms."""
+    from ocirun import _lifecycle
     from ocirun.errors import OcirunError
 
     t = text.strip()
-    if t.isdigit():
+    n = _lifecycle.signal_number(t)
+    if n >= 0:
+        return n
+    if t.isdecimal():
         n = int(t)
         if 0 <= n <= SIGRTMAX:
             return n
@@ -232,12 +236,13 @@ def parse_signal(text):
     u = t.upper()
     if u.startswith("SIG"):
         u = u[3:]
-    if u in SIGNALS:
-        return SIGNALS[u]
+    names = _lifecycle.signals()
+    if u in names:
+        return names[u]
     for base, name, sign in ((SIGRTMIN, "RTMIN", 1), (SIGRTMAX, "RTMAX", -1)):
         if u == name:
             return base
-        if u.startswith(name + ("+" if sign > 0 else "-")) and u[len(name) + 1:].isdigit():
+        if u.startswith(name + ("+" if sign > 0 else "-")) and u[len(name) + 1:].isdecimal():
             n = base + sign * int(u[len(name) + 1:])
             if SIGRTMIN <= n <= SIGRTMAX:
                 return n

@@ -106,7 +106,8 @@ double lc_monotonic(void);
  * libc this is linked with. */
 const char *lc_strerror(int e);
 
-/* runc's userns.RunningInUserNS(): anything but the initial identity map */
+/* runc's userns.RunningInUserNS(): anything but the initial identity map
+ * (an empty map, of a user namespace not mapped yet, included) */
 int lc_in_user_namespace(void);
 
 /* runc's default --root: a non-root user, or root in a user namespace, with

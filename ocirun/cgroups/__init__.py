@@ -19,7 +19,6 @@ The module-level functions taking a description are the interface the verbs
 use today; each is one line over the object.
 """
 
-import errno
 import os
 import time
 
@@ -379,31 +378,16 @@ class Cgroup:
         processes still hold them), then the parents it created, each only if
         nothing else lives in it by now.  A group that existed before is left.
         Raises CgroupError naming the first directory that could not go."""
-        deadline = time.monotonic() + timeout
-        own = set(self.paths.values())
-        err = None
-        legacy = "made" not in self.desc  # a state written before ownership was recorded
-        for path in self.made_dirs():
-            if path in self.paths:
-                continue  # a hierarchy's root is never the container's
-            if legacy:
-                e = _rmdir_retry(path, deadline)
-                if e:
-                    err = err or e
-            elif path in own:
-                subs = [d for d, _dirs, _f in os.walk(path, topdown=False)] or [path]
-                for d in subs:
-                    e = _rmdir_retry(d, deadline)
-                    if e:
-                        err = err or e
-                        break
-            else:
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass  # ENOENT, or in use by another group now: not ours to take
-        if err:
-            raise CgroupError(err)
+        from ocirun import _lifecycle
+
+        # csrc/core/lifecycle.c:lc_remove_made, the front-end's delete too; a
+        # hierarchy's root is never the container's; a state from before
+        # "made" was kept: its own directories, whole (made_dirs, state.py's
+        # record gives the front-end the same)
+        made = [p for p in self.made_dirs() if p not in self.paths]
+        r = _lifecycle.remove_made(made, list(self.paths.values()), timeout)
+        if r:
+            raise CgroupError(f"removing cgroup {r[1]}: {strerror(r[0])}")
 
 
 def _enable_controllers(mp, path):
@@ -463,21 +447,6 @@ def _v2_effectively_frozen(path):
         if line.split() == ["frozen", "1"]:
             return True
     return False
-
-
-def _rmdir_retry(path, deadline):
-    delay = 0.001
-    while True:
-        try:
-            os.rmdir(path)
-            return None
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                return f"removing cgroup {path}: {strerror(e.errno)}"
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
 
 
 # --- the description-based interface the verbs call today (one line each) ---

@@ -5,30 +5,16 @@ they need; `state` and `kill` never load the plan builder."""
 import os
 import sys
 
+from ocirun import _lifecycle
 from ocirun.cli.args import BOOL, INT, LIST, STR, Flag, help_text, parse
 from ocirun.errors import OcirunError, UsageError
 
-def in_user_namespace():
-    """runc's userns.RunningInUserNS(): anything but the initial identity map
-    (rootless podman, rootlesskit, `unshare -U`)."""
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            return f.read().split() != [b"0", b"0", b"4294967295"]
-    except OSError:
-        return False
-
-
-def default_root():
-    """runc's rule: a non-root user, or root in a user namespace, with
-    XDG_RUNTIME_DIR keeps state there (csrc/front/main.c applies the same)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and (os.geteuid() != 0 or in_user_namespace()):
-        return xdg.rstrip("/") + "/ocirun"
-    return "/run/ocirun"
-
-
 GLOBAL_FLAGS = [
-    Flag("root", STR, default_root(), "root directory for storage of container state"),
+    # runc's rule (csrc/core's lc_default_root, the front-end's too): a
+    # non-root user, or root in a user namespace, with XDG_RUNTIME_DIR keeps
+    # state in $XDG_RUNTIME_DIR/ocirun, else /run/ocirun
+    Flag("root", STR, _lifecycle.default_root(os.environ.get("XDG_RUNTIME_DIR")),
+         "root directory for storage of container state"),
     Flag("log", STR, "", "set the log file to write ocirun logs to (default is '/dev/stderr')"),
     Flag("log-format", STR, "text", "set the log format ('text' (default), or 'json')"),
     Flag("debug", BOOL, False, "enable debug logging"),

@@ -34,9 +34,11 @@ def rootless(g):
         return True
     if v == "false":
         return False
-    from ocirun.cli import in_user_namespace
+    from ocirun import _lifecycle
 
-    return os.geteuid() != 0 or in_user_namespace()
+    # runc's userns.RunningInUserNS(): anything but the initial identity map
+    # (rootless podman, rootlesskit, `unshare -U`)
+    return os.geteuid() != 0 or _lifecycle.in_user_namespace()
 
 
 def _create_opts(opts, detach, g=None):

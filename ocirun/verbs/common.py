@@ -5,7 +5,7 @@ mount namespace of its own makes in ours (create's clean-up, delete)."""
 import os
 
 from ocirun import host, log
-from ocirun.errors import OcirunError, StateError
+from ocirun.errors import OcirunError, StateError, strerror
 from ocirun.state import status
 
 
@@ -101,5 +101,5 @@ def detach_host_mounts(st):
         if not top or top[0][0] in old:
             return
         if libc.umount2(path.encode(), 2) != 0:  # MNT_DETACH
-            log.warning(f"unmounting {path}: {os.strerror(ctypes.get_errno()).lower()}")
+            log.warning(f"unmounting {path}: {strerror(ctypes.get_errno())}")
             return

@@ -9,7 +9,7 @@ seccomp profile; it is a child of this process (CLONE_PARENT), as with runc.
 import os
 
 from ocirun import log
-from ocirun.errors import OcirunError, StateError
+from ocirun.errors import OcirunError, StateError, strerror
 from ocirun.state import oci_state, pid_start_time, status, validate_id
 from ocirun.tables import NAMESPACES, NS_PROC_NAME
 
@@ -79,7 +79,7 @@ def load_process_file(path):
         with open(path, "rb") as f:
             proc = loads(f.read())
     except OSError as e:
-        raise ExecError(f"exec failed: --process {path}: {os.strerror(e.errno).lower()}") from None
+        raise ExecError(f"exec failed: --process {path}: {strerror(e.errno)}") from None
     except JSONError as e:
         raise ExecError(f"exec failed: --process {path}: invalid JSON: {e}") from None
     if not isinstance(proc, dict):
@@ -104,8 +104,6 @@ def _namespace_flags(pid, cfg):
         except (FileNotFoundError, ProcessLookupError):
             raise StateError("cannot exec in a stopped container") from None
         except OSError as e:  # EACCES and the like: say so, not "stopped"
-            from ocirun.errors import strerror
-
             raise ExecError(f"exec failed: /proc/{pid}/ns/{name}: {strerror(e.errno)}") from None
         if theirs != os.readlink(f"/proc/self/ns/{name}"):
             flags |= NAMESPACES[t]

@@ -5,7 +5,7 @@ import time
 
 from ocirun import log
 from ocirun.errors import StateError
-from ocirun.state import FIFO, never_executed, pid_start_time, public_state, status, validate_id
+from ocirun.state import FIFO, public_state, status, validate_id
 
 
 def _read_rest(fd, timeout_ms=1000):
@@ -26,33 +26,10 @@ def _read_rest(fd, timeout_ms=1000):
     return out
 
 
-def _await_execve(fd, st):
-    """After "0" the init keeps the fifo open until its execve (close-on-exec):
-    wait for EOF, then tell an init that died before running the program
-    (one a seccomp profile stopped: it could neither report nor exit) from
-    one that ran it, however short-lived."""
-    from ocirun.verbs.common import poll_fd
-
-    while True:
-        if poll_fd(fd, 100):
-            try:
-                if os.read(fd, 64):
-                    continue
-            except BlockingIOError:
-                continue
-            break
-        if pid_start_time(st["pid"]) != st.get("start_time"):
-            break  # gone: EOF is there already
-    if never_executed(st["pid"], st.get("start_time")):
-        raise StateError("container process is already dead")
-
-
 def start(store, cid, notify_wait=True):
     """Release a created container.  With NOTIFY_SOCKET set (and the
     container created with it), wait for its READY= and forward it (unless
     notify_wait is False: `run` relays it while it waits for the exit)."""
-    from ocirun.verbs.common import poll_fd
-
     validate_id(cid)
     lockfd = store.lock(cid)
     nsock = None
@@ -76,21 +53,20 @@ def start(store, cid, notify_wait=True):
         except FileNotFoundError:
             raise StateError("cannot start an already running container") from None
         try:
-            while True:
-                if poll_fd(fd, 100):
-                    data = os.read(fd, 1)
-                    if data == b"0":
-                        _await_execve(fd, st)
-                        break
-                    if data == b"E":  # a startContainer hook failed; the init exits
-                        from ocirun.launch import start_hook_error
+            # csrc/core/lifecycle.c:lc_release, as the front-end's start: "0"
+            # read and the init's execve seen (the fifo closes with it), or why not
+            from ocirun import _lifecycle
 
-                        raise StateError(start_hook_error(_read_rest(fd).decode(errors="replace")))
-                    if not data and pid_start_time(st["pid"]) == st.get("start_time"):
-                        continue
-                    raise StateError("cannot start an already running container")
-                if pid_start_time(st["pid"]) != st.get("start_time"):
-                    raise StateError("container process is already dead")
+            start_time = st.get("start_time")
+            how = _lifecycle.release(fd, st["pid"], -1 if start_time is None else start_time)
+            if how == "hook":  # a startContainer hook failed; the init exits
+                from ocirun.launch import start_hook_error
+
+                raise StateError(start_hook_error(_read_rest(fd).decode(errors="replace")))
+            if how == "dead":
+                raise StateError("container process is already dead")
+            if how == "taken":
+                raise StateError("cannot start an already running container")
         finally:
             os.close(fd)
         os.unlink(fifo)

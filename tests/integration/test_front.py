@@ -380,3 +380,66 @@ def test_delete_removes_the_state_dir_whole_without_following_links(env, lone_fr
     assert not os.path.lexists(d)
     assert sorted(os.listdir(outside)) == ["keep", "sub"]
     assert (outside / "keep").read_text() == "x" and (outside / "sub" / "keep").read_text() == "y"
+
+
+@pytest.mark.parametrize("outcome", ["released", "dead"])
+def test_start_answers_like_python(env, tmp_path, outcome):
+    """Both sides release the init through csrc/core's lc_release: one
+    container started by each says the same and ends in the same state; an
+    init a seccomp profile stops before its execve (no syscall left to
+    report with) is "already dead" on both, as runc says."""
+    front, py = front_and_python(env)
+    out = tmp_path / "out"
+    out.mkdir()
+    env.cfg["mounts"].append({"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]})
+    if outcome == "dead":
+        env.cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO"}
+    ids = {}
+    for side, binary in (("c", front), ("py", py)):
+        cid = env.create(["sh", "-c", f"echo up > /out/{side}; exec sleep 100"])
+        ids[side] = cid
+        ids[side + "-answer"] = call(binary, env, "start", cid)
+    try:
+        a, b = ids["c-answer"], ids["py-answer"]
+        assert same(a, b), (a, b)
+        if outcome == "released":
+            assert a == (0, "", "")
+            assert env.wait_file(out / "c") == env.wait_file(out / "py") == "up\n"
+            assert env.state(ids["c"])["status"] == env.state(ids["py"])["status"] == "running"
+        else:
+            assert a[0] == 1 and a[1] == "" and 'msg="container process is already dead"' in a[2], a
+            assert env.state(ids["c"])["status"] == env.state(ids["py"])["status"] == "stopped"
+            assert sorted(os.listdir(out)) == []
+        # released or not, neither start may run it again
+        for side in ("c", "py"):
+            again = call(py, env, "start", ids[side])
+            assert again[0] == 1 and again[1] == "", again
+    finally:
+        for side in ("c", "py"):
+            assert env.cli("delete", "--force", ids[side]).returncode == 0
+
+
+def test_default_root_is_one_rule_on_both_sides(env, tmp_path):
+    """Without --root, both sides take the state from csrc/core's
+    lc_default_root: $XDG_RUNTIME_DIR/ocirun for root of a user namespace
+    (`unshare -Ur`, as rootless podman looks), /run/ocirun for root of the
+    initial one, whatever XDG_RUNTIME_DIR says."""
+    front, py = front_and_python(env)
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    env.root = str(xdg / "ocirun")  # where create puts it, and what the leftovers check looks at
+    cid = env.create(["sleep", "100"])
+    try:
+        answers = {}
+        for side, binary in (("c", front), ("py", py)):
+            for where, pre in (("userns", ["unshare", "-Ur"]), ("init", [])):
+                p = subprocess.run(pre + [binary, "state", cid], capture_output=True, text=True, timeout=30,
+                                   env={"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": f"{xdg}//"})
+                answers[side, where] = (p.returncode, p.stdout, TIME.sub("T", p.stderr))
+        assert answers["c", "userns"] == answers["py", "userns"]
+        assert answers["c", "init"] == answers["py", "init"]
+        rc, out, _ = answers["py", "userns"]
+        assert rc == 0 and json.loads(out)["id"] == cid and json.loads(out)["status"] == "created"
+        assert answers["py", "init"][0] == 1 and 'msg="container does not exist"' in answers["py", "init"][2]
+    finally:
+        assert env.cli("delete", "--force", cid).returncode == 0

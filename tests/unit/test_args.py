@@ -1,5 +1,7 @@
 """The CLI parser follows urfave/cli v1 as runc callers use it."""
 
+import re
+
 import pytest
 
 from ocirun.cli import _split_global
@@ -49,6 +51,22 @@ def test_global_split_last_wins():
                                       ("RTMIN+2", 36), ("SIGRTMAX", 64)])
 def test_signals(text, num):
     assert parse_signal(text) == num
+
+
+@pytest.mark.parametrize("text,num", [(" 9\n", 9), ("0009", 9), ("000", 0), ("sigkılL", 9), ("SIGSIGKILL", None),
+                                      ("RTMAX-30", 34), ("RTMIN+31", None), ("RTMIN+\u00b2", None), ("\u00b2", None),
+                                      ("\u0663", 3), ("65", None), ("-1", None), ("", None), ("SIG", None)])
+def test_signal_forms_the_core_leaves_to_python(text, num):
+    """What lc_signal_number (the front-end's parser) refuses is handed off
+    and decided here: blanks, longer numbers, non-ASCII case folding (as Go's
+    strings.ToUpper in runc), the real-time forms; never a traceback."""
+    from ocirun.errors import OcirunError
+
+    if num is None:
+        with pytest.raises(OcirunError, match=f'^unknown signal "{re.escape(text)}"$'):
+            parse_signal(text)
+    else:
+        assert parse_signal(text) == num
 
 
 def test_unknown_signal():

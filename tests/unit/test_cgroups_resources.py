@@ -471,3 +471,33 @@ def test_v1_hierarchy_names_drop_mount_options(monkeypatch):
     assert found == {"/sys/fs/cgroup/systemd": "name=systemd", "/sys/fs/cgroup/cpu,cpuacct": "cpu,cpuacct",
                      "/sys/fs/cgroup/cpuset": "cpuset", "/sys/fs/cgroup/net_cls": "net_cls",
                      "/sys/fs/cgroup/unified": ""}
+
+
+def test_cgroup_remove_takes_only_what_ocirun_made(tmp_path):
+    """Cgroup.remove (csrc/core's lc_remove_made, the front-end's rule): the
+    container's own groups go with every sub-group its processes made; a
+    parent ocirun made goes only when nothing else lives in it; a group that
+    existed before, and a hierarchy's root, stay."""
+    pytest.importorskip("ocirun._lifecycle", reason="ocirun is not built and installed (scripts/install.sh)")
+    a, b = tmp_path / "a", tmp_path / "b"  # two hierarchies
+    (a / "made" / "ctr" / "sub" / "subsub").mkdir(parents=True)
+    (a / "made" / "other").mkdir()  # another container's group under a parent we made
+    (b / "before" / "ctr").mkdir(parents=True)
+    (b / "made2").mkdir()
+    desc = {"version": 1, "paths": {str(a): str(a / "made" / "ctr"), str(b): str(b / "before" / "ctr")},
+            "made": [str(a / "made" / "ctr"), str(b / "before" / "ctr"), str(a / "made"), str(b / "made2"), str(b)]}
+    cgroups.Cgroup(desc).remove(timeout=1.0)
+    assert sorted(os.listdir(a)) == ["made"] and os.listdir(a / "made") == ["other"]
+    assert os.listdir(b) == ["before"] and os.listdir(b / "before") == []
+    cgroups.Cgroup(desc).remove(timeout=1.0)  # gone already: nothing to say
+    # the first directory that cannot go is named, in the one errno wording
+    (a / "made" / "ctr" / "sub").mkdir(parents=True)
+    (a / "made" / "ctr" / "sub" / "f").write_text("z")  # cgroupfs has no such thing: rmdir fails
+    with pytest.raises(CgroupError) as e:
+        cgroups.Cgroup(desc).remove(timeout=1.0)
+    assert str(e.value) == f"removing cgroup {a / 'made' / 'ctr' / 'sub'}: directory not empty"
+    # a state from before "made" was kept: the container's own groups, whole
+    legacy = {"version": 1, "paths": {str(a): str(a / "made" / "other")}}
+    (a / "made" / "other" / "sub").mkdir()
+    cgroups.remove(legacy, timeout=1.0)
+    assert os.listdir(a / "made") == ["ctr"]

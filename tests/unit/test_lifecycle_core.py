@@ -190,8 +190,12 @@ def test_cgroup_tree_removed_deepest_first(tmp_path):
 
 
 def test_signal_table_is_the_one_python_uses():
+    """The table (the only one: tables.parse_signal reads it) has every
+    standard signal under each of its names, numbered as this libc does."""
     table = lc.signals()
-    assert table == tables.SIGNALS
+    host = {n[3:]: int(getattr(signal, n)) for n in dir(signal)
+            if n.startswith("SIG") and not n.startswith("SIG_") and 0 < int(getattr(signal, n)) < 32}
+    assert table == host
     for name, num in table.items():
         for form in (name, "SIG" + name, name.lower(), "sig" + name.lower()):
             assert lc.signal_number(form) == num == tables.parse_signal(form)
@@ -221,6 +225,30 @@ def test_errno_wording_is_glibcs():
         assert lc.strerror(e) == os.strerror(e)
 
 
+def test_messages_word_errnos_through_the_core(tmp_path):
+    """errors.strerror, the one wording of every message, is the core's text
+    with its first letter lower-cased (Go's, as runc prints: "remote I/O
+    error", not "remote i/o error"); importing ocirun.errors does not load
+    the extension, only a message does."""
+    from ocirun import errors
+    from ocirun.verbs.exec import ExecError, load_process_file
+
+    assert errors.strerror(errno.ENOENT) == "no such file or directory"
+    assert errors.strerror(errno.EREMOTEIO) == "remote I/O error"
+    assert errors.strerror(0) == "success" and errors.strerror(4242) == "unknown error 4242"
+    with pytest.raises(ExecError) as e:
+        load_process_file(str(tmp_path / "nope.json"))
+    assert str(e.value) == f"exec failed: --process {tmp_path}/nope.json: no such file or directory"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    ext = os.path.dirname(os.path.abspath(lc.__file__))  # the tree's package finds it there (as tests/conftest.py)
+    r = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c",
+                        f"import sys; sys.path.insert(0, {repo!r}); import ocirun; ocirun.__path__.append({ext!r}); "
+                        "import ocirun.errors as E; print('ocirun._lifecycle' in sys.modules); "
+                        "print(E.strerror(2), 'ocirun._lifecycle' in sys.modules)"],
+                       capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    assert (r.returncode, r.stdout) == (0, "False\nno such file or directory True\n"), r.stderr
+
+
 def test_user_namespace_detection():
     with open("/proc/self/uid_map") as f:
         lines = f.read().split("\n")
@@ -234,6 +262,12 @@ def test_user_namespace_detection():
     if r.returncode != 0:
         pytest.skip("no unprivileged user namespaces: " + r.stderr.strip()[-200:])
     assert r.stdout.strip() == "True"
+    # one whose map is not written yet (an empty uid_map): not the initial map either, as runc has it
+    r = subprocess.run(["unshare", "-U", "/usr/bin/python3", "-I", "-c",
+                        f"import sys; sys.path.insert(0, {site!r}); from ocirun import _lifecycle as l; "
+                        "print(repr(open('/proc/self/uid_map').read()), l.in_user_namespace())"],
+                       capture_output=True, text=True, cwd="/")
+    assert r.stdout.strip() == "'' True", r.stderr
 
 
 def test_remove_made_takes_own_groups_whole_and_parents_only_when_empty(tmp_path):

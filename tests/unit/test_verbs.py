@@ -106,7 +106,11 @@ def test_pid_file(tmp_path):
     (["pause", "nope"], "ocirun.verbs.freeze", ("ocirun.verbs.create", "ocirun.plan", "ocirun.launch")),
 ])
 def test_the_cli_loads_only_the_verb_it_runs(tmp_path, argv, loaded, absent):
-    code = ("import sys; from ocirun.cli import main; main(sys.argv[1:]); "
+    import ocirun
+
+    # the tree's package, with the compiled extensions of the installed copy (as tests/conftest.py)
+    code = (f"import sys, ocirun; ocirun.__path__[:] = {list(ocirun.__path__)!r}; "
+            "from ocirun.cli import main; main(sys.argv[1:]); "
             "print(' '.join(m for m in sys.modules if m.startswith('ocirun')))")
     r = subprocess.run([sys.executable, "-c", code, "--root", str(tmp_path), *argv], capture_output=True,
                        text=True, cwd=REPO, timeout=30)
