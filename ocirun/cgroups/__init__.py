@@ -487,5 +487,3 @@ def remove(cg, timeout=5.0):
     return Cgroup(cg).remove(timeout) if cg else None
 
 
-def _freezer_path(cg):  # container.py's _thaw (with _write): Cgroup(cg).thaw(wait=False) replaces both
-    return Cgroup(cg).freezer_file() if cg else None
