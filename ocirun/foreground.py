@@ -4,6 +4,8 @@ status (whether the final execve happened is launch.exec_error)."""
 
 import os
 
+from ocirun import procs
+
 # CHLD, WINCH (a terminal resize, handled by the relay), URG, KILL, STOP
 NO_FORWARD = {17, 28, 23, 9, 19}
 
@@ -28,6 +30,9 @@ class SignalForwarder:
 
     def set_target(self, pid):
         self.target = pid
+        if procs.warm():
+            procs.forward(procs.FWD_TARGET, pid)
+            return
         for sig in self.pending:
             self._handler(sig, None)
         self.pending = []
@@ -35,6 +40,11 @@ class SignalForwarder:
     def __enter__(self):
         import _signal
 
+        if procs.warm():
+            # the `ocirun` process is the front-end: it receives the
+            # caller's signals and forwards them itself (csrc/front/warm.c)
+            procs.forward(procs.FWD_START)
+            return self
         for s in range(1, 32):
             if s in NO_FORWARD:
                 continue
@@ -47,6 +57,9 @@ class SignalForwarder:
     def __exit__(self, *exc):
         import _signal
 
+        if procs.warm():
+            procs.forward(procs.FWD_STOP)
+            return False
         for s, h in self.old.items():
             try:
                 _signal.signal(s, h)
@@ -64,7 +77,7 @@ def wait_status(pid, master=None):
         Relay(master).run_until_exit(pid)
     while True:
         try:
-            _, st = os.waitpid(pid, 0)
+            _, st = procs.waitpid(pid)
         except ChildProcessError:
             return 0
         if os.WIFEXITED(st):

@@ -49,7 +49,7 @@ def subreaper(wanted):
     global _subreaper
     if wanted == _subreaper:
         return
-    from ocirun import _native
+    from ocirun import procs
 
-    _native.set_child_subreaper(wanted)
+    procs.set_subreaper(wanted)
     _subreaper = wanted

@@ -53,6 +53,19 @@ def _run(hook, state, phase, index):
     bundle = state.get("bundle")
     cwd = bundle if bundle and os.path.isdir(bundle) else None
     timeout = hook.get("timeout")
+    from ocirun import procs
+
+    if procs.warm():
+        # a child of the `ocirun` process the caller started, as on the cold path
+        try:
+            rc, out, err = procs.run_captured(path, args, None if env is None else [f"{k}={v}" for k, v in env.items()],
+                                              cwd, dumps(state).encode(), timeout)
+        except TimeoutError:
+            raise OcirunError(f"hooks.{phase}[{index}] {path}: timed out after {timeout}s") from None
+        except OSError as e:
+            raise OcirunError(f"hooks.{phase}[{index}] {path}: {strerror(e.errno)}") from None
+        _check(rc, out, err, phase, index, path)
+        return
     try:
         with subprocess.Popen(args, executable=path, stdin=subprocess.PIPE, env=env, cwd=cwd, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, close_fds=True) as p:
@@ -61,9 +74,13 @@ def _run(hook, state, phase, index):
         raise OcirunError(f"hooks.{phase}[{index}] {path}: timed out after {timeout}s") from None
     except OSError as e:
         raise OcirunError(f"hooks.{phase}[{index}] {path}: {strerror(e.errno)}") from None
-    if p.returncode != 0:
+    _check(p.returncode, out, err, phase, index, path)
+
+
+def _check(returncode, out, err, phase, index, path):
+    if returncode != 0:
         out = (err or out).decode(errors="replace").strip()
-        raise OcirunError(f"hooks.{phase}[{index}] {path}: exit status {p.returncode}"
+        raise OcirunError(f"hooks.{phase}[{index}] {path}: exit status {returncode}"
                           + (f": {out}" if out else ""))
 
 

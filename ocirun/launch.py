@@ -23,7 +23,7 @@ import struct
 
 import _socket
 
-from ocirun import proto as P
+from ocirun import procs, proto as P
 from ocirun.errors import InitError, OcirunError, strerror
 
 # the init that runs in containers is always the one installed with this
@@ -33,10 +33,22 @@ _SEALS = 0x0001 | 0x0002 | 0x0004 | 0x0008  # F_SEAL_SEAL|SHRINK|GROW|WRITE
 _F_ADD_SEALS = 1033
 
 
+_image = None
+
+
+def keep_image():
+    """The warm server (ocirun/warm.py) makes the sealed copy once; every
+    request's spawn then uses a duplicate of it."""
+    global _image
+    _image = init_memfd()
+
+
 def init_memfd():
     """A sealed, close-on-exec memfd holding the C init."""
     import fcntl
 
+    if _image is not None:
+        return fcntl.fcntl(_image, fcntl.F_DUPFD_CLOEXEC, 3)
     try:
         src = os.open(INIT_PATH, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -63,10 +75,6 @@ def _plan_memfd(blob):
         n = os.write(fd, view)
         view = view[n:]
     return fd
-
-
-# every signal back to its default in the init (Python ignores SIGPIPE, …)
-_SIGNALS = [s for s in range(1, 65) if s not in (9, 19, 32, 33)]
 
 
 class Spawn:
@@ -105,11 +113,11 @@ class Spawn:
         for pid in (self.init_pid, self.bootstrap_pid):
             if pid:
                 try:
-                    os.kill(pid, 9)
+                    procs.kill(pid, 9)
                 except ProcessLookupError:
                     pass
                 try:
-                    os.waitpid(pid, 0)
+                    procs.waitpid(pid)
                 except ChildProcessError:
                     pass
         self.init_pid = self.bootstrap_pid = 0
@@ -135,27 +143,16 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
         opened.append(plan_fd)
         sp.report_fd = os.memfd_create("ocirun-report", os.MFD_CLOEXEC)
         os.ftruncate(sp.report_fd, P.REPORT_SIZE)
-        import fcntl
-
-        # move our fds above the target slots so no dup2 clobbers another
-        slots = [(plan_fd, 0), (opened[0], 1), (sp.report_fd, 4)]
+        slots = [(plan_fd, base), (opened[0], base + 1), (sp.report_fd, base + 4)]
         argv = ["ocirun-init", str(base), "report"]
         if fifo_fd is not None:
-            slots.append((fifo_fd, 2))
+            slots.append((fifo_fd, base + 2))
             argv.append("fifo")
         if cgroup_fd is not None:
-            slots.append((cgroup_fd, 3))  # the init is cloned into this cgroup
+            slots.append((cgroup_fd, base + 3))  # the init is cloned into this cgroup
             argv.append("cgroup")
-        actions = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in range(3, base)]  # clears close-on-exec
-        for fd, slot in slots:
-            src = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base + 5)
-            opened.append(src)
-            actions.append((os.POSIX_SPAWN_DUP2, src, base + slot))
-        # the image too: a dup2 onto its number would replace what is executed
-        exe_src = fcntl.fcntl(exe, fcntl.F_DUPFD_CLOEXEC, base + 5)
-        opened.append(exe_src)
-        sp.bootstrap_pid = os.posix_spawn(f"/proc/self/fd/{exe_src}", argv, {}, file_actions=actions,
-                                          setsigmask=(), setsigdef=_SIGNALS)
+        # a child of the `ocirun` process the caller started (procs.py)
+        sp.bootstrap_pid = procs.spawn(exe, argv, [], slots, base)
     except OSError as e:
         sp.kill()
         raise OcirunError(f"starting ocirun-init: {strerror(e.errno)}") from None
@@ -309,7 +306,7 @@ def converse(sp, plan, *, cgroup=None, on_pid=None, on_pty=None, on_hooks=None, 
         elif typ == P.M_PID:
             sp.init_pid = value
             try:
-                os.waitpid(sp.bootstrap_pid, 0)
+                procs.waitpid(sp.bootstrap_pid)
             except ChildProcessError:
                 pass
             sp.bootstrap_pid = 0
@@ -384,7 +381,7 @@ def _died(sp, plan=None):
         if not pid:
             continue
         try:
-            wpid, status = os.waitpid(pid, 0)
+            wpid, status = procs.waitpid(pid)
         except ChildProcessError:
             continue
         if pid == sp.init_pid:

@@ -259,8 +259,10 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
 
 
 def _reap(pid):
+    from ocirun import procs
+
     try:
-        os.waitpid(pid, 0)
+        procs.waitpid(pid)
     except ChildProcessError:
         pass
 

@@ -13,7 +13,7 @@ already holds what this spawn needs (plan.build returns a final plan)."""
 
 import os
 
-from ocirun import launch, log
+from ocirun import launch, log, procs
 from ocirun.errors import OcirunError, strerror
 
 
@@ -21,7 +21,7 @@ def listen_fds():
     """Socket activation passed through as runc does (create/run only): the
     number of LISTEN_FDS meant for this process."""
     n = os.environ.get("LISTEN_FDS")
-    if n and n.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()):
+    if n and n.isdigit() and os.environ.get("LISTEN_PID") == str(procs.caller_pid()):
         return int(n)
     return 0
 
@@ -166,7 +166,7 @@ class Spawner:
             if not never_executed(pid):  # our child, not reaped yet
                 return None
         try:
-            _, wst = os.waitpid(pid, 0)
+            _, wst = procs.waitpid(pid)
         except ChildProcessError:
             return self.sp.report(self.plan)
         return launch.death_message(self.plan, wst, self.sp.report(self.plan))

@@ -13,10 +13,11 @@ import pytest
 LAYERS = [
     # facts and formats: the names, the wire format, the host, typed config values
     ["ocirun", "ocirun.errors", "ocirun.tables", "ocirun.proto", "ocirun.host", "ocirun.jsonutil", "ocirun.config",
-     "ocirun._native_c", "ocirun._seccomp_c", "ocirun._commit", "ocirun._native_build", "ocirun._seccomp_build",
+     "ocirun._native_c", "ocirun._seccomp_c", "ocirun._commit", "ocirun._build", "ocirun._native_build", "ocirun._seccomp_build",
      "ocirun.tty", "ocirun.spec", "ocirun.spec.template"],
     # leaf services
-    ["ocirun._native", "ocirun.log", "ocirun.state", "ocirun.seccomp", "ocirun.netdev", "ocirun.spec.load"],
+    ["ocirun._native", "ocirun.log", "ocirun.state", "ocirun.seccomp", "ocirun.netdev", "ocirun.spec.load",
+     "ocirun.procs"],
     # the cgroup library, bottom up (on host's read/write and errors' CgroupError)
     ["ocirun.cgroups.devices", "ocirun.cgroups.stats", "ocirun.cgroups.oom"],
     ["ocirun.cgroups.resources"],
@@ -25,7 +26,7 @@ LAYERS = [
     ["ocirun.plan"],
     # running the init and what goes with it
     ["ocirun.front", "ocirun.notify", "ocirun.hooks", "ocirun.launch"],
-    ["ocirun.foreground"],
+    ["ocirun.foreground", "ocirun.warm"],
     # the verbs
     ["ocirun.verbs"],
     # the command line
