@@ -14,6 +14,10 @@ def set_child_subreaper(on=True):
     _check(lib.ocirun_set_child_subreaper(1 if on else 0), "PR_SET_CHILD_SUBREAPER")
 
 
+def set_pdeathsig(sig):
+    _check(lib.ocirun_set_pdeathsig(sig), "PR_SET_PDEATHSIG")
+
+
 def cgroup_device_attach(prog, cgroup_fd):
     """Load the eBPF device filter `prog` (bytes of struct bpf_insn) and
     attach it to the cgroup v2 directory fd."""

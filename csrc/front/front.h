@@ -46,6 +46,10 @@ struct ctx {
 /* main.c */
 void handoff(struct ctx *c) __attribute__((noreturn));
 
+/* warm.c: for create, run and exec; returns only when the command is to
+ * run cold (the warm path is off, absent or refused) */
+void warm_try(struct ctx *c);
+
 /* primer.c: on cgroup v1, start the helper that pre-pays the migration's
  * RCU grace period (its pid goes to Python in _OCIRUN_PRIMER) */
 void prime_cgroup_v1(void);

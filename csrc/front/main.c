@@ -205,8 +205,9 @@ int main(int argc, char **argv) {
 
   const char *cmd = argv[ci];
   if (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) {
-    prime_cgroup_v1();
     if (!strcmp(cmd, "run")) foreground_subreaper(argc - ci - 1, argv + ci + 1);
+    warm_try(&c);
+    prime_cgroup_v1();
     handoff(&c);
   }
   const struct flag *fl = CMD_HELP;

@@ -80,6 +80,8 @@ COMMANDS = {
     "spec": ([Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory"),
               Flag("rootless", BOOL, False, "generate a configuration for a rootless container")] + HELP,
              "create a new specification file", "ocirun spec [command options]"),
+    "warm": (HELP, "start, see or stop the warm server of this --root (README: Warm start)",
+             "ocirun warm start|status|stop"),
 }
 
 # pause, resume, ps, events, update: their flag tables load with them
@@ -219,6 +221,10 @@ def _main(argv):
     if err:
         log.error(err)
         return 1
+    from ocirun import procs
+
+    if procs.warm():
+        log.debug(f"served by warm worker {os.getpid()} for ocirun pid {procs.caller_pid()}")
     if g["version"]:
         sys.stdout.write(_version())
         return 0
@@ -253,6 +259,8 @@ def _main(argv):
         return 0
     from ocirun.cli import commands
 
+    if cmd == "warm":
+        g = dict(g, main=main)  # the server runs each request's command with it
     try:
         return getattr(commands, "cmd_" + cmd)(g, opts, pos) or 0
     except commands.IncorrectUsage as e:

@@ -194,3 +194,76 @@ def cmd_events(g, opts, pos):
     from ocirun.cli import cgroupcmds
 
     cgroupcmds.events(g, opts, _one_id(pos))
+
+
+def _preload_warm():
+    """What create, run and exec import, imported once in the warm server
+    (each request would otherwise import the lazy ones again)."""
+    import copy  # noqa: F401
+    import errno  # noqa: F401
+    import json  # noqa: F401
+
+    import ocirun.cgroups  # noqa: F401
+    import ocirun.cgroups.devices  # noqa: F401
+    import ocirun.cgroups.resources  # noqa: F401
+    import ocirun.jsonutil  # noqa: F401
+    import ocirun.verbs.spawn  # noqa: F401
+    import ocirun.foreground  # noqa: F401
+    import ocirun.hooks  # noqa: F401
+    import ocirun.plan  # noqa: F401
+    import ocirun.spec.load  # noqa: F401
+    import ocirun.tty  # noqa: F401
+    import ocirun.verbs.create  # noqa: F401
+    import ocirun.verbs.delete  # noqa: F401
+    import ocirun.verbs.exec  # noqa: F401
+    import ocirun.verbs.run  # noqa: F401
+    import ocirun.verbs.start  # noqa: F401
+
+
+def _warm_start(warm, root):
+    """Start the server now (the front-end otherwise starts it on the first
+    cold create/run/exec) and wait until it answers."""
+    import subprocess
+    import time
+
+    found, text = warm.control(root, "status")
+    if not found:
+        launcher = os.path.realpath(sys.argv[0])
+        if os.path.basename(launcher) != "ocirun-py" or warm.build_id() is None:
+            raise OcirunError("warm start: only an installed ocirun has a warm path (scripts/install.sh)")
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+        env.update({k: v for k, v in os.environ.items() if k in ("OCIRUN_WARM_IDLE", "OCIRUN_WARM_WORKERS")})
+        subprocess.Popen([launcher, "--root", root, "warm", "serve"], env=env, cwd="/", stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.02)
+            found, text = warm.control(root, "status")
+        if not found:
+            raise OcirunError(f"warm start: {text}")
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def cmd_warm(g, opts, pos):
+    """`warm start|status|stop` for people; `warm serve` is how the
+    front-end starts the server (csrc/front/warm.c)."""
+    from ocirun import warm
+
+    op = _one_id(pos)
+    root = os.path.abspath(g["root"])
+    if op == "serve":
+        build = warm.build_id()
+        if build is None:
+            raise OcirunError("warm serve: this ocirun has no build id (installed from a source tree?)")
+        _on, idle, workers = warm.settings()
+        return warm.serve(root, build, idle, workers, g["main"], _preload_warm)
+    if op == "start":
+        return _warm_start(warm, root)
+    if op not in ("status", "stop"):
+        raise IncorrectUsage(f"unknown warm command {op!r} (start, status or stop)")
+    found, text = warm.control(root, op)
+    if not found:
+        raise OcirunError(text)
+    sys.stdout.write(text + "\n")
+    return 0
