@@ -271,6 +271,12 @@ def console_socket(tmp_path):
     s.close()
 
 
+def warm_mode():
+    """The suite runs twice in CI: cold, and with OCIRUN_WARM=1 (README,
+    "Warm start")."""
+    return os.environ.get("OCIRUN_WARM", "").lower() in ("1", "on", "true", "yes")
+
+
 def leftovers(env):
     """Everything a test's containers may have left on the host."""
     problems = []
@@ -321,7 +327,16 @@ def force_clean(env):
 @pytest.fixture
 def env(tmp_path, rootfs_template):
     e = Env(tmp_path, rootfs_template)
+    warm = warm_mode()
+    if warm:
+        # every call of the test is then served warm, not only those after
+        # the first cold one (which starts the server)
+        os.makedirs(e.root, exist_ok=True)
+        r = e.cli("warm", "start")
+        assert r.returncode == 0, r.stderr
     yield e
+    if warm:
+        e.cli("warm", "stop")
     # a test may leave a container on purpose only if it deletes it itself
     deadline = time.monotonic() + 5
     problems = leftovers(e)
