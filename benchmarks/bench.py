@@ -9,6 +9,20 @@ Measures, for each runtime installed, in one run and on the same bundle
              containerd's shim does); this process is a subreaper, so it
              reaps the container's init itself
   state      `RT state id` of a created container
+  exec       `RT exec id /bin/true` into a running container
+  probe100   100 sequential execs (what liveness probes do): wall time, and
+             the CPU time (user+sys) of every process involved
+  cpu/run    CPU time (user+sys) of every process involved in one `run`
+
+ocirun is measured twice: cold (OCIRUN_WARM=0: the interpreter starts on
+every create/run/exec) and warm ("ocirun-warm": OCIRUN_WARM=1 with its server
+started first, README "Warm start").  CPU time is getrusage(RUSAGE_CHILDREN)
+of this process (the runtime's processes and the container's are all its
+waited-for descendants) plus, warm, the server's own and its reaped
+workers' (/proc/<server>/stat utime+stime+cutime+cstime, 10 ms ticks, so
+only sums over many operations are reported).  The warm server's memory
+(PSS of the server and its idle workers) is reported idle and at its peak
+during the 50 concurrent runs.
 
 Scenarios:
   v1  the host as it is (cgroup v1 hybrid here), the default config with its
@@ -40,15 +54,76 @@ REPO = os.path.dirname(HERE)
 DEVNULL = os.open(os.devnull, os.O_RDWR)
 
 
+ORDER = ["ocirun", "ocirun-warm", "runc", "crun"]
+WARM = "warm:"  # a runtime path with this prefix is ocirun with OCIRUN_WARM=1
+
+
 def runtimes(wanted):
     found = {}
-    paths = {"ocirun": os.environ.get("OCIRUN", "/usr/local/bin/ocirun"), "runc": shutil.which("runc"),
-             "crun": shutil.which("crun")}
+    oci = os.environ.get("OCIRUN", "/usr/local/bin/ocirun")
+    paths = {"ocirun": oci, "ocirun-warm": oci, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
     for name in wanted:
         p = paths.get(name)
         if p and os.path.exists(p):
-            found[name] = p
+            found[name] = WARM + p if name == "ocirun-warm" else p
     return found
+
+
+def resolve(argv):
+    """(argv, environment) for a runtime command line."""
+    env = dict(os.environ, OCIRUN_WARM="0")
+    if argv[0].startswith(WARM):
+        argv = [argv[0][len(WARM):]] + list(argv[1:])
+        env.update(OCIRUN_WARM="1", OCIRUN_WARM_IDLE="600")
+    return list(argv), env
+
+
+def warm_server(rt, root, op):
+    """`warm start|status|stop` of the warm runtime's server; its pid."""
+    if not rt.startswith(WARM):
+        return None
+    argv, env = resolve([rt, "--root", root, "warm", op])
+    p = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if op != "stop" and p.returncode != 0:
+        raise RuntimeError(f"warm {op}: {p.stderr.strip()}")
+    return int(p.stdout.split()[1].rstrip(",")) if op != "stop" else None
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(server=None):
+    """CPU time (ms) so far of this process's waited-for descendants, plus
+    the warm server's and its reaped workers'."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = (r.ru_utime + r.ru_stime) * 1000
+    if server:
+        with open(f"/proc/{server}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15]) * 1000 / TICK
+    return total
+
+
+def warm_pss_mb(server):
+    """PSS (MB) of the warm server and its workers."""
+    total = 0
+    pids = [server]
+    try:
+        with open(f"/proc/{server}/task/{server}/children") as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        return 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
 
 
 def make_bundle(root, resources):
@@ -71,7 +146,8 @@ def make_bundle(root, resources):
 
 def spawn(argv):
     """Start a command with stdio on /dev/null; returns its exit status."""
-    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+    argv, env = resolve(argv)
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=[
         (os.POSIX_SPAWN_DUP2, DEVNULL, 0), (os.POSIX_SPAWN_DUP2, DEVNULL, 1), (os.POSIX_SPAWN_DUP2, DEVNULL, 2)])
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
@@ -96,8 +172,13 @@ def reap_any():
         return
 
 
+def run_quiet(argv, **kw):
+    argv, env = resolve(argv)
+    return subprocess.run(argv, env=env, **kw)
+
+
 def state_pid(rt, root, cid):
-    out = subprocess.run([rt, "--root", root, "state", cid], capture_output=True, text=True, check=True).stdout
+    out = run_quiet([rt, "--root", root, "state", cid], capture_output=True, text=True, check=True).stdout
     return json.loads(out)["pid"]
 
 
@@ -134,14 +215,66 @@ def bench_lifecycle(rt, root, bundle, n, warm):
 
 def bench_state(rt, root, bundle, n, warm):
     cid = f"bench-state-{os.getpid()}"
-    subprocess.run([rt, "--root", root, "create", "-b", bundle, cid], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    run_quiet([rt, "--root", root, "create", "-b", bundle, cid], check=True, stdout=subprocess.DEVNULL,
+              stderr=subprocess.DEVNULL)
     try:
         res = [timed([rt, "--root", root, "state", cid]) for _ in range(warm + n)][warm:]
     finally:
-        subprocess.run([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
+        run_quiet([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
         reap_any()
     return res
+
+
+def running(rt, root, sleeper, cid):
+    """A started container running `sleep`, for exec."""
+    run_quiet([rt, "--root", root, "run", "-d", "-b", sleeper, cid], check=True, stdin=subprocess.DEVNULL,
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_exec(rt, root, bundle, n, warm, sleeper=None):
+    cid = f"bench-exec-{os.getpid()}"
+    running(rt, root, sleeper, cid)
+    try:
+        return [timed([rt, "--root", root, "exec", cid, "/bin/true"]) for _ in range(warm + n)][warm:]
+    finally:
+        run_quiet([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
+        reap_any()
+
+
+def bench_probes(rt, root, sleeper, rounds, server=None, count=100):
+    """Wall (ms) and CPU (ms) of `count` sequential execs, per round."""
+    cid = f"bench-probe-{os.getpid()}"
+    running(rt, root, sleeper, cid)
+    wall, cpu = [], []
+    try:
+        for _ in range(rounds):
+            c0, t0 = cpu_ms(server), time.perf_counter_ns()
+            for _ in range(count):
+                if spawn([rt, "--root", root, "exec", cid, "/bin/true"]) != 0:
+                    raise RuntimeError(f"{rt} exec failed")
+            wall.append((time.perf_counter_ns() - t0) / 1e6)
+            if server:
+                warm_server(rt, root, "status")  # wakes the server: it reaps the finished workers
+                time.sleep(0.05)
+            cpu.append(cpu_ms(server) - c0)
+    finally:
+        run_quiet([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
+        reap_any()
+    return wall, cpu
+
+
+def bench_run_cpu(rt, root, bundle, rounds, server=None, count=20):
+    """CPU (ms) per `run`, averaged over `count` runs, per round."""
+    out = []
+    for r in range(rounds):
+        c0 = cpu_ms(server)
+        for i in range(count):
+            timed([rt, "--root", root, "run", "-b", bundle, f"bench-cpu-{os.getpid()}-{r}-{i}"])
+        if server:
+            warm_server(rt, root, "status")
+            time.sleep(0.05)
+        out.append((cpu_ms(server) - c0) / count)
+    return out
 
 
 def create_rss_and_parked_pss(rt, root, bundle):
@@ -151,7 +284,8 @@ def create_rss_and_parked_pss(rt, root, bundle):
     # through GNU time (a small fork+exec parent): a vfork/posix_spawn child
     # would be charged this benchmark's own high-water RSS
     out = tempfile.TemporaryFile()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M", rt, "--root", root, "create", "-b", bundle, cid],
+    argv, env = resolve([rt, "--root", root, "create", "-b", bundle, cid])
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, env=env,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out)
     out.seek(0)
     if p.returncode != 0:
@@ -165,7 +299,7 @@ def create_rss_and_parked_pss(rt, root, bundle):
                 if line.startswith("Pss:"):
                     pss = int(line.split()[1])
     finally:
-        subprocess.run([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
+        run_quiet([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
         reap_any()
     return maxrss, pss
 
@@ -188,8 +322,8 @@ def bench_concurrent(rt, root, bundle, n, warm, count=50):
         t0 = time.perf_counter_ns()
         pids = []
         for i in range(count):
-            argv = [rt, "--root", root, "run", "-b", bundle, f"bench-cc-{os.getpid()}-{r}-{i}"]
-            pids.append(os.posix_spawn(rt, argv, os.environ, file_actions=[
+            argv, env = resolve([rt, "--root", root, "run", "-b", bundle, f"bench-cc-{os.getpid()}-{r}-{i}"])
+            pids.append(os.posix_spawn(argv[0], argv, env, file_actions=[
                 (os.POSIX_SPAWN_DUP2, DEVNULL, 0), (os.POSIX_SPAWN_DUP2, DEVNULL, 1),
                 (os.POSIX_SPAWN_DUP2, DEVNULL, 2)]))
         bad = 0
@@ -203,7 +337,7 @@ def bench_concurrent(rt, root, bundle, n, warm, count=50):
     return res
 
 
-BENCHES = {"run": bench_run, "lifecycle": bench_lifecycle, "state": bench_state}
+BENCHES = {"run": bench_run, "lifecycle": bench_lifecycle, "state": bench_state, "exec": bench_exec}
 
 
 def summarize(samples):
@@ -219,20 +353,52 @@ def run_scenario(scenario, names, n, warm):
     if scenario == "v1":
         rts.pop("crun", None)  # crun 1.8 refuses the v1 hybrid hierarchy
     work = tempfile.mkdtemp(prefix="ocirun-bench-")
+    servers = {}
     try:
         # v1: the default `spec` config as is (its linux.resources holds the
         # default device rules); v2: without linux.resources, which crun 1.8
         # needs on this host
         bundle = make_bundle(os.path.join(work, "bundle"), resources=scenario == "v1")
+        sleeper = os.path.join(work, "sleeper")
+        os.mkdir(sleeper)
+        with open(os.path.join(bundle, "config.json")) as f:
+            cfg = json.load(f)
+        cfg["root"]["path"] = os.path.join(bundle, "rootfs")
+        cfg["process"]["args"] = ["sleep", "100000"]
+        with open(os.path.join(sleeper, "config.json"), "w") as f:
+            json.dump(cfg, f)
         results = {}
+        for name, path in rts.items():
+            root = os.path.join(work, "state-" + name)
+            os.makedirs(root, exist_ok=True)
+            servers[name] = warm_server(path, root, "start")
         mem = {name: bench_memory(path, os.path.join(work, "state-" + name), bundle, n, warm)
                for name, path in rts.items()}
         for key in ("create_peak_rss_mb", "parked_pss_mb"):
             results[key] = {name: {"samples": v[key], **summarize(v[key])} for name, v in mem.items()}
         results["concurrent50"] = {}
         for name, path in rts.items():
+            peak = [0.0]
+            stop = [False]
+            if servers.get(name):
+                import threading
+
+                idle = [warm_pss_mb(servers[name])]
+
+                def sample(server=servers[name]):
+                    while not stop[0]:
+                        peak[0] = max(peak[0], warm_pss_mb(server))
+                        time.sleep(0.005)
+
+                th = threading.Thread(target=sample, daemon=True)
+                th.start()
             v = bench_concurrent(path, os.path.join(work, "state-" + name), bundle, n, warm)
+            stop[0] = True
             results["concurrent50"][name] = {"samples": v, **summarize(v)}
+            if servers.get(name):
+                th.join()
+                results["warm_server_pss_mb"] = {name: {"samples": idle, **summarize(idle)}}
+                results["warm_server_peak_pss_mb"] = {name: {"samples": peak, **summarize(peak)}}
         for bench, fn in BENCHES.items():
             # interleave runtimes per round to share the machine's noise
             per = {name: [] for name in rts}
@@ -240,10 +406,25 @@ def run_scenario(scenario, names, n, warm):
             for _r in range(rounds):
                 for name, path in rts.items():
                     root = os.path.join(work, "state-" + name)
-                    per[name] += fn(path, root, bundle, max(1, n // rounds), warm if _r == 0 else 1)
+                    kw = {"sleeper": sleeper} if bench == "exec" else {}
+                    per[name] += fn(path, root, bundle, max(1, n // rounds), warm if _r == 0 else 1, **kw)
             results[bench] = {name: {"samples": v, **summarize(v)} for name, v in per.items()}
+        probes_wall, probes_cpu, run_cpu = {}, {}, {}
+        for name, path in rts.items():
+            root = os.path.join(work, "state-" + name)
+            wall, cpu = bench_probes(path, root, sleeper, 3, servers.get(name))
+            probes_wall[name] = {"samples": wall, **summarize(wall)}
+            probes_cpu[name] = {"samples": cpu, **summarize(cpu)}
+            rc = bench_run_cpu(path, root, bundle, 3, servers.get(name))
+            run_cpu[name] = {"samples": rc, **summarize(rc)}
+        results["probe100_wall"] = probes_wall
+        results["probe100_cpu"] = probes_cpu
+        results["cpu_per_run"] = run_cpu
         return results
     finally:
+        for name, path in rts.items():
+            if servers.get(name):
+                warm_server(path, os.path.join(work, "state-" + name), "stop")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -285,24 +466,28 @@ def floors(ocirun, n):
     return out
 
 
-UNITS = {"create_peak_rss_mb": "MB", "parked_pss_mb": "MB"}
+UNITS = {"create_peak_rss_mb": "MB", "parked_pss_mb": "MB", "warm_server_pss_mb": "MB",
+         "warm_server_peak_pss_mb": "MB"}
 
 
 def table(results, scenario):
     lines = []
-    names = sorted({n for b in results.values() for n in b}, key=["ocirun", "runc", "crun"].index)
-    head = f"{'scenario':<9}{'benchmark':<20}" + "".join(f"{n:>22}" for n in names)
-    head += "".join(f"{'ocirun/' + ref:>14}" for ref in ("runc", "crun") if ref in names)
+    names = sorted({n for b in results.values() for n in b}, key=ORDER.index)
+    mine = [n for n in ("ocirun", "ocirun-warm") if n in names]
+    refs = [r for r in ("runc", "crun") if r in names]
+    head = f"{'scenario':<9}{'benchmark':<24}" + "".join(f"{n:>22}" for n in names)
+    head += "".join(f"{m.replace('ocirun', 'oci') + '/' + ref:>14}" for m in mine for ref in refs)
     lines.append(head)
     for bench, per in results.items():
-        row = f"{scenario:<9}{bench:<20}"
+        row = f"{scenario:<9}{bench:<24}"
         for n in names:
-            r = per[n]
+            r = per.get(n)
             unit = UNITS.get(bench, "ms")
-            row += f"{r['median']:>8.1f} {unit} ({r['p10']:.1f}-{r['p90']:.1f})".rjust(22)
-        for ref in ("runc", "crun"):
-            if ref in per and "ocirun" in per:
-                row += f"{per['ocirun']['median'] / per[ref]['median']:>14.2f}"
+            row += (f"{r['median']:>8.1f} {unit} ({r['p10']:.1f}-{r['p90']:.1f})" if r else "-").rjust(22)
+        for m in mine:
+            for ref in refs:
+                ok = ref in per and m in per
+                row += f"{per[m]['median'] / per[ref]['median']:>14.2f}" if ok else f"{'-':>14}"
         lines.append(row)
     return "\n".join(lines)
 
@@ -317,7 +502,7 @@ def plot(report, path):
     except ImportError:
         print("matplotlib not installed: no plot (pip install -r benchmarks/requirements.txt)")
         return
-    order = ["run", "lifecycle", "state", "concurrent50"]
+    order = ["run", "exec", "lifecycle", "state", "concurrent50"]
     rows = [(sc, [b for b in order if b in res]) for sc, res in report["scenarios"].items()]
     rows = [(sc, bs) for sc, bs in rows if bs]
     if not rows:
@@ -332,7 +517,7 @@ def plot(report, path):
                 continue
             b = benches[c]
             per = report["scenarios"][sc][b]
-            names = [n for n in ("ocirun", "runc", "crun") if n in per]
+            names = [n for n in ORDER if n in per]
             ax.boxplot([per[n]["samples"] for n in names], showfliers=False)
             ax.set_xticks(range(1, len(names) + 1), names)
             ax.set_title(f"{sc}: {LABELS.get(b, b)}", fontsize=9)
@@ -346,17 +531,22 @@ def plot(report, path):
 
 
 LABELS = {"run": "run /bin/true", "lifecycle": "create+start+wait+delete", "state": "state",
-          "concurrent50": "50 concurrent runs (wall)", "create_peak_rss_mb": "peak RSS of `create`",
-          "parked_pss_mb": "PSS parked until `start`"}
+          "exec": "exec /bin/true", "concurrent50": "50 concurrent runs (wall)",
+          "create_peak_rss_mb": "peak RSS of `create`", "parked_pss_mb": "PSS parked until `start`",
+          "probe100_wall": "100 sequential execs (wall)", "probe100_cpu": "100 sequential execs (CPU)",
+          "cpu_per_run": "CPU per run", "warm_server_pss_mb": "warm server PSS, idle",
+          "warm_server_peak_pss_mb": "warm server PSS, 50 concurrent runs"}
 
 
 def markdown(report):
     """The README's table, from a results JSON."""
-    names = ["ocirun", "runc", "crun"]
-    out = ["| scenario | benchmark | ocirun | runc | crun | ocirun/runc | ocirun/crun |",
-           "|---|---|---|---|---|---|---|"]
+    names = ORDER
+    out = ["| scenario | benchmark | ocirun cold | ocirun warm | runc | crun | cold/runc | cold/crun | warm/runc "
+           "| warm/crun |", "|---|---|---|---|---|---|---|---|---|---|"]
     for sc, res in report["scenarios"].items():
-        for bench in ("run", "lifecycle", "state", "concurrent50", "create_peak_rss_mb", "parked_pss_mb"):
+        for bench in ("run", "exec", "lifecycle", "state", "concurrent50", "probe100_wall", "probe100_cpu",
+                      "cpu_per_run", "create_peak_rss_mb", "parked_pss_mb", "warm_server_pss_mb",
+                      "warm_server_peak_pss_mb"):
             per = res.get(bench)
             if not per:
                 continue
@@ -366,12 +556,12 @@ def markdown(report):
                 r = per.get(n)
                 if not r:
                     cells.append("–")
-                elif bench in ("run", "lifecycle", "state"):
+                elif bench in ("run", "lifecycle", "state", "exec", "cpu_per_run"):
                     cells.append(f"{r['median']:.1f} {unit} ({r['p10']:.1f}–{r['p90']:.1f})")
                 else:
                     cells.append(f"{r['median']:.1f} {unit}" if unit == "MB" else f"{r['median']:.0f} {unit}")
-            ratios = [f"{per['ocirun']['median'] / per[ref]['median']:.2f}" if ref in per and "ocirun" in per
-                      else "–" for ref in ("runc", "crun")]
+            ratios = [f"{per[m]['median'] / per[ref]['median']:.2f}" if ref in per and m in per
+                      else "–" for m in ("ocirun", "ocirun-warm") for ref in ("runc", "crun")]
             out.append(f"| {sc} | {LABELS[bench]} | " + " | ".join(cells + ratios) + " |")
     if report.get("floors"):
         out += ["", "| floor (no runtime here goes below it) | median |", "|---|---|"]
@@ -384,7 +574,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--runtimes", default="ocirun,runc,crun")
+    ap.add_argument("--runtimes", default="ocirun,ocirun-warm,runc,crun")
     ap.add_argument("--scenarios", default="v1,v2")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.json"))
     ap.add_argument("--scenario-worker", help=argparse.SUPPRESS)

@@ -135,6 +135,14 @@ def serve(root, build, idle, workers, main, preload):
 
     launch.keep_image()
     me = _own_identity()
+    # a worker lives for one request: no collector in it, and none of the
+    # server's objects examined (a collection would write to every page of
+    # them, copying the server's memory into each worker)
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     r, w = os.pipe2(os.O_CLOEXEC)
     idle_kids = set()
     served = 0
@@ -203,7 +211,10 @@ def _worker(ls, w, root, build, me, main, info):
 
 
 def _recv(conn, size, maxfds):
-    data, anc, flags, _ = conn.recvmsg(size, _socket.CMSG_SPACE(maxfds * 4))
+    # the datagram's length first: a buffer of `size` bytes would cost a
+    # page fault per page touched in every worker
+    n = conn.recv_into(bytearray(1), 1, _socket.MSG_PEEK | _socket.MSG_TRUNC)
+    data, anc, flags, _ = conn.recvmsg(min(max(n, 1), size), _socket.CMSG_SPACE(maxfds * 4))
     fds = []
     for level, typ, payload in anc:
         if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
