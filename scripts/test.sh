@@ -16,4 +16,11 @@ $PY -m pip install -q $PIPFLAGS "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4
 # too (install.sh installed it for the runtime's, which may be another one)
 $PY -m pip install -q $PIPFLAGS --upgrade "cffi>=1.15" "setuptools>=61" wheel >/dev/null 2>&1
 $PY -m pip install -q $PIPFLAGS --no-build-isolation . >/dev/null
-exec $PY -m pytest -q -p no:cacheprovider "$@" tests
+# twice: cold (every command starts the interpreter), then warm (README,
+# "Warm start": create/run/exec served by the pre-imported server) for the
+# suites that run containers and engines
+status=0
+OCIRUN_WARM=0 $PY -m pytest -q -p no:cacheprovider "$@" tests || status=1
+echo "== again with the warm path (OCIRUN_WARM=1) =="
+OCIRUN_WARM=1 OCIRUN_WARM_IDLE=5 $PY -m pytest -q -p no:cacheprovider "$@" tests/integration tests/engines || status=1
+exit $status

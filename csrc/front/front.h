@@ -39,6 +39,7 @@ struct ctx {
   char **argv;          /* the original argv, for the hand-off */
   const char *root, *log_path;
   int log_json;
+  int debug;            /* --debug */
   const char *id;
   char dir[4096];       /* <root>/<id> */
 };

@@ -189,6 +189,7 @@ int main(int argc, char **argv) {
   if (ci < 0 || ci >= argc || parse(argv + 1, ci - 1, GLOBAL, G_N, &g) < 0) handoff(&c);
   if (g.set[G_HELP] || g.set[G_VERSION]) handoff(&c);
   if (g.str[G_ROOT]) c.root = g.str[G_ROOT];
+  c.debug = g.set[G_DEBUG] && g.boolv[G_DEBUG];
   if (g.str[G_LOG] && *g.str[G_LOG]) c.log_path = g.str[G_LOG];
   if (g.str[G_LOGFMT]) {
     if (!strcmp(g.str[G_LOGFMT], "json")) c.log_json = 1;

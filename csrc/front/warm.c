@@ -538,8 +538,21 @@ void warm_try(struct ctx *c) {
     struct wire r;
     struct iovec iov = {&r, sizeof(r)};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = rb, .msg_controllen = sizeof(rb)};
-    ssize_t n = recvmsg(s, &m, MSG_CMSG_CLOEXEC);
-    if (n != (ssize_t)sizeof(r) || r.type != W_ACCEPT) goto cold;
+    ssize_t n = recvmsg(s, &m, MSG_CMSG_CLOEXEC | MSG_PEEK);
+    if (n < (ssize_t)sizeof(r) || r.type != W_ACCEPT) {
+      if (c->debug) {
+        char why[200] = "no answer in time", msg[300];
+        if (n >= (ssize_t)sizeof(r) && r.type == W_REFUSE) {
+          char rb2[sizeof(r) + 160] = {0};
+          ssize_t k = recv(s, rb2, sizeof(rb2) - 1, 0);
+          if (k > (ssize_t)sizeof(r)) snprintf(why, sizeof(why), "refused: %s", rb2 + sizeof(r));
+        }
+        snprintf(msg, sizeof(msg), "warm path not taken (%s): running cold", why);
+        log_msg(c, "debug", msg);
+      }
+      goto cold;
+    }
+    (void)!recv(s, &r, sizeof(r), 0);
     worker_pidfd = (int)syscall(SYS_pidfd_open, r.a, 0);
     struct timeval zero = {0, 0};
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof(zero));

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.conftest import warm_mode
 from tests.engines import ociimage
 
 
@@ -44,7 +45,7 @@ def uid(prefix):
 WRAPPER = """#!/bin/sh
 # ocirun test wrapper: log argv, run the real runtime, log its status
 printf '%s pid=%s cwd=%s argv: %s\\n' "$(date +%T.%N)" "$$" "$(pwd)" "$*" >> '{log}'
-'{real}' {extra}"$@"
+{warm}'{real}' {extra}"$@"
 rc=$?
 printf '%s pid=%s rc=%s\\n' "$(date +%T.%N)" "$$" "$rc" >> '{log}'
 exit $rc
@@ -66,7 +67,10 @@ class Runtime:
         self.path = os.path.join(bindir, "ocirun")
         self.log = os.path.join(dirpath, "ocirun-calls.log")
         with open(self.path, "w") as f:
-            f.write(WRAPPER.format(log=self.log, real=self.real, extra=f"--root '{root}' " if root else ""))
+            # the suite's warm pass (OCIRUN_WARM=1) reaches ocirun whatever
+            # the daemons do with their environment
+            warm = "export OCIRUN_WARM=1 OCIRUN_WARM_IDLE=5\n" if warm_mode() else "export OCIRUN_WARM=0\n"
+            f.write(WRAPPER.format(log=self.log, real=self.real, extra=f"--root '{root}' " if root else "", warm=warm))
         os.chmod(self.path, 0o755)
         open(self.log, "a").close()
 

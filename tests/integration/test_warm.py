@@ -268,3 +268,19 @@ def test_json_log_of_a_warm_failure(warm):
     with open(log) as f:
         recs = [json.loads(line) for line in f if line.strip()]
     assert any(rec["level"] == "error" and "/no/such/binary" in rec["msg"] for rec in recs), recs
+
+
+def test_a_refused_caller_runs_cold_and_says_why_in_the_debug_log(warm):
+    """Another namespace (here: uts) is refused; the command still runs, cold,
+    and --debug says why in --log."""
+    env = warm
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    log = os.path.join(env.tmp, "log")
+    r = subprocess.run(["unshare", "-u"] + env.cmd + ["--root", env.root, "--debug", "--log", log, "run", "-b",
+                       env.bundle, env.new_id()], capture_output=True, env=_env(True), timeout=30)
+    assert r.returncode == 0, r.stderr
+    with open(log) as f:
+        text = f.read()
+    assert "warm path not taken (refused: other namespaces or root directory): running cold" in text, text
+    assert "served by warm worker" not in text
