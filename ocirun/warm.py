@@ -145,7 +145,9 @@ def serve(root, build, idle, workers, main, preload):
     gc.disable()
     r, w = os.pipe2(os.O_CLOEXEC)
     idle_kids = set()
-    served = 0
+    import mmap
+
+    served = mmap.mmap(-1, 8)  # shared with the workers: `warm status` reads it
     import time
 
     started = time.monotonic()
@@ -175,7 +177,7 @@ def serve(root, build, idle, workers, main, preload):
         data = os.read(r, 4096)
         for (pid,) in struct.iter_unpack("i", data[: len(data) // 4 * 4]):
             idle_kids.discard(pid)
-            served += 1
+            served[:8] = struct.pack("Q", struct.unpack("Q", served[:8])[0] + 1)
     for pid in idle_kids:
         try:
             os.kill(pid, 9)
@@ -255,7 +257,7 @@ def _handle(conn, root, build, me, main, info):
         import time
 
         text = (f"pid {info['server']}, root {root}, build {build}, idle-exit {info['idle']:g}s, "
-                f"workers {info['workers']}, served {info['served']}, "
+                f"workers {info['workers']}, served {struct.unpack('Q', info['served'][:8])[0]}, "
                 f"up {time.monotonic() - info['started']:.0f}s")
         for fd in fds:
             os.close(fd)
