@@ -7,16 +7,20 @@ from ocirun.errors import OcirunError
 from ocirun.state import public_state
 
 
-def list_states(store):
+def list_states(store, on_error=None):
+    """The public state of every container; an entry that cannot be read is
+    passed to on_error (default: a line on stderr, what `list` prints) and
+    left out."""
     import pwd
 
+    on_error = on_error or log.stderr
     res = []
     for cid in store.ids():
         try:
             st = store.read(cid)
             uid = os.stat(store.dir(cid)).st_uid
         except (OcirunError, OSError) as e:
-            log.stderr(f"{cid}: {e}")
+            on_error(f"{cid}: {e}")
             continue
         try:
             owner = pwd.getpwuid(uid).pw_name
@@ -25,5 +29,5 @@ def list_states(store):
         try:
             res.append(public_state(store, st, owner))
         except Exception as e:  # noqa: BLE001 - one bad entry must not hide the others
-            log.stderr(f"{cid}: state of container {cid} is unusable: {type(e).__name__}: {e}")
+            on_error(f"{cid}: state of container {cid} is unusable: {type(e).__name__}: {e}")
     return res
