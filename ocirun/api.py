@@ -544,6 +544,51 @@ class Container:
 
         update(self.store, self.id, resources)
 
+    def connect(self, port, host="127.0.0.1", timeout=None):
+        """A TCP connection to `host`:`port` made inside the container's
+        network namespace (a service in a container with network "none"):
+        a short-lived thread of this process enters the namespace, connects
+        and exits; the socket stays in that namespace.  Needs CAP_SYS_ADMIN
+        (root).  Raises OSError (ConnectionRefusedError, …) as
+        socket.create_connection does."""
+        import ctypes
+        import socket
+        import threading
+
+        from ocirun.errors import strerror
+        from ocirun.state import pid_start_time
+
+        st = self.store.read(self.id)
+        pid = st.get("pid")
+        try:
+            ns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            raise StateError(f"container {self.id} is not running") from None
+        got = {}
+        try:
+            # opened first, checked after: a recycled pid is never entered
+            if not pid or pid_start_time(pid) != st.get("start_time"):
+                raise StateError(f"container {self.id} is not running")
+
+            def inside():
+                try:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    if libc.setns(ns, 0x40000000) != 0:  # CLONE_NEWNET, this thread only
+                        err = ctypes.get_errno()
+                        raise OSError(err, f"setns into the network namespace of pid {pid}: {strerror(err)}")
+                    got["sock"] = socket.create_connection((host, port), timeout)
+                except BaseException as e:  # handed to the caller's thread
+                    got["err"] = e
+
+            t = threading.Thread(target=inside, name=f"ocirun-connect-{self.id}")
+            t.start()
+            t.join()
+        finally:
+            os.close(ns)
+        if "err" in got:
+            raise got["err"]
+        return got["sock"]
+
     # --- exec -----------------------------------------------------------
     def popen(self, args, *, env=None, cwd=None, user=None, additional_gids=None, capabilities=None,
               no_new_privileges=False, stdin=None, stdout=None, stderr=None, text=False, cgroup=None,

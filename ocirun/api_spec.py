@@ -336,9 +336,9 @@ class Spec:
 
     @property
     def network(self):
-        """"none": a network namespace of its own (loopback only, down, as
-        runc gives it); "host": the host's; a path: join that namespace
-        (/var/run/netns/NAME)."""
+        """"none": a network namespace of its own, loopback only (up, as
+        runc leaves it; Container.connect reaches a port there); "host":
+        the host's; a path: join that namespace (/var/run/netns/NAME)."""
         for n in self._linux().get("namespaces") or []:
             if n.get("type") == "network":
                 return n.get("path") or "none"
