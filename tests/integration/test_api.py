@@ -7,6 +7,8 @@ drives CLI ones).  The env fixture checks that nothing is left behind."""
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -295,3 +297,35 @@ def test_the_callers_socket_activation_is_not_passed_on(api, env, monkeypatch):
     lines = r.stdout.split("\n")
     assert lines[0] == "none none", r
     assert sorted(lines[1:-1]) == ["0", "1", "2", "3"]  # stdio and ls's own directory fd
+
+
+SUBREAPER = """
+import subprocess, sys
+import ocirun
+from ocirun import _native
+
+root, bundle, cid = sys.argv[1:4]
+_native.set_child_subreaper(True)
+# the CLI's create exits at once: its container's init is re-parented to us
+subprocess.run(sys.argv[4:] + ["--root", root, "create", "-b", bundle, cid], check=True,
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+c = ocirun.Container.get(cid, root=root)
+c.start()
+c.kill("KILL")
+print(c.wait())
+c.delete()
+"""
+
+
+def test_a_subreaper_that_inherited_the_init_gets_its_status(env):
+    """Not the creator, but the subreaper the init was re-parented to when
+    its creator exited (containerd's shim, conmon): wait() reaps it and has
+    the status (a program of its own: this test process must not become a
+    subreaper)."""
+    installed_init()
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    cid = env.new_id("api")
+    r = subprocess.run([sys.executable, "-I", "-c", SUBREAPER, env.root, env.bundle, cid] + env.cmd,
+                       capture_output=True, text=True, timeout=60, cwd="/")
+    assert (r.returncode, r.stdout) == (0, "137\n"), r.stderr
