@@ -61,7 +61,9 @@ def test_killed_by_a_signal_is_128_plus_n(api, env):
         assert c.status == "running"
         c.kill("KILL")
         assert c.wait() == 128 + 9
-    with container(api, env, ["sh", "-c", "trap 'exit 5' TERM; sleep 100 & wait"]) as c:
+    with container(api, env, ["sh", "-c", "trap 'exit 5' TERM; echo trapped; while :; do sleep 1; done"],
+                   stdout=api.PIPE) as c:
+        assert c.stdout.readline() == b"trapped\n"
         c.kill()  # SIGTERM by default, as `ocirun kill`
         assert c.wait() == 5
 
@@ -273,6 +275,7 @@ def test_a_bundle_directory_works_too(api, env):
 
 def test_connect_reaches_a_port_in_the_containers_own_network_namespace(api, env):
     with container(api, env, ["sh", "-c", "echo pong | nc -l -p 7777"]) as c:
+        assert os.readlink(f"/proc/{c.pid}/ns/net") != os.readlink("/proc/self/ns/net")
         out = b""
         for _ in range(200):
             try:
@@ -282,7 +285,6 @@ def test_connect_reaches_a_port_in_the_containers_own_network_namespace(api, env
             except ConnectionRefusedError:
                 threading.Event().wait(0.05)
         assert out == b"pong\n"
-        assert os.readlink(f"/proc/{c.pid}/ns/net") != os.readlink("/proc/self/ns/net")
         assert c.wait() == 0
 
 

@@ -10,8 +10,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import REPO, installed_init
 
 EXAMPLES = os.path.join(REPO, "docs", "examples")
