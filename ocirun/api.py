@@ -463,7 +463,7 @@ class Container:
     def _wait_not_ours(self, timeout):
         import time
 
-        from ocirun.state import pid_start_time, proc_stat
+        from ocirun.state import proc_stat
         from ocirun.verbs.common import wait_dead
 
         try:
@@ -474,8 +474,10 @@ class Container:
         if not pid or start is None:
             return None
         fields = proc_stat(pid)
-        if fields and fields[1] == str(os.getpid()).encode() and pid_start_time(pid) == start:
-            # re-parented to us (this process is a child subreaper): ours to reap
+        if fields and len(fields) > 19 and fields[1] == str(os.getpid()).encode() and fields[19] == str(start).encode():
+            # re-parented to us (this process is a child subreaper), alive or
+            # a zombie (then its pid cannot be reused before we reap it):
+            # ours to reap
             self._process = Process(pid, _Stdio(None, None, None), what=f"container {self.id}")
             return self._process.wait(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout

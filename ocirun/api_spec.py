@@ -113,8 +113,9 @@ class Env(dict):
 
 class Spec:
     """A config.json being built.  `rootfs` is the root filesystem's
-    directory (root.path; relative paths are taken from the current
-    directory when the spec is written)."""
+    directory (root.path, made absolute from the current directory when
+    set; without one, root.path stays `ocirun spec`'s "rootfs", which is
+    relative to the bundle it is written to)."""
 
     def __init__(self, rootfs=None, args=None, *, config=None, rootless=None):
         if config is not None:
@@ -171,15 +172,14 @@ class Spec:
         return dumps_indent(self.config, 2)
 
     def write(self, bundle):
-        """Write config.json into the directory `bundle` (made if missing),
-        root.path absolute; returns the bundle's path."""
+        """Write config.json into the directory `bundle` (made if missing);
+        returns the bundle's path."""
         bundle = os.path.abspath(bundle)
         os.makedirs(bundle, exist_ok=True)
-        cfg = copy.deepcopy(self.config)
+        cfg = self.config
         root = cfg.get("root")
         if not isinstance(root, dict) or not isinstance(root.get("path"), str):
             raise ConfigError(field="root.path", reason="is required (Spec(rootfs=...) or spec.rootfs = ...)")
-        cfg["root"]["path"] = os.path.abspath(root["path"])
         from ocirun.jsonutil import dumps_indent
 
         path = os.path.join(bundle, "config.json")
@@ -306,7 +306,8 @@ class Spec:
     def rootfs(self, value):
         if not isinstance(value, (str, os.PathLike)) or not str(value) or "\0" in str(value):
             raise ConfigError(field="root.path", reason=f"must be a directory path, got {value!r}")
-        self.config.setdefault("root", {})["path"] = os.fspath(value)
+        # from the current directory, now: the bundle is written elsewhere
+        self.config.setdefault("root", {})["path"] = os.path.abspath(value)
 
     @property
     def readonly(self):
