@@ -697,16 +697,17 @@ def list_containers(root=None):
     return list_states(_store(root), on_error=lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=3))
 
 
-def run(rootfs=None, args=None, *, spec=None, memory=None, pids=None, cpus=None, network="none", readonly=True,
+def run(rootfs=None, args=None, *, spec=None, memory=None, pids=None, cpus=None, network=None, readonly=None,
         env=None, cwd=None, user=None, hostname=None, binds=(), input=None, timeout=None, text=False, root=None,
         id=None):
     """Run `args` in a container on `rootfs` and wait: Result(exit_code,
     stdout, stderr), both captured, stdin empty unless `input`.  The spec is
-    `ocirun spec`'s defaults (or `spec`, copied) with these settings: limits
-    (memory "64M"/bytes, pids, cpus), network "none" (its own namespace,
-    loopback only) or "host", a read-only root by default, env (a dict),
-    cwd, user, hostname, binds ((source, destination) or (source,
-    destination, readonly) tuples).  After `timeout` seconds the container
+    `ocirun spec`'s defaults (or `spec`, copied) with these settings (None
+    leaves the spec's): limits (memory "64M"/bytes, pids, cpus), network
+    "none" (its own namespace, loopback only: the default) or "host",
+    readonly (the root read-only: the default), env (a dict), cwd, user,
+    hostname, binds ((source, destination) or (source, destination,
+    readonly) tuples).  After `timeout` seconds the container
     is killed and deleted and Timeout raised (with what it wrote).  The
     container is always deleted when this returns."""
     import time
@@ -723,8 +724,10 @@ def run(rootfs=None, args=None, *, spec=None, memory=None, pids=None, cpus=None,
         if args is not None:
             spec.args = args
     spec.limits(memory=memory, pids=pids, cpus=cpus)
-    spec.network = network
-    spec.readonly = readonly
+    if network is not None:
+        spec.network = network
+    if readonly is not None:
+        spec.readonly = readonly
     if env:
         spec.env.update(env)
     if cwd is not None:

@@ -403,12 +403,16 @@ class Spec:
 
     @property
     def memory_swap(self):
-        """memory+swap in bytes (runtime-spec's swap), -1 for unlimited."""
+        """memory+swap in bytes (runtime-spec's swap), -1 for unlimited,
+        None for none written."""
         return (self._resources().get("memory") or {}).get("swap")
 
     @memory_swap.setter
     def memory_swap(self, value):
         mem = self._resources().setdefault("memory", {})
+        if value is None:  # no swap limit written (a host without swap accounting takes none)
+            mem.pop("swap", None)
+            return
         mem["swap"] = -1 if value == -1 else parse_size(value, "linux.resources.memory.swap")
 
     @property

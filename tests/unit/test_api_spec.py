@@ -65,6 +65,10 @@ def test_none_takes_a_limit_away_and_network_none_is_a_namespace_of_its_own():
     s.network = "/var/run/netns/x"
     assert s.network == "/var/run/netns/x"
     s.limits(memory=1 << 20, pids=4, cpus=1)
+    s.memory_swap = None
+    assert s.config["linux"]["resources"]["memory"] == {"limit": 1 << 20}
+    s.memory_swap = -1
+    assert s.config["linux"]["resources"]["memory"] == {"limit": 1 << 20, "swap": -1}
     s.memory = s.pids = s.cpus = None
     assert s.config["linux"]["resources"] == {"devices": default_spec(False)["linux"]["resources"]["devices"],
                                               "memory": {}, "cpu": {}}
