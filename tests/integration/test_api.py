@@ -331,3 +331,19 @@ def test_a_subreaper_that_inherited_the_init_gets_its_status(env):
     r = subprocess.run([sys.executable, "-I", "-c", SUBREAPER, env.root, env.bundle, cid] + env.cmd,
                        capture_output=True, text=True, timeout=60, cwd="/")
     assert (r.returncode, r.stdout) == (0, "137\n"), r.stderr
+
+
+def test_list_containers_warns_about_an_unreadable_entry_instead_of_printing(api, env, capfd):
+    with container(api, env, ["sleep", "100"]) as c:
+        bad = os.path.join(env.root, "broken")
+        os.mkdir(bad)
+        with open(os.path.join(bad, "state.json"), "w") as f:
+            f.write("{not json")
+        try:
+            with pytest.warns(RuntimeWarning, match="broken: state of container broken is corrupt"):
+                states = api.list_containers(env.root)
+        finally:
+            os.unlink(os.path.join(bad, "state.json"))
+            os.rmdir(bad)
+        assert [s["id"] for s in states] == [c.id]
+    assert capfd.readouterr().err == ""
