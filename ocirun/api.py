@@ -21,9 +21,46 @@ went to the parent, or to the subreaper it was re-parented to when its
 creator exited; a process that made itself a child subreaper before the
 creator exited is that subreaper, and does get the status)."""
 
+import functools
 import os
+import threading
 
+from ocirun import log
 from ocirun.errors import ContainerNotFound, OcirunError, StateError, Timeout, UsageError
+
+
+def _to_logging(level, msg):
+    import logging
+
+    logging.getLogger("ocirun").log({"debug": logging.DEBUG, "warning": logging.WARNING,
+                                     "error": logging.ERROR}.get(level, logging.INFO), msg)
+
+
+_lock = threading.Lock()
+_running = {"calls": 0, "saved": None}  # API calls in progress (any thread), the sink they replaced
+
+
+def _api(fn):
+    """While an API call runs, what the verbs log (a plan's warnings, a
+    cgroup left behind, debug records) goes to the `logging` module's
+    "ocirun" logger, not to this process's stderr as the CLI's log lines."""
+
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        with _lock:
+            _running["calls"] += 1
+            if _running["calls"] == 1:
+                _running["saved"] = log.set_sink(_to_logging)
+        try:
+            return fn(*args, **kw)
+        finally:
+            with _lock:
+                _running["calls"] -= 1
+                if _running["calls"] == 0:
+                    log.set_sink(_running["saved"])
+
+    return call
+
 
 # what stdin, stdout and stderr take, besides an fd or a file object (the
 # subprocess module's values)
@@ -360,6 +397,7 @@ class Container:
         return c
 
     # --- lifecycle ------------------------------------------------------
+    @_api
     def create(self):
         """`ocirun create`: set it up, its process blocked before the
         user's program.  Returns self."""
@@ -400,6 +438,7 @@ class Container:
         self.stdin, self.stdout, self.stderr = self._process.stdin, self._process.stdout, self._process.stderr
         return self
 
+    @_api
     def start(self):
         """`ocirun start`: run the user's program.  Returns self."""
         from ocirun.verbs.start import start
@@ -440,6 +479,7 @@ class Container:
         except ContainerNotFound:
             return "deleted"
 
+    @_api
     def kill(self, sig=15, all=False):
         """`ocirun kill`: a signal (number or name) to the init, or to every
         process of the container."""
@@ -451,6 +491,7 @@ class Container:
             sig = parse_signal(sig)
         kill(self.store, self.id, int(sig), all)
 
+    @_api
     def wait(self, timeout=None):
         """Wait until the container's init is gone; returns its exit code
         (128+N when killed by signal N), or None when this process is not
@@ -495,6 +536,7 @@ class Container:
 
     exit_code = returncode
 
+    @_api
     def communicate(self, input=None, timeout=None):
         """Write `input` to its stdin, read its stdout and stderr (PIPE) to
         EOF and wait for its exit: (stdout, stderr).  Timeout: raises
@@ -503,6 +545,7 @@ class Container:
             raise StateError(f"container {self.id}: not created by this process")
         return self._process.communicate(input, timeout)
 
+    @_api
     def delete(self, force=False):
         """`ocirun delete` (`--force`: kill it first); its exit status is
         collected, the temporary bundle removed."""
@@ -516,16 +559,19 @@ class Container:
             self._process.poll()  # dead now: no zombie left behind
         self._remove_tmp_bundle()
 
+    @_api
     def pause(self):
         from ocirun.verbs.freeze import pause
 
         pause(self.store, self.id)
 
+    @_api
     def resume(self):
         from ocirun.verbs.freeze import resume
 
         resume(self.store, self.id)
 
+    @_api
     def stats(self):
         """The cgroup's statistics (`ocirun events --stats`' data: cpu,
         memory, pids, blkio, hugetlb…)."""
@@ -533,12 +579,14 @@ class Container:
 
         return stats(self.store, self.id)["data"]
 
+    @_api
     def pids(self):
         """Host pids of the container's processes (`ocirun ps --format json`)."""
         from ocirun.verbs.ps import pids
 
         return pids(self.store, self.id)
 
+    @_api
     def update(self, resources):
         """`ocirun update --resources`: new limits (a runtime-spec
         LinuxResources dict)."""
@@ -546,6 +594,7 @@ class Container:
 
         update(self.store, self.id, resources)
 
+    @_api
     def connect(self, port, host="127.0.0.1", timeout=None):
         """A TCP connection to `host`:`port` made inside the container's
         network namespace (a service in a container with network "none"):
@@ -592,6 +641,7 @@ class Container:
         return got["sock"]
 
     # --- exec -----------------------------------------------------------
+    @_api
     def popen(self, args, *, env=None, cwd=None, user=None, additional_gids=None, capabilities=None,
               no_new_privileges=False, stdin=None, stdout=None, stderr=None, text=False, cgroup=None,
               ignore_paused=False):
@@ -621,6 +671,7 @@ class Container:
         stdio.spawned()
         return Process(pid, stdio, text, what=f"exec in {self.id}")
 
+    @_api
     def exec(self, args, *, input=None, timeout=None, stdin=None, stdout=PIPE, stderr=PIPE, text=False, **kw):
         """`ocirun exec`: run `args` in the container and wait; returns
         Result(exit_code, stdout, stderr), output captured unless
@@ -653,6 +704,7 @@ class Container:
         self.close()
         return False
 
+    @_api
     def close(self):
         """Kill and delete the container (if it still exists), collect its
         status, close the pipes, remove the temporary bundle.  Retried once
@@ -687,6 +739,7 @@ class Container:
         return f"<ocirun.Container {self.id} root={self.root}>"
 
 
+@_api
 def list_containers(root=None):
     """`ocirun list --format json`: the state of every container under root
     (entries that cannot be read are left out, with a warning)."""
@@ -697,6 +750,7 @@ def list_containers(root=None):
     return list_states(_store(root), on_error=lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=3))
 
 
+@_api
 def run(rootfs=None, args=None, *, spec=None, memory=None, pids=None, cpus=None, network=None, readonly=None,
         env=None, cwd=None, user=None, hostname=None, binds=(), input=None, timeout=None, text=False, root=None,
         id=None):

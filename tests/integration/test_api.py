@@ -347,3 +347,30 @@ def test_list_containers_warns_about_an_unreadable_entry_instead_of_printing(api
             os.rmdir(bad)
         assert [s["id"] for s in states] == [c.id]
     assert capfd.readouterr().err == ""
+
+
+def test_warnings_go_to_the_logging_module_not_stderr(api, env, caplog, capfd):
+    """A capability the runtime itself lacks is left out with a warning
+    (plan.py): through the API it is a `logging` record of the "ocirun"
+    logger, and nothing is written on this process's stderr."""
+    from ocirun.tables import CAPABILITIES
+
+    with open("/proc/self/status") as f:
+        bnd = int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16)
+    lacking = [c for n, c in enumerate(CAPABILITIES) if not bnd >> n & 1]
+    if not lacking:
+        pytest.skip("this process holds every capability")
+    s = spec(api, env, ["sh", "-c", "grep CapBnd /proc/self/status"])
+    s.add_capability(lacking[0])
+    with caplog.at_level("WARNING", logger="ocirun"):
+        r = api.run(spec=s, root=env.root, id=env.new_id("api"), text=True)
+    assert r.exit_code == 0
+    assert [(rec.levelname, rec.getMessage()) for rec in caplog.records] == [
+        ("WARNING", f"process.capabilities: {lacking[0]} cannot be granted (not in the runtime's own bounding set), "
+                    "left out")]
+    assert capfd.readouterr().err == ""
+    # and the CLI, in this same process, still writes its log lines on stderr
+    from ocirun import log
+
+    log.warning("after the API call")
+    assert "level=warning msg=\"after the API call\"" in capfd.readouterr().err
