@@ -124,8 +124,9 @@ class Spawner:
 
     def start(self, *, fifo_fd=None, preserve_fds=0, on_pid=None, on_hooks=None, on_seccomp=None, stdio=None):
         """Spawn the bootstrap and serve it until the process is set up;
-        returns its pid (`stdio`: launch.spawn's).  The launch.Spawn is `.sp` (its sync socket stays
-        open: whether the final execve happened arrives there)."""
+        returns its pid (`stdio`: launch.spawn's).  The launch.Spawn is
+        `.sp` (its sync socket stays open: whether the final execve
+        happened arrives there)."""
         if self.pid_file:
             self._pidf = PidFile(self.pid_file)
         cg = self.cgroup
