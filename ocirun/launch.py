@@ -127,10 +127,12 @@ class Spawn:
         self.close_report()
 
 
-def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
+def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None, stdio=None):
     """Start the bootstrap process; with `cgroup_fd` (a cgroup v2 directory)
-    it creates the container's process directly in that cgroup.  Returns a
-    Spawn whose .sock is the parent's end of the sync socket."""
+    it creates the container's process directly in that cgroup; `stdio`
+    (three fds, None for "ours") are the process's 0, 1 and 2 (the Python
+    API's pipes; the CLI passes its own stdio on).  Returns a Spawn whose
+    .sock is the parent's end of the sync socket."""
     sp = Spawn()
     base = 3 + preserve_fds
     parent_end, child_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
@@ -151,6 +153,9 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None):
         if cgroup_fd is not None:
             slots.append((cgroup_fd, base + 3))  # the init is cloned into this cgroup
             argv.append("cgroup")
+        for target, fd in enumerate(stdio or ()):
+            if fd is not None:
+                slots.append((fd, target))  # the API's pipes as the init's stdio
         # a child of the `ocirun` process the caller started (procs.py)
         sp.bootstrap_pid = procs.spawn(exe, argv, [], slots, base)
     except OSError as e:

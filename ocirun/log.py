@@ -10,6 +10,18 @@ import sys
 import time
 
 _opts = {"path": None, "format": "text", "debug": False}
+# the Python API's: every record goes to this callable (level, message)
+# instead of the log file or stderr
+_sink = None
+
+
+def set_sink(fn):
+    """Send every record to fn(level, msg) (None: back to the file or
+    stderr); returns the sink it replaces.  The Python API hands them to
+    the `logging` module while one of its calls runs."""
+    global _sink
+    old, _sink = _sink, fn
+    return old
 
 
 def configure(path=None, fmt="text", debug=False):
@@ -117,6 +129,9 @@ def _write(line):
 
 
 def log(level, msg):
+    if _sink is not None:
+        _sink(level, fit(msg))
+        return
     if level == "debug" and not _opts["debug"]:
         return
     _write(format_line(level, msg))
@@ -133,6 +148,9 @@ def debug(msg):
 def error(msg):
     """The final error of a command: one record, plus the bare text on stderr
     when the record went to a file."""
+    if _sink is not None:
+        _sink("error", fit(msg))
+        return
     _write(format_line("error", msg))
     if _opts["path"]:
         try:

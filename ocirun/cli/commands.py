@@ -104,7 +104,9 @@ def cmd_list(g, opts, pos):
 
     if opts["format"] not in ("table", "json"):
         raise OcirunError(f"invalid format option {opts['format']!r}")
-    states = list_states(_store(g))
+    from ocirun import log
+
+    states = list_states(_store(g), on_error=log.stderr)
     if opts["quiet"]:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
         return

@@ -12,7 +12,13 @@ from ocirun.state import FIFO, oci_state, pid_start_time, validate_id
 class CreateOptions:
     def __init__(self, bundle=".", console_socket=None, pid_file=None, no_pivot=False,
                  no_new_keyring=False, preserve_fds=0, detach=True, pidfd_socket=None, rootless=False,
-                 systemd_cgroup=False):
+                 systemd_cgroup=False, stdio=None, activation=True):
+        # stdio: the container process's fds 0, 1, 2 (None: this process's);
+        # activation: pass LISTEN_FDS and NOTIFY_SOCKET of this process on
+        # (runc's CLI does; a program using the Python API does not: its own
+        # activation sockets are not the container's)
+        self.stdio = stdio
+        self.activation = activation
         self.systemd_cgroup = systemd_cgroup  # --systemd-cgroup: which cgroup driver
         self.pidfd_socket = pidfd_socket
         self.rootless = rootless
@@ -56,10 +62,10 @@ def create(store, cid, opts, *, keep_sync=False):
     bundle = os.path.abspath(opts.bundle)
     cfg, raw_cfg = load_config(bundle, raw=True)
     log.debug(f"create {cid}: loaded {bundle}/config.json")
-    nlisten = listen_fds()
+    nlisten = listen_fds() if opts.activation else 0
     extra_env = [f"LISTEN_FDS={nlisten}", "LISTEN_PID=1"] if nlisten else []
     binds = []
-    notify_host = os.environ.get("NOTIFY_SOCKET")
+    notify_host = os.environ.get("NOTIFY_SOCKET") if opts.activation else None
     if notify_host:
         from ocirun import notify
 
@@ -153,7 +159,7 @@ def create(store, cid, opts, *, keep_sync=False):
             log.debug(f"create {cid}: container init is pid {pid}")
 
         pid = spawner.start(fifo_fd=fifo_fd, preserve_fds=preserve, on_pid=record_pid, on_hooks=hooks,
-                            on_seccomp=seccomp_listener)
+                            on_seccomp=seccomp_listener, stdio=opts.stdio)
         os.close(fifo_fd)
         fifo_fd = None
         spawner.publish(pid)

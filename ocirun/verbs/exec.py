@@ -181,6 +181,19 @@ def process_from_config(store, cid, opts, args):
 def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
                  cgroup_spec=None, ignore_paused=False, pidfd_socket=None):
     """Returns the process's exit status (128+N if killed), or 0 with detach."""
+    child, master = spawn_process(store, cid, proc, detach=detach, pid_file=pid_file,
+                                  console_socket=console_socket, preserve_fds=preserve_fds,
+                                  cgroup_spec=cgroup_spec, ignore_paused=ignore_paused, pidfd_socket=pidfd_socket)
+    if detach:
+        return 0
+    return _wait_foreground(child, master)
+
+
+def spawn_process(store, cid, proc, *, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
+                  cgroup_spec=None, ignore_paused=False, pidfd_socket=None, stdio=None):
+    """Start the process (a child of this one) and return (pid, the
+    terminal's master or None) once its execve happened; `stdio`: its fds
+    0, 1, 2 (None: this process's).  The caller waits for it."""
     from ocirun.errors import ConfigError
     from ocirun.jsonutil import loads
     from ocirun.plan import build_exec
@@ -235,7 +248,8 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         log.debug(f"exec {cid}: joining the namespaces of pid {pid} (flags {flags:#x})")
         try:
             child = spawner.start(fifo_fd=pidfd, preserve_fds=preserve_fds,
-                                  on_seccomp=on_seccomp if plan.seccomp and plan.seccomp.notify else None)
+                                  on_seccomp=on_seccomp if plan.seccomp and plan.seccomp.notify else None,
+                                  stdio=stdio)
         except OcirunError as e:
             raise ExecError(f"exec failed: {e}") from None
         log.debug(f"exec {cid}: process is pid {child}")
@@ -253,9 +267,7 @@ def exec_process(store, cid, proc, *, detach=False, pid_file=None, console_socke
         spawner.abort()
         raise ExecError(f"exec failed: {err}")
     spawner.publish(child)
-    if detach:
-        return 0
-    return _wait_foreground(child, spawner.terminal.master)
+    return child, spawner.terminal.master
 
 
 def _reap(pid):

@@ -122,10 +122,11 @@ class Spawner:
         self.sp = None
         self._pidf = None
 
-    def start(self, *, fifo_fd=None, preserve_fds=0, on_pid=None, on_hooks=None, on_seccomp=None):
+    def start(self, *, fifo_fd=None, preserve_fds=0, on_pid=None, on_hooks=None, on_seccomp=None, stdio=None):
         """Spawn the bootstrap and serve it until the process is set up;
-        returns its pid.  The launch.Spawn is `.sp` (its sync socket stays
-        open: whether the final execve happened arrives there)."""
+        returns its pid (`stdio`: launch.spawn's).  The launch.Spawn is
+        `.sp` (its sync socket stays open: whether the final execve
+        happened arrives there)."""
         if self.pid_file:
             self._pidf = PidFile(self.pid_file)
         cg = self.cgroup
@@ -135,7 +136,7 @@ class Spawner:
             cg_fd = os.open(next(iter(cg["paths"].values())), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             self.sp = launch.spawn(self.plan, self.plan.blob(), fifo_fd=fifo_fd, preserve_fds=preserve_fds,
-                                   cgroup_fd=cg_fd)
+                                   cgroup_fd=cg_fd, stdio=stdio)
         finally:
             if cg_fd is not None:
                 os.close(cg_fd)

@@ -33,6 +33,9 @@ LAYERS = [
     ["ocirun.cli.args"],
     ["ocirun.cli", "ocirun.cli.commands", "ocirun.cli.cgroupcmds"],
     ["ocirun.__main__"],
+    # the Python API (docs/api.md): the verbs as a library, the spec builder
+    ["ocirun.api_spec"],
+    ["ocirun.api"],
 ]
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "ocirun")
 
@@ -125,6 +128,30 @@ def _cycles(g):
 
 def test_no_two_modules_import_each_other():
     assert _cycles(_graph()) == []
+
+
+def test_the_package_loads_its_api_lazily():
+    """ocirun/__init__.py re-exports the API (ocirun.Container, ocirun.Spec,
+    the error types…) through a PEP 562 module __getattr__ that names the
+    modules as strings (its _LAZY table), which the graph above does not
+    see: they load on attribute access only, never on `import ocirun`, which
+    every CLI command does.  Every name resolves, to a module placed in a
+    layer."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, %r); import ocirun; "
+            "print(sorted(m for m in sys.modules if m.startswith('ocirun.'))); "
+            "print(sorted(ocirun._LAZY.items()))" % os.path.abspath(os.path.join(ROOT, "..")))
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded, table = out.splitlines()
+    assert loaded == "[]"
+    for name, mod in eval(table):  # noqa: S307 - our own repr of a list of pairs
+        assert _layer_of("ocirun." + mod) is not None, mod
+    import ocirun
+
+    for name in ocirun._LAZY:
+        assert getattr(ocirun, name) is not None
 
 
 @pytest.mark.parametrize("g,want", [
