@@ -459,6 +459,38 @@ def apply(cg, resources, device_paths=()):
     return Cgroup(cg).apply(resources, device_paths) if cg else None
 
 
+def check(cg, resources, device_paths=()):
+    """What apply() decides, with nothing made or written (`validate`):
+    linux.resources validated by the same normalize() and compiled by the
+    same compile(), against the nearest group that exists on each hierarchy
+    (on v2 not the root, which lacks the limit files: then values only).
+    Returns ([(file in the container's group, value, field)], [warning]);
+    raises what apply() would."""
+    from ocirun.cgroups import resources as R
+
+    R.collected = warns = []
+    try:
+        res = R.normalize(resources or {})
+        if not cg:
+            return [], warns
+        near, back = {}, {}
+        for mp, path in cg["paths"].items():
+            d = path
+            while d != mp and not os.path.isdir(d):
+                d = os.path.dirname(d)
+            if cg["version"] == 2 and d == mp:
+                return [], warns
+            near[mp], back[d] = d, path
+        w = R.compile(dict(cg, paths=near), res, device_paths=device_paths)
+    finally:
+        R.collected = None
+    ops = []
+    for path, value, field in w.ops:
+        d = os.path.dirname(path)
+        ops.append((os.path.join(back.get(d, d), os.path.basename(path)), value, field))
+    return ops, warns
+
+
 def update(cg, resources):
     return Cgroup(cg).update(resources)
 

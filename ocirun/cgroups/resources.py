@@ -282,7 +282,14 @@ def normalize(res):
     return out
 
 
+# a list while check() collects the warnings (`validate`); else they are logged
+collected = None
+
+
 def _warn(msg):
+    if collected is not None:
+        collected.append(msg)
+        return
     from ocirun import log
 
     log.warning(msg)

@@ -80,6 +80,12 @@ COMMANDS = {
     "spec": ([Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory"),
               Flag("rootless", BOOL, False, "generate a configuration for a rootless container")] + HELP,
              "create a new specification file", "ocirun spec [command options]"),
+    "validate": ([Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory"),
+                  Flag("format", STR, "text", "output format: text or json"),
+                  Flag("plan", BOOL, False, "also print what the container would get (the plan the init receives)"),
+                  Flag("strict", BOOL, False, "treat warnings and unknown keys as errors")] + HELP,
+                 "check a bundle's config.json and report every problem (exit 0 valid, 1 invalid, 2 warnings)",
+                 "ocirun validate [command options]"),
 }
 
 # pause, resume, ps, events, update: their flag tables load with them
