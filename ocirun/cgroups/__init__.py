@@ -184,12 +184,7 @@ class Cgroup:
         would hang the init.  On error, what was made here is removed again."""
         mine = []
         try:
-            for mp, path in self.paths.items():
-                if os.path.isdir(path) and path not in self.desc.get("made", ()):
-                    n = _procs_in(path)
-                    if n:
-                        raise CgroupError(f"linux.cgroupsPath: container's cgroup is not empty: {n} process(es) "
-                                          f"found in {path}")
+            self.refuse_busy()
             for mp, path in self.paths.items():
                 chain = []
                 d = path
@@ -218,6 +213,15 @@ class Cgroup:
                 raise
             raise CgroupError(f"creating cgroup {e.filename}: {strerror(e.errno)}") from None
         return mine
+
+    def refuse_busy(self):
+        """A group that exists already must hold no process (runc >= 1.2)."""
+        for mp, path in self.paths.items():
+            if os.path.isdir(path) and path not in self.desc.get("made", ()):
+                n = _procs_in(path)
+                if n:
+                    raise CgroupError(f"linux.cgroupsPath: container's cgroup is not empty: {n} process(es) "
+                                      f"found in {path}")
 
     def apply(self, resources, device_paths=()):
         """Validate linux.resources completely, then write it; the normalised
@@ -470,6 +474,8 @@ def check(cg, resources, device_paths=()):
 
     R.collected = warns = []
     try:
+        if cg:
+            Cgroup(cg).refuse_busy()  # create refuses it before it reads the limits
         res = R.normalize(resources or {})
         if not cg:
             return [], warns

@@ -50,6 +50,14 @@ class Report:
         self.cgroup = None
         self.cgroup_writes = []
         self.cfg = None
+        self.work = None  # the config the checks passed on (collect_errors)
+
+    def mount_index(self, i):
+        """mounts[i] of the config the plan was built from -> its index in the
+        config as given."""
+        mounts = self.work.doc.get("mounts") if self.work else None
+        orig = self.work.orig.get(id(mounts)) if isinstance(mounts, list) else None
+        return orig[i] if orig and i < len(orig) else i
 
     @property
     def errors(self):
@@ -172,7 +180,7 @@ def collect_errors(cfg, check, report):
     """Runs check(config) until it passes, setting aside each field it
     refuses; every refusal becomes an error finding.  Returns check's result
     for the config that passed (the config as given when there was no error)."""
-    work = _Work(cfg)
+    work = report.work = _Work(cfg)
     held = _placeholders()
     seen = set()  # pointers already reported or set aside
     for _ in range(MAX_ROUNDS):
@@ -320,7 +328,7 @@ def unknown_keys(cfg, schema):
 
 # --- what this host cannot honour --------------------------------------------
 
-def host_warnings(cfg, plan):
+def host_warnings(cfg, plan, report):
     """[(pointer, reason, hint)]: what create accepts but this host (or this
     runtime's own privileges) cannot give the container."""
     from ocirun import host
@@ -328,6 +336,8 @@ def host_warnings(cfg, plan):
     out = []
     proc = cfg.get("process") if isinstance(cfg.get("process"), dict) else {}
     for w in plan.warnings:
+        if w.startswith("ignoring unknown or unavailable capabilities"):
+            continue  # one finding per name below, with its pointer
         field, _, reason = w.partition(": ")
         steps = _field_steps(cfg, field)
         out.append((pointer(k for _c, k in steps) if steps else "", reason if steps else w, None))
@@ -367,11 +377,72 @@ def host_warnings(cfg, plan):
                 "rbind" not in opts and fss and t not in fss:
             out.append((f"/mounts/{i}/type", f"filesystem type {t!r} is not in this kernel's /proc/filesystems",
                         "load its module, or mount another type"))
-    # cgroup controllers the limits need
-    res = (cfg.get("linux") or {}).get("resources") if isinstance(cfg.get("linux"), dict) else None
-    if isinstance(res, dict) and plan.cgroup is None and any(v not in (None, {}, []) for k, v in res.items()
-                                                            if k != "devices"):
-        out.append(("/linux/resources", "no cgroup on this host: the limits cannot be applied", None))
+    out += _kernel_mount_options(plan, fss, report.mount_index)
+    # capabilities neither this runtime nor this kernel knows (create leaves them out)
+    caps = proc.get("capabilities") if isinstance(proc.get("capabilities"), dict) else {}
+    last = host.cap_last_cap(len(T.CAPABILITIES))
+    for key, names in caps.items():
+        for j, name in enumerate(names if isinstance(names, list) else []):
+            if not isinstance(name, str):
+                continue
+            n = T.CAP_NUMBER.get(name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper())
+            if n is None or n > last:
+                near = difflib.get_close_matches(name.upper(), T.CAPABILITIES[:last + 1], n=1)
+                out.append((f"/process/capabilities/{key}/{j}", f"unknown or unavailable capability {name!r}, "
+                            "left out", f"did you mean {near[0]}?" if near else None))
+    if proc.get("terminal") is True:
+        out.append(("/process/terminal", "a terminal needs --console-socket for create and run --detach "
+                    "(run in the foreground relays it)", None))
+    return out
+
+
+def _kernel_mount_options(plan, known_types, mount_index):
+    """Each filesystem mount's type and options offered to this kernel as the
+    init will (fsopen, fsconfig source and every option), without creating
+    anything: what the kernel refuses, create will fail on.  Only as root
+    and without a new user namespace (then the init's permissions are the
+    caller's); not the cgroup mounts the runtime makes itself."""
+    import ctypes
+
+    from ocirun import proto as P
+    from ocirun.errors import strerror
+
+    if os.geteuid() != 0 or "user" in plan.ns_new or "user" in plan.ns_paths:
+        return []
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_fsopen, sys_fsconfig = 430, 431  # the same number on every architecture
+    out = []
+    for t, b in _records(plan.blob()):
+        if t != P.R_MOUNT:
+            continue
+        kind, idx, _f, _p, _s, _c = P.REC_MOUNT.unpack_from(b)
+        src, _dst, fstype, data = _cstrs(b[P.REC_MOUNT.size:])
+        idx = mount_index(idx) if idx != 0xFFFF else idx
+        if kind != P.MK_FS or fstype in ("cgroup", "cgroup2") or idx == 0xFFFF or \
+                (known_types and fstype not in known_types):  # said above; fsopen would load a module
+            continue
+        fd = libc.syscall(sys_fsopen, fstype.encode(), 1)  # FSOPEN_CLOEXEC
+        if fd < 0:
+            continue
+        try:
+            steps = ([(1, "source", src)] if src else []) + [
+                (1, o.split("=", 1)[0], o.split("=", 1)[1]) if "=" in o else (0, o, None)
+                for o in data.split(",") if o]
+            for cmd, key, val in steps:
+                r = libc.syscall(sys_fsconfig, fd, cmd, key.encode(), None if val is None else val.encode(), 0)
+                if r < 0:
+                    e = ctypes.get_errno()
+                    try:
+                        msg = os.read(fd, 512).decode(errors="replace").strip()
+                    except OSError:
+                        msg = ""
+                    msg = msg[2:] if msg[1:2] == " " else msg
+                    what = "source" if key == "source" else f"option {key if val is None else key + '=' + val}"
+                    out.append((f"/mounts/{idx}/" + ("source" if key == "source" else "options"),
+                                f"the kernel refuses {what}: {msg or strerror(e)}: create will fail", None))
+                    break
+        finally:
+            os.close(fd)
     return out
 
 
@@ -426,6 +497,8 @@ def validate(bundle, *, rootless=False, systemd_cgroup=False, cid="ocirun-valida
         if ptr not in error_ptrs:
             report.findings.append(Finding("warning", ptr, msg + " (ocirun accepts it; other runtimes may not)"))
     for ptr, key, near in unknown_keys(cfg, schema):
+        if ptr in error_ptrs:
+            continue  # create refuses it: the error says so
         report.findings.append(Finding("unknown", ptr, "unknown key, ignored",
                                        f"did you mean {near}?" if near else None))
     if result is not None:
@@ -436,7 +509,7 @@ def validate(bundle, *, rootless=False, systemd_cgroup=False, cid="ocirun-valida
                 steps = _field_steps(cfg, field)
                 report.findings.append(Finding("warning", pointer(k for _c, k in steps) if steps else "",
                                                reason if steps else w))
-        for ptr, reason, hint in host_warnings(cfg, plan):
+        for ptr, reason, hint in host_warnings(cfg, plan, report):
             report.findings.append(Finding("warning", ptr, reason, hint))
         if not report.errors:
             report.plan, report.cgroup, report.cgroup_writes = plan, cg, writes

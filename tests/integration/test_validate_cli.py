@@ -194,3 +194,31 @@ def test_plan_matches_what_the_container_observes(env):
         if path in points:
             assert "ro" in points[path], path
     assert plan["rootfs"]["readonly"] == ("ro" in points["/"])
+
+
+def test_what_validate_says_create_will_fail_on_it_does(env):
+    """The host warnings that end in "create will fail" are checked against
+    the real create: the kernel's refusal of a mount option (offered to it
+    by validate as the init will, with nothing mounted) and a hard rlimit
+    the runtime cannot raise."""
+    hard = int(open("/proc/sys/fs/nr_open").read()) + 1
+    cases = [
+        (lambda c: c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                                       "options": ["size=1m", "bogusopt"]}),
+         "warning /mounts/{n}/options: the kernel refuses option bogusopt: tmpfs: Unknown parameter 'bogusopt': "
+         "create will fail",
+         "option bogusopt: tmpfs: Unknown parameter 'bogusopt': invalid argument"),
+        (lambda c: c["process"].__setitem__("rlimits", [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": hard}]),
+         f"warning /process/rlimits/0/hard: RLIMIT_NOFILE hard limit {hard} is above this kernel's fs.nr_open "
+         f"({hard - 1}): create will fail (hint: at most {hard - 1})",
+         "process.rlimits[0] RLIMIT_NOFILE: setrlimit: operation not permitted"),
+    ]
+    base = json.loads(json.dumps(env.cfg))
+    for f, finding, failure in cases:
+        env.cfg = json.loads(json.dumps(base))
+        f(env.cfg)
+        env.write()
+        r = validate(env)
+        assert (r.returncode, lines(r)) == (2, [finding.format(n=len(env.cfg["mounts"]) - 1)])
+        r = env.run(["true"])
+        assert r.returncode == 1 and failure in r.stderr, r.stderr

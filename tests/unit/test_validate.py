@@ -253,3 +253,31 @@ def test_create_never_loads_validate_or_jsonschema(tmp_path):
     mods = r.stdout.split()
     assert "ocirun.plan" in mods and "root.path" in r.stderr, (r.stdout, r.stderr)
     assert "ocirun.verbs.validate" not in mods and not [m for m in mods if m.startswith("jsonschema")]
+
+
+def test_unknown_capabilities_and_terminal_are_warnings_with_pointers(bundle):
+    c = cfg()
+    c["process"]["capabilities"]["effective"].append("CAP_NET_ADMN")
+    c["process"]["terminal"] = True
+    c["hooks"] = {"prestrat": []}  # create refuses it: one error, not an unknown key too
+    write(bundle, c)
+    n = len(c["process"]["capabilities"]["effective"]) - 1
+    assert texts(V.validate(bundle, rootless=True)) == [
+        "error /hooks/prestrat: unknown hook phase",
+        f"warning /process/capabilities/effective/{n}: unknown or unavailable capability 'CAP_NET_ADMN', left out "
+        "(hint: did you mean CAP_NET_ADMIN?)",
+        "warning /process/terminal: a terminal needs --console-socket for create and run --detach "
+        "(run in the foreground relays it)",
+    ]
+
+
+def test_kernel_mount_checks_name_the_mount_as_given_after_errors(bundle):
+    if os.geteuid() != 0:
+        pytest.skip("fsopen needs root")
+    c = cfg()
+    c["mounts"].insert(0, {"destination": "/x", "type": "bind"})  # an error: set aside, the indices after shift
+    c["mounts"].append({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=zz"]})
+    write(bundle, c)
+    assert texts(V.validate(bundle, rootless=True))[1:] == [
+        f"warning /mounts/{len(c['mounts']) - 1}/options: the kernel refuses option size=zz: tmpfs: Bad value for "
+        "'size': create will fail"]
