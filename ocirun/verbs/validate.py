@@ -200,12 +200,13 @@ def collect_errors(cfg, check, report):
         # set it aside; when that changes nothing or it comes back (a
         # required field), the level above goes
         while steps:
+            at = work.pointer(steps)  # before the removal shifts the entries after it
             if work.remove(steps, held):
+                seen.add(at)
                 break
             steps = steps[:-1]
         else:
             return None
-        seen.add(work.pointer(steps))
     return None
 
 

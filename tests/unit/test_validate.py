@@ -281,3 +281,18 @@ def test_kernel_mount_checks_name_the_mount_as_given_after_errors(bundle):
     assert texts(V.validate(bundle, rootless=True))[1:] == [
         f"warning /mounts/{len(c['mounts']) - 1}/options: the kernel refuses option size=zz: tmpfs: Bad value for "
         "'size': create will fail"]
+
+
+def test_an_entry_after_a_removed_one_keeps_its_own_errors():
+    def check(c):
+        for i, m in enumerate(c.get("mounts", [])):
+            if not isinstance(m, dict):
+                raise ConfigError(f"mounts[{i}]: must be an object")
+            if m.get("source") == "bad":
+                raise ConfigError(f"mounts[{i}].source: bad")
+        return "ok"
+
+    r = V.Report()
+    assert V.collect_errors({"mounts": [5, 6, {"source": "bad"}]}, check, r) == "ok"
+    assert texts(r) == ["error /mounts/0: must be an object", "error /mounts/1: must be an object",
+                        "error /mounts/2/source: bad"]
