@@ -27,6 +27,7 @@ from ocirun.errors import OcirunError
 
 SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spec", "config-schema.json")
 MAX_ROUNDS = 500
+CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")  # plan._caps's
 
 
 class Finding:
@@ -210,13 +211,37 @@ def collect_errors(cfg, check, report):
     return None
 
 
+def _choices(reason):
+    """The names create knows for a value it calls unknown."""
+    from ocirun import tables as T
+
+    for words, names in (("unknown rlimit", T.RLIMITS), ("unknown namespace type", T.NAMESPACES),
+                         ("unknown propagation", T.PROPAGATION), ("unknown domain", T.PERSONALITY),
+                         ("unknown seccomp action", T.SECCOMP_ACTIONS), ("unknown seccomp flag", T.SECCOMP_FLAGS),
+                         ("unknown architecture", T.SECCOMP_ARCHS), ("unknown operator", T.SECCOMP_OPERATORS),
+                         ("unknown policy", T.SCHED_POLICIES), ("unknown class", T.IOPRIO_CLASSES),
+                         ("unknown mode", T.MPOL_MODES), ("unknown device type", ("c", "b", "u", "p"))):
+        if reason.startswith(words + " '"):
+            return list(names)
+    return None
+
+
 def _hint(field, reason):
+    from ocirun import tables as T
+
+    names = _choices(reason)
+    if names:
+        value = reason.split("'", 2)[1]
+        near = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
+        return f"did you mean {near[0]}?" if near else "one of " + ", ".join(names)
+    if reason.startswith("unknown hook phase"):
+        near = difflib.get_close_matches(field.rpartition(".")[2], T.HOOK_PHASES, n=1)
+        return f"did you mean {near[0]}?" if near else "one of " + ", ".join(T.HOOK_PHASES)
     if reason.startswith("unknown capability set"):
-        return "bounding, effective, permitted, inheritable or ambient"
+        near = difflib.get_close_matches(field.rpartition(".")[2], CAP_SETS, n=1)
+        return f"did you mean {near[0]}?" if near else "one of " + ", ".join(CAP_SETS)
     if "is not a SemVer" in reason:
         return 'e.g. "1.3.0"'
-    if reason.startswith("unknown rlimit"):
-        return "RLIMIT_NOFILE, RLIMIT_NPROC, ... (see `ocirun features`)"
     if "without a private UTS namespace" in reason:
         return 'add {"type": "uts"} to linux.namespaces'
     if reason.startswith("must be an absolute path"):
@@ -494,8 +519,11 @@ def validate(bundle, *, rootless=False, systemd_cgroup=False, cid="ocirun-valida
     result = collect_errors(cfg, check, report)
     error_ptrs = {f.pointer for f in report.findings}
     schema = _load_schema()
+    def refused(ptr):  # create refuses this value, or a part of it, or what holds it
+        return any(p == ptr or p.startswith(ptr + "/") or ptr.startswith(p + "/") for p in error_ptrs if p)
+
     for ptr, msg in schema_findings(cfg, schema):
-        if ptr not in error_ptrs:
+        if not refused(ptr):
             report.findings.append(Finding("warning", ptr, msg + " (ocirun accepts it; other runtimes may not)"))
     for ptr, key, near in unknown_keys(cfg, schema):
         if ptr in error_ptrs:

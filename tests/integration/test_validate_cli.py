@@ -38,14 +38,13 @@ def seeded(cfg):
 
 SEEDED = [
     "error /ociVersion: '1.0' is not a SemVer 2.0.0 version (hint: e.g. \"1.3.0\")",
-    "error /process/rlimits/0/type: unknown rlimit 'RLIMIT_NOFLIE' (hint: RLIMIT_NOFILE, RLIMIT_NPROC, ... "
-    "(see `ocirun features`))",
+    "error /process/rlimits/0/type: unknown rlimit 'RLIMIT_NOFLIE' (hint: did you mean RLIMIT_NOFILE?)",
     "error /mounts/1/destination: /proc/kcore cannot be mounted under /proc (hint: mount it elsewhere)",
     "error /mounts/{n}/source: /nonexistent-ocirun: no such file or directory",
     "error /hostname: unable to set hostname without a private UTS namespace (hint: add {{\"type\": \"uts\"}} to "
     "linux.namespaces)",
     "error /linux/sysctl/kernel.panic: sysctl is not in a separate kernel namespace",
-    "error /linux/devices/0/type: unknown device type 'x'",
+    "error /linux/devices/0/type: unknown device type 'x' (hint: one of c, b, u, p)",
     "unknown /process/capabilites: unknown key, ignored (hint: did you mean capabilities?)",
     "warning /process/rlimits/1/hard: RLIMIT_NOFILE hard limit 1099511627776 is above this kernel's fs.nr_open "
     "({nr_open}): create will fail (hint: at most {nr_open})",

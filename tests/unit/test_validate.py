@@ -263,7 +263,7 @@ def test_unknown_capabilities_and_terminal_are_warnings_with_pointers(bundle):
     write(bundle, c)
     n = len(c["process"]["capabilities"]["effective"]) - 1
     assert texts(V.validate(bundle, rootless=True)) == [
-        "error /hooks/prestrat: unknown hook phase",
+        "error /hooks/prestrat: unknown hook phase (hint: did you mean prestart?)",
         f"warning /process/capabilities/effective/{n}: unknown or unavailable capability 'CAP_NET_ADMN', left out "
         "(hint: did you mean CAP_NET_ADMIN?)",
         "warning /process/terminal: a terminal needs --console-socket for create and run --detach "
@@ -296,3 +296,20 @@ def test_an_entry_after_a_removed_one_keeps_its_own_errors():
     assert V.collect_errors({"mounts": [5, 6, {"source": "bad"}]}, check, r) == "ok"
     assert texts(r) == ["error /mounts/0: must be an object", "error /mounts/1: must be an object",
                         "error /mounts/2/source: bad"]
+
+
+def test_unknown_names_get_the_nearest_one_create_knows(bundle):
+    c = cfg()
+    c["linux"]["namespaces"][0]["type"] = "netwrok"
+    c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALOW"}
+    c["process"]["capabilities"]["bounds"] = []
+    c["linux"]["rootfsPropagation"] = "zzz"
+    write(bundle, c)
+    assert texts(V.validate(bundle, rootless=True)) == [
+        "error /linux/namespaces/0/type: unknown namespace type 'netwrok' (hint: did you mean network?)",
+        "error /linux/rootfsPropagation: unknown propagation 'zzz' (hint: one of private, rprivate, shared, rshared, "
+        "slave, rslave, unbindable, runbindable)",
+        "error /process/capabilities/bounds: unknown capability set (hint: did you mean bounding?)",
+        "error /linux/seccomp/defaultAction: unknown seccomp action 'SCMP_ACT_ALOW' (hint: did you mean "
+        "SCMP_ACT_ALLOW?)",
+    ]
