@@ -467,7 +467,8 @@ def check(cg, resources, device_paths=()):
     """What apply() decides, with nothing made or written (`validate`):
     linux.resources validated by the same normalize() and compiled by the
     same compile(), against the nearest group that exists on each hierarchy
-    (on v2 not the root, which lacks the limit files: then values only).
+    (on v2, when that is the root, which lacks the limit files: controllers
+    checked, files assumed).
     Returns ([(file in the container's group, value, field)], [warning]);
     raises what apply() would."""
     from ocirun.cgroups import resources as R
@@ -480,14 +481,14 @@ def check(cg, resources, device_paths=()):
         if not cg:
             return [], warns
         near, back = {}, {}
+        at_root = False
         for mp, path in cg["paths"].items():
             d = path
             while d != mp and not os.path.isdir(d):
                 d = os.path.dirname(d)
-            if cg["version"] == 2 and d == mp:
-                return [], warns
+            at_root = at_root or (cg["version"] == 2 and d == mp)
             near[mp], back[d] = d, path
-        w = R.compile(dict(cg, paths=near), res, device_paths=device_paths)
+        w = R.compile(dict(cg, paths=near), res, device_paths=device_paths, assume_files=at_root)
     finally:
         R.collected = None
     ops = []

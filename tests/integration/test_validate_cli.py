@@ -221,3 +221,38 @@ def test_what_validate_says_create_will_fail_on_it_does(env):
         assert (r.returncode, lines(r)) == (2, [finding.format(n=len(env.cfg["mounts"]) - 1)])
         r = env.run(["true"])
         assert r.returncode == 1 and failure in r.stderr, r.stderr
+
+
+def test_cgroup_v2_limits_in_a_cgroup2_namespace(env):
+    """The v2 code path for real: a private mount namespace whose
+    /sys/fs/cgroup is this host's cgroup2 (hugetlb only).  What create
+    refuses there (a pids limit) is validate's error in create's words, and
+    the plan names the writes in the container's group."""
+    import shlex
+    import subprocess
+
+    if not os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
+        pytest.skip("no cgroup2 hierarchy on this host")
+    o = " ".join(shlex.quote(c) for c in env.cmd) + " --root " + shlex.quote(env.root)
+
+    def v2(script):
+        full = "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && O=" + shlex.quote(o) + "\n" + script
+        return subprocess.run(["unshare", "-m", "sh", "-c", full], capture_output=True, text=True, timeout=60)
+
+    env.cfg["linux"]["resources"] = {"pids": {"limit": 5}, "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}
+    env.write()
+    cid = env.new_id()
+    r = v2(f"$O validate -b {env.bundle}; echo rc=$?; $O create -b {env.bundle} {cid} </dev/null; echo rc=$?")
+    out = r.stdout.splitlines()
+    assert out == ["error /linux/resources/pids/limit: the pids cgroup controller is not available on this host",
+                   "rc=1", "rc=1"], r.stdout + r.stderr
+    assert "ocirun create failed: linux.resources.pids.limit: the pids cgroup controller is not available on this " \
+           "host" in r.stderr
+    del env.cfg["linux"]["resources"]["pids"]
+    env.cfg["linux"]["cgroupsPath"] = f"/{cid}"
+    env.write()
+    r = v2(f"$O validate --plan -b {env.bundle}; echo rc=$?")
+    assert f"cgroup v2: /sys/fs/cgroup/{cid}" in r.stdout.splitlines(), r.stdout + r.stderr
+    assert (f"cgroup write /sys/fs/cgroup/{cid}/hugetlb.2MB.max = '2097152' "
+            "(linux.resources.hugepageLimits[0])") in r.stdout.splitlines()
+    assert r.stdout.splitlines()[-1] == "rc=0"

@@ -517,9 +517,16 @@ def test_check_compiles_against_the_nearest_group_and_names_the_containers(v1, v
     with pytest.raises(CgroupError) as e:
         cgroups.check(desc, {"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]})
     assert "hugetlb.3MB.limit_in_bytes" in str(e.value)
-    # v2: the root group has no limit files; values are still checked
+    # v2 below the root, which has no limit files: the controllers it offers are checked
     root = {"version": 2, "paths": {mp: mp + "/new" for mp in v2["paths"]}}
-    assert cgroups.check(root, {"pids": {"limit": 3}}) == ([], [])
+    mp = next(iter(v2["paths"]))
+    with open(os.path.join(mp, "cgroup.controllers"), "w") as f:
+        f.write("memory pids\n")
+    ops, _w = cgroups.check(root, {"pids": {"limit": 3}, "devices": []})
+    assert ops == [(mp + "/new/pids.max", "3", "linux.resources.pids.limit")]
+    with pytest.raises(CgroupError) as e:
+        cgroups.check(root, {"pids": {"limit": 3}, "blockIO": {"weight": 100}})
+    assert str(e.value) == "linux.resources.blockIO: the io cgroup controller is not available on this host"
     with pytest.raises(ConfigError):
         cgroups.check(root, {"pids": {"limit": "x"}})
 
