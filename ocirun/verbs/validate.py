@@ -27,6 +27,7 @@ from ocirun.errors import OcirunError
 
 SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spec", "config-schema.json")
 MAX_ROUNDS = 500
+ID = "ocirun-validate"  # the container id the checks assume (the default cgroup is named after it)
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")  # plan._caps's
 
 
@@ -416,9 +417,6 @@ def host_warnings(cfg, plan, report):
                 near = difflib.get_close_matches(name.upper(), T.CAPABILITIES[:last + 1], n=1)
                 out.append((f"/process/capabilities/{key}/{j}", f"unknown or unavailable capability {name!r}, "
                             "left out", f"did you mean {near[0]}?" if near else None))
-    if proc.get("terminal") is True:
-        out.append(("/process/terminal", "a terminal needs --console-socket for create and run --detach "
-                    "(run in the foreground relays it)", None))
     return out
 
 
@@ -491,12 +489,13 @@ class _Opts:
         self.preserve_fds = 0
 
 
-def validate(bundle, *, rootless=False, systemd_cgroup=False, cid="ocirun-validate"):
+def validate(bundle, *, rootless=False, systemd_cgroup=False, cid=None):
     """Check bundle/config.json; returns a Report (plan set when there is no
     error).  Raises OcirunError only when config.json cannot be read at all."""
     from ocirun.spec.load import load_config
     from ocirun.verbs.create import prepare
 
+    cid = cid or ID
     bundle = os.path.abspath(bundle)
     report = Report()
     try:
@@ -682,7 +681,9 @@ def describe(report):
             proc["personality"] = next((k for k, f in T.PERSONALITY.items() if f == v), hex(v))
     cg = report.cgroup
     if cg:
+        linux = report.cfg.get("linux") if isinstance(report.cfg.get("linux"), dict) else {}
         d["cgroup"] = {"version": cg["version"], "paths": sorted(set(cg["paths"].values())),
+                       "named_after_id": not linux.get("cgroupsPath"),
                        "writes": [{"file": p, "value": v, "field": f} for p, v, f in report.cgroup_writes]}
     return d
 
@@ -765,6 +766,8 @@ def plan_text(d):
     cg = d["cgroup"]
     if cg:
         L.append(f"cgroup v{cg['version']}: " + " ".join(cg["paths"]))
+        if cg["named_after_id"]:
+            L.append(f"cgroup: no linux.cgroupsPath, so the group is named after the container's id ({ID} here)")
         for w in cg["writes"]:
             L.append(f"cgroup write {w['file']} = {w['value']!r} ({w['field']})")
     else:
