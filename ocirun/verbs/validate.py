@@ -33,7 +33,9 @@ CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")  # p
 
 class Finding:
     def __init__(self, kind, pointer, reason, hint=None):
-        self.kind, self.pointer, self.reason, self.hint = kind, pointer, reason, hint
+        from ocirun.log import fit  # one line, long echoed values cut in the middle (as create's errors)
+
+        self.kind, self.pointer, self.reason, self.hint = kind, fit(pointer), fit(reason), hint
 
     def text(self):
         return f"{self.kind} {self.pointer or '/'}: {self.reason}" + (f" (hint: {self.hint})" if self.hint else "")

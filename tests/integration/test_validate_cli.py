@@ -256,3 +256,38 @@ def test_cgroup_v2_limits_in_a_cgroup2_namespace(env):
     assert (f"cgroup write /sys/fs/cgroup/{cid}/hugetlb.2MB.max = '2097152' "
             "(linux.resources.hugepageLimits[0])") in r.stdout.splitlines()
     assert r.stdout.splitlines()[-1] == "rc=0"
+
+
+def _cases(test):
+    return [m for m in test.pytestmark if m.name == "parametrize"][0].args[1]
+
+
+def _peer_cases():
+    """The bad configs other tests give create (their expectations are
+    theirs): every refusal create makes before any process exists must be
+    one of validate's errors, in the same words, at the field's pointer."""
+    from tests.integration import test_badinput, test_errors
+
+    return (_cases(test_badinput.test_wrong_types_and_values_name_the_field)
+            + _cases(test_errors.test_config_errors_name_the_field))
+
+
+@pytest.mark.parametrize("n", range(len(_peer_cases())))
+def test_create_s_refusals_of_peer_tests_are_validate_errors(env, n):
+    from ocirun.verbs.validate import _field_steps, pointer
+
+    mutate, _words = _peer_cases()[n]
+    env.cfg["process"]["args"] = ["true"]
+    mutate(env.cfg)
+    env.write()
+    r = env.cli("run", "-b", env.bundle, env.new_id())
+    assert r.returncode == 1, r.stderr
+    msg = json.loads("[" + r.stderr.strip().split("msg=", 1)[1] + "]")[0] if "msg=" in r.stderr else r.stderr.strip()
+    msg = msg.split("ocirun run failed: ", 1)[1]
+    field, _, reason = msg.partition(": ")
+    steps = _field_steps(env.cfg, field)
+    if steps is None:
+        pytest.skip(f"refused by the init, after the config checks: {msg}")
+    found = json.loads(validate(env, "--format", "json").stdout)
+    errors = [(f["pointer"], f["reason"]) for f in found if f["kind"] == "error"]
+    assert (pointer(k for _c, k in steps), reason) in errors, (msg, errors)
