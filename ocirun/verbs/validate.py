@@ -407,6 +407,7 @@ def host_warnings(cfg, plan, report):
             out.append((f"/mounts/{i}/type", f"filesystem type {t!r} is not in this kernel's /proc/filesystems",
                         "load its module, or mount another type"))
     out += _kernel_mount_options(plan, fss, report.mount_index)
+    out += _exec_lookup(cfg, plan)
     # capabilities neither this runtime nor this kernel knows (create leaves them out)
     caps = proc.get("capabilities") if isinstance(proc.get("capabilities"), dict) else {}
     last = host.cap_last_cap(len(T.CAPABILITIES))
@@ -470,6 +471,92 @@ def _kernel_mount_options(plan, known_types, mount_index):
         finally:
             os.close(fd)
     return out
+
+
+class _Unknown(Exception):
+    """The answer depends on something validate cannot see (a mount over
+    the path, a directory it may not read)."""
+
+
+def _in_root(rootfs, path, covered, depth=0):
+    """stat() of a container path as the init would find it: symlinks
+    followed inside the rootfs (never out of it), lstat only, nothing
+    opened.  None when it does not exist; _Unknown when a mount of the
+    config covers it."""
+    import stat as S
+
+    parts, done, links = [p for p in path.split("/") if p not in ("", ".")], [], 0
+    while parts:
+        comp = parts.pop(0)
+        if comp == "..":
+            if done:
+                done.pop()
+            continue
+        cpath = "/" + "/".join(done + [comp])
+        if any(cpath == d or cpath.startswith(d + "/") for d in covered):
+            raise _Unknown(cpath)
+        try:
+            st = os.lstat(os.path.join(rootfs, *done, comp))
+        except FileNotFoundError:
+            return None
+        except OSError:
+            raise _Unknown(cpath) from None
+        if S.S_ISLNK(st.st_mode):
+            links += 1
+            if links > 40:
+                return None  # ELOOP
+            target = os.readlink(os.path.join(rootfs, *done, comp))
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        done.append(comp)
+        if parts and not S.S_ISDIR(st.st_mode):
+            return None  # ENOTDIR
+    return os.stat(os.path.join(rootfs, *done)) if done else os.stat(rootfs)
+
+
+def _exec_lookup(cfg, plan):
+    """process.cwd must not be a file (a missing one is made); args[0] looked up as the init will (csrc/init/process.c lookup_exec:
+    a path, else each directory of the process's PATH, relative ones from
+    the cwd; an executable regular file), in the rootfs; skipped where a
+    mount of the config decides."""
+    import stat as S
+
+    proc = cfg.get("process") if isinstance(cfg.get("process"), dict) else {}
+    args, cwd = proc.get("args"), proc.get("cwd")
+    if not (isinstance(args, list) and args and isinstance(args[0], str) and args[0] and isinstance(cwd, str)):
+        return []
+    covered = set()
+    for m in cfg.get("mounts") or []:
+        d = m.get("destination") if isinstance(m, dict) else None
+        if isinstance(d, str) and d.strip("/"):
+            covered.add("/" + "/".join(p for p in d.split("/") if p not in ("", ".")))
+    try:
+        st = _in_root(plan.rootfs, cwd, covered)
+        if st is not None and not S.S_ISDIR(st.st_mode):
+            return [("/process/cwd", f"{cwd} is not a directory in the rootfs: create will fail", None)]
+    except _Unknown:
+        pass
+    name = args[0]
+    env = dict(e.split("=", 1) for e in plan.env if "=" in e)
+    if "/" in name:
+        candidates = [name if name.startswith("/") else cwd.rstrip("/") + "/" + name]
+    elif "PATH" not in env:
+        return [("/process/args/0", f"{name!r} cannot be found: process.env has no PATH: create will fail",
+                 "give an absolute path, or PATH in process.env")]
+    else:
+        candidates = [(d if d.startswith("/") else cwd.rstrip("/") + "/" + d).rstrip("/") + "/" + name if d
+                      else cwd.rstrip("/") + "/" + name for d in env["PATH"].split(":")]
+    try:
+        for c in candidates:
+            st = _in_root(plan.rootfs, c, covered)
+            if st is not None and not S.S_ISDIR(st.st_mode) and st.st_mode & 0o111:
+                return []
+    except _Unknown:
+        return []
+    where = "in the rootfs" if "/" in name else f"on the container's PATH ({env['PATH']})"
+    return [("/process/args/0", f"no executable file {name!r} {where}: create will fail", None)]
 
 
 def _own_effective_caps():

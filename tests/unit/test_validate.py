@@ -22,7 +22,9 @@ MIRROR = "/work/.mirror/opencontainers+runtime-spec/repo"
 
 @pytest.fixture
 def bundle(tmp_path):
-    os.mkdir(tmp_path / "rootfs")
+    os.makedirs(tmp_path / "rootfs" / "bin")
+    (tmp_path / "rootfs" / "bin" / "sh").write_text("")  # the template's args[0]
+    os.chmod(tmp_path / "rootfs" / "bin" / "sh", 0o755)
     return str(tmp_path)
 
 
@@ -311,3 +313,38 @@ def test_unknown_names_get_the_nearest_one_create_knows(bundle):
         "error /linux/seccomp/defaultAction: unknown seccomp action 'SCMP_ACT_ALOW' (hint: did you mean "
         "SCMP_ACT_ALLOW?)",
     ]
+
+
+def test_args0_is_looked_up_inside_the_rootfs_as_the_init_will(bundle):
+    root = os.path.join(bundle, "rootfs")
+    os.makedirs(os.path.join(root, "usr", "lib"))
+    with open(os.path.join(root, "usr", "lib", "real"), "w") as f:
+        f.write("")
+    os.chmod(os.path.join(root, "usr", "lib", "real"), 0o755)
+    os.symlink("../usr/lib/real", os.path.join(root, "bin", "tool"))  # relative, in the rootfs
+    os.symlink("/usr/bin/env", os.path.join(root, "bin", "escape"))  # the host has it; the rootfs has not
+    with open(os.path.join(root, "bin", "noexec"), "w") as f:
+        f.write("")
+    c = cfg()
+    c["mounts"].append({"destination": "/opt", "type": "tmpfs", "source": "tmpfs"})
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for args0, found in (("tool", True), ("/bin/tool", True), ("/bin/../usr/lib/real", True),
+                         ("/opt/whatever", True),  # a mount decides: not validate's to say
+                         ("escape", False), ("noexec", False), ("/usr/lib", False), ("nosuch", False)):
+        c["process"]["args"] = [args0]
+        write(bundle, c)
+        got = texts(V.validate(bundle, rootless=True))
+        where = "in the rootfs" if "/" in args0 else f"on the container's PATH ({path})"
+        assert got == ([] if found else
+                       [f"warning /process/args/0: no executable file {args0!r} {where}: create will fail"]), args0
+
+
+def test_a_cwd_that_is_a_file_is_a_warning_a_missing_one_is_not(bundle):
+    c = cfg()
+    c["process"]["cwd"] = "/bin/sh"
+    write(bundle, c)
+    assert texts(V.validate(bundle, rootless=True)) == [
+        "warning /process/cwd: /bin/sh is not a directory in the rootfs: create will fail"]
+    c["process"]["cwd"] = "/made/by/the/init"
+    write(bundle, c)
+    assert texts(V.validate(bundle, rootless=True)) == []
