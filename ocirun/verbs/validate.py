@@ -525,6 +525,8 @@ def _exec_lookup(cfg, plan):
 
     proc = cfg.get("process") if isinstance(cfg.get("process"), dict) else {}
     args, cwd = proc.get("args"), proc.get("cwd")
+    if plan.hooks.get("prestart") or plan.hooks.get("createRuntime") or plan.hooks.get("createContainer"):
+        return []  # they may put things into the rootfs first (nvidia's hook adds binaries)
     if not (isinstance(args, list) and args and isinstance(args[0], str) and args[0] and isinstance(cwd, str)):
         return []
     covered = set()

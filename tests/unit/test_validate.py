@@ -348,3 +348,14 @@ def test_a_cwd_that_is_a_file_is_a_warning_a_missing_one_is_not(bundle):
     c["process"]["cwd"] = "/made/by/the/init"
     write(bundle, c)
     assert texts(V.validate(bundle, rootless=True)) == []
+
+
+def test_hooks_that_run_before_the_lookup_may_provide_args0(bundle):
+    c = cfg()
+    c["process"]["args"] = ["nvidia-smi"]
+    c["hooks"] = {"createContainer": [{"path": "/usr/bin/true"}]}
+    write(bundle, c)
+    assert texts(V.validate(bundle, rootless=True)) == []
+    del c["hooks"]
+    write(bundle, c)
+    assert len(texts(V.validate(bundle, rootless=True))) == 1
