@@ -36,7 +36,9 @@ def _rfc3339_now():
 def _refuse_rootless_limits(res):
     """A rootless container has no cgroup: device rules are moot (it cannot
     create device nodes), any other limit cannot be honoured."""
-    for key, v in (res or {}).items():
+    from ocirun.config import obj
+
+    for key, v in obj(res, "linux.resources").items():
         if key != "devices" and v not in (None, {}, []):
             raise OcirunError(f"linux.resources.{key}: cgroup limits need root (a rootless container has no cgroup "
                               "on this host)")

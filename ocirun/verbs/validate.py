@@ -35,7 +35,10 @@ class Finding:
     def __init__(self, kind, pointer, reason, hint=None):
         from ocirun.log import fit  # one line, long echoed values cut in the middle (as create's errors)
 
-        self.kind, self.pointer, self.reason, self.hint = kind, fit(pointer), fit(reason), hint
+        def line(s):  # a lone surrogate (from a \ud800 key) cannot be printed: escaped
+            return None if s is None else fit(s).encode("utf-8", "backslashreplace").decode("utf-8")
+
+        self.kind, self.pointer, self.reason, self.hint = kind, line(pointer), line(reason), line(hint)
 
     def text(self):
         return f"{self.kind} {self.pointer or '/'}: {self.reason}" + (f" (hint: {self.hint})" if self.hint else "")
@@ -119,18 +122,25 @@ class _Work:
     each array entry's original index (pointers name the config as given)."""
 
     def __init__(self, cfg):
-        self.doc = copy.deepcopy(cfg)
         self.orig = {}
-        self._index(self.doc)
+        self.doc = self._copy(cfg)
 
-    def _index(self, node):
-        if isinstance(node, dict):
-            for v in node.values():
-                self._index(v)
-        elif isinstance(node, list):
-            self.orig[id(node)] = list(range(len(node)))
-            for v in node:
-                self._index(v)
+    def _copy(self, node):
+        """A copy of the JSON tree, without recursion (a config may nest as
+        deep as the parser allows), indexing every array."""
+        top = [node]
+        todo = [(top, 0)]
+        while todo:
+            holder, key = todo.pop()
+            v = holder[key]
+            if isinstance(v, dict):
+                holder[key] = dict(v)
+                todo.extend((holder[key], k) for k in v)
+            elif isinstance(v, list):
+                holder[key] = list(v)
+                self.orig[id(holder[key])] = list(range(len(v)))
+                todo.extend((holder[key], i) for i in range(len(v)))
+        return top[0]
 
     def pointer(self, steps):
         parts = []
@@ -287,7 +297,11 @@ def schema_findings(cfg, schema):
     jsonschema = _jsonschema()
     v = jsonschema.Draft4Validator(schema)
     out = []
-    for e in sorted(v.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path))):
+    try:
+        errors = list(v.iter_errors(cfg))
+    except RecursionError:
+        return [("", "runtime-spec 1.3 schema: not checked, the document nests too deeply")]
+    for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         msg = e.message
         if len(msg) > 200:
             msg = msg[:197] + "..."
@@ -357,19 +371,31 @@ def unknown_keys(cfg, schema):
 
 # --- what this host cannot honour --------------------------------------------
 
-def host_warnings(cfg, plan, report):
+def host_warnings(plan, report):
     """[(pointer, reason, hint)]: what create accepts but this host (or this
-    runtime's own privileges) cannot give the container."""
+    runtime's own privileges) cannot give the container.  Read from the
+    config the checks passed on (its types are create's), pointers into the
+    config as given."""
     from ocirun import host
 
     out = []
-    proc = cfg.get("process") if isinstance(cfg.get("process"), dict) else {}
+    work = report.work
+    doc = work.doc
+
+    def at(*path):
+        steps, node = [], doc
+        for k in path:
+            steps.append((node, k))
+            node = node[k] if isinstance(node, (dict, list)) and (isinstance(node, list) or k in node) else None
+        return work.pointer(steps)
+
+    proc = doc.get("process") if isinstance(doc.get("process"), dict) else {}
     for w in plan.warnings:
         if w.startswith("ignoring unknown or unavailable capabilities"):
             continue  # one finding per name below, with its pointer
         field, _, reason = w.partition(": ")
-        steps = _field_steps(cfg, field)
-        out.append((pointer(k for _c, k in steps) if steps else "", reason if steps else w, None))
+        steps = _field_steps(doc, field)
+        out.append((work.pointer(steps) if steps else "", reason if steps else w, None))
     # rlimits: raising a hard limit above the runtime's own needs
     # CAP_SYS_RESOURCE (setrlimit EPERM at the init's rlimit step), and
     # RLIMIT_NOFILE never goes above fs.nr_open
@@ -380,34 +406,34 @@ def host_warnings(cfg, plan, report):
     have_res = _own_effective_caps() >> T.CAP_NUMBER["CAP_SYS_RESOURCE"] & 1
     nr_open = host.read("/proc/sys/fs/nr_open")
     for i, rl in enumerate(proc.get("rlimits") or []):
-        t, hard = rl.get("type"), rl.get("hard")
+        t, hard = rl.get("type"), rl.get("hard")  # create checked them
         num = getattr(resource, t, None) if isinstance(t, str) and t.startswith("RLIMIT_") else None
         if num is None or not isinstance(hard, int):
             continue
         cur = resource.getrlimit(num)[1]
         cur = (1 << 64) - 1 if cur == resource.RLIM_INFINITY else cur
         if t == "RLIMIT_NOFILE" and nr_open and nr_open.strip().isdigit() and hard > int(nr_open):
-            out.append((f"/process/rlimits/{i}/hard", f"{t} hard limit {hard} is above this kernel's fs.nr_open "
+            out.append((at("process", "rlimits", i, "hard"), f"{t} hard limit {hard} is above this kernel's fs.nr_open "
                         f"({nr_open.strip()}): create will fail", f"at most {nr_open.strip()}"))
         elif hard > cur and not have_res:
-            out.append((f"/process/rlimits/{i}/hard", f"raising {t}'s hard limit above the runtime's own ({cur}) "
+            out.append((at("process", "rlimits", i, "hard"), f"raising {t}'s hard limit above the runtime's own ({cur}) "
                         "needs CAP_SYS_RESOURCE, which this runtime lacks: create will fail",
                         f"at most {cur}"))
     # filesystem types the kernel does not know (a module may still load on demand)
     fss = set()
     for line in (host.read("/proc/filesystems") or "").splitlines():
         fss.add(line.split()[-1] if line.split() else "")
-    for i, m in enumerate(cfg.get("mounts") or []):
-        if not isinstance(m, dict):
-            continue
+    for i, m in enumerate(doc.get("mounts") or []):
         t = m.get("type")
         opts = m.get("options") if isinstance(m.get("options"), list) else []
         if isinstance(t, str) and t and t not in ("bind", "none", "cgroup") and "bind" not in opts and \
                 "rbind" not in opts and fss and t not in fss:
-            out.append((f"/mounts/{i}/type", f"filesystem type {t!r} is not in this kernel's /proc/filesystems",
+            out.append((at("mounts", i, "type"), f"filesystem type {t!r} is not in this kernel's /proc/filesystems",
                         "load its module, or mount another type"))
     out += _kernel_mount_options(plan, fss, report.mount_index)
-    out += _exec_lookup(cfg, plan)
+    if not any(f.pointer.startswith(("/process/args", "/process/cwd", "/root")) or f.pointer in ("", "/process")
+               for f in report.errors):  # else a neutral value stands in for them
+        out += _exec_lookup(doc, plan)
     # capabilities neither this runtime nor this kernel knows (create leaves them out)
     caps = proc.get("capabilities") if isinstance(proc.get("capabilities"), dict) else {}
     last = host.cap_last_cap(len(T.CAPABILITIES))
@@ -418,7 +444,7 @@ def host_warnings(cfg, plan, report):
             n = T.CAP_NUMBER.get(name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper())
             if n is None or n > last:
                 near = difflib.get_close_matches(name.upper(), T.CAPABILITIES[:last + 1], n=1)
-                out.append((f"/process/capabilities/{key}/{j}", f"unknown or unavailable capability {name!r}, "
+                out.append((at("process", "capabilities", key, j), f"unknown or unavailable capability {name!r}, "
                             "left out", f"did you mean {near[0]}?" if near else None))
     return out
 
@@ -478,7 +504,7 @@ class _Unknown(Exception):
     the path, a directory it may not read)."""
 
 
-def _in_root(rootfs, path, covered, depth=0):
+def _in_root(rootfs, path, covered):
     """stat() of a container path as the init would find it: symlinks
     followed inside the rootfs (never out of it), lstat only, nothing
     opened.  None when it does not exist; _Unknown when a mount of the
@@ -517,7 +543,8 @@ def _in_root(rootfs, path, covered, depth=0):
 
 
 def _exec_lookup(cfg, plan):
-    """process.cwd must not be a file (a missing one is made); args[0] looked up as the init will (csrc/init/process.c lookup_exec:
+    """process.cwd must not be a file (a missing one is made); args[0]
+    looked up as the init will (csrc/init/process.c lookup_exec:
     a path, else each directory of the process's PATH, relative ones from
     the cwd; an executable regular file), in the rootfs; skipped where a
     mount of the config decides."""
@@ -628,7 +655,7 @@ def validate(bundle, *, rootless=False, systemd_cgroup=False, cid=None):
                 steps = _field_steps(cfg, field)
                 report.findings.append(Finding("warning", pointer(k for _c, k in steps) if steps else "",
                                                reason if steps else w))
-        for ptr, reason, hint in host_warnings(cfg, plan, report):
+        for ptr, reason, hint in host_warnings(plan, report):
             report.findings.append(Finding("warning", ptr, reason, hint))
         if not report.errors:
             report.plan, report.cgroup, report.cgroup_writes = plan, cg, writes
@@ -649,10 +676,6 @@ def _records(blob):
 
 def _cstrs(b):
     return [s.decode("utf-8", "surrogateescape") for s in b.split(b"\0")[:-1]] if b else []
-
-
-def _bits(value, table):
-    return [name for name, bit in table.items() if bit and value & bit == bit]
 
 
 def _mount_flags(flags):
@@ -748,7 +771,7 @@ def describe(report):
             gids = list(P.struct.unpack_from(f"={n}I", b, P.REC_USER.size)) if n else []
             proc.update(uid=uid, gid=gid, additional_gids=gids, umask=None if umask < 0 else f"{umask:04o}")
         elif t == P.R_CAPS:
-            for key, mask in zip(("bounding", "effective", "permitted", "inheritable", "ambient"), P.REC_CAPS.unpack(b)):
+            for key, mask in zip(CAP_SETS, P.REC_CAPS.unpack(b)):
                 proc["capabilities"][key] = [c for n, c in enumerate(T.CAPABILITIES) if mask >> n & 1]
         elif t == P.R_NNP:
             proc["no_new_privileges"] = True

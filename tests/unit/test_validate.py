@@ -359,3 +359,63 @@ def test_hooks_that_run_before_the_lookup_may_provide_args0(bundle):
     del c["hooks"]
     write(bundle, c)
     assert len(texts(V.validate(bundle, rootless=True))) == 1
+
+
+def test_fuzzed_configs_first_error_is_create_s(tmp_path):
+    """The fuzzer's mutated configs (tests/integration/test_fuzz.py): validate
+    never fails itself, every finding is one line under 1 KB, and its first
+    error is exactly what create's own checks raise first (none when they
+    pass)."""
+    pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+
+    from ocirun import cgroups
+    from ocirun.errors import OcirunError
+    from ocirun.spec.load import load_config
+    from tests.integration.test_fuzz import base_cfg, mutated
+
+    os.makedirs(tmp_path / "rootfs" / "bin")
+    bundle = str(tmp_path)
+
+    def create_s_first_error():
+        try:
+            c = load_config(bundle)
+        except OcirunError as e:
+            return "", str(e)
+        try:
+            prepare(c, bundle, V.ID, CreateOptions(bundle, rootless=True))
+            linux = c.get("linux") if isinstance(c.get("linux"), dict) else {}
+            cgroups.check(None, linux.get("resources"))
+        except OcirunError as e:
+            field, _, reason = str(e).partition(": ")
+            steps = V._field_steps(c, field)
+            return (V.pointer(k for _c, k in steps), reason) if steps else ("", str(e))
+        return None
+
+    @settings(max_examples=int(os.environ.get("OCIRUN_FUZZ_EXAMPLES", "300")), deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(mutated(base_cfg()))
+    def case(data_notes):
+        data, notes = data_notes
+        with open(os.path.join(bundle, "config.json"), "wb") as f:
+            f.write(data)
+        r = V.validate(bundle, rootless=True)
+        assert r.status() in (0, 1, 2)
+        for f in r.findings:
+            line = f.text()
+            assert "\n" not in line and len(line.encode()) < 1024, line[:200]
+        want = create_s_first_error()
+        got = [(f.pointer, f.reason) for f in r.errors][:1]
+        assert got == ([(V.Finding("error", *want).pointer, V.Finding("error", *want).reason)] if want else []), notes
+
+    case()
+
+
+def test_rootless_refuses_a_resources_field_of_the_wrong_type(bundle):
+    """Found by the test above: a rootless create met `linux.resources: true`
+    with an internal error."""
+    c = cfg()
+    c["linux"]["resources"] = True
+    with pytest.raises(ConfigError) as e:
+        prepare(c, bundle, "x", CreateOptions(bundle, rootless=True))
+    assert str(e.value) == "linux.resources: must be an object"
