@@ -13,8 +13,14 @@ Three kinds of findings:
 - unknown: a key the runtime-spec schema does not know (runc and ocirun
   ignore it), with the nearest known key.
 - warning: what the runtime-spec 1.3 schema refuses but create accepts, and
-  what this host cannot honour (a capability the runtime lacks, an rlimit it
-  cannot raise, a filesystem type the kernel lacks, ...).
+  what this host cannot honour or what would fail once the init runs: a
+  capability the runtime lacks or nobody knows (left out), an rlimit it
+  cannot raise, a filesystem type, option or source the kernel refuses
+  (offered to it with fsopen/fsconfig, nothing created), args[0] not found
+  in the rootfs, a cwd that is a file.
+
+--plan describes the plan create would hand the init, read back from its
+records (describe(), plan_text()).
 
 jsonschema is imported here only: never on create/run's path.
 """
