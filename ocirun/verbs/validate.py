@@ -748,8 +748,8 @@ def describe(report):
             if aset or aclr:
                 m["recursive"] = _attrs(aset, aclr)
             if prop:
-                m["propagation"] = next((k for k, f in T.PROPAGATION.items() if f == prop | (flags & T.MS_REC)
-                                         or f == prop), hex(prop))
+                prop |= T.MS_REC if flags & P.MNT_REC_PROP else 0
+                m["propagation"] = next((k for k, f in T.PROPAGATION.items() if f == prop), hex(prop))
             if flags & P.MNT_IDMAP:
                 m["idmapped"] = True
             d["mounts"].append(m)
@@ -799,6 +799,11 @@ def describe(report):
         elif t == P.R_PERSONALITY:
             v = P.REC_U32.unpack(b)[0]
             proc["personality"] = next((k for k, f in T.PERSONALITY.items() if f == v), hex(v))
+    for n in d["namespaces"]:
+        if n["type"] == "user" and n["new"]:
+            # written by the runtime into the new namespace (not a plan record)
+            n["uid_map"] = [list(map(int, x.split())) for x in (plan.uid_map or "").splitlines()]
+            n["gid_map"] = [list(map(int, x.split())) for x in (plan.gid_map or "").splitlines()]
     cg = report.cgroup
     if cg:
         linux = report.cfg.get("linux") if isinstance(report.cfg.get("linux"), dict) else {}
@@ -831,6 +836,11 @@ def plan_text(d):
     ns = d["namespaces"]
     L.append("namespaces: " + (", ".join(
         n["type"] + (" (new)" if n["new"] else f" (join {n['path']})") for n in ns) or "none: the runtime's own"))
+    for n in ns:
+        for key in ("uid_map", "gid_map"):
+            for c, h, size in n.get(key, []):
+                L.append(f"user namespace {key.replace('_', ' ')}: {c}-{c + size - 1} in the container = "
+                         f"{h}-{h + size - 1} on the host")
     r = d["rootfs"]
     L.append(f"rootfs: {r.get('path')}" + (" read-only" if r.get("readonly") else "")
              + (f", propagation {r['propagation']}" if r.get("propagation") else ""))

@@ -424,3 +424,24 @@ def test_rootless_refuses_a_resources_field_of_the_wrong_type(bundle):
     with pytest.raises(ConfigError) as e:
         prepare(c, bundle, "x", CreateOptions(bundle, rootless=True))
     assert str(e.value) == "linux.resources: must be an object"
+
+
+def test_plan_description_of_joined_namespaces_id_maps_and_propagation(bundle, tmp_path):
+    c = cfg()
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"] + [
+        {"type": "network", "path": "/proc/self/ns/net"}, {"type": "user"}]
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 10}]
+    c["mounts"].append({"destination": "/data", "type": "bind", "source": str(tmp_path),
+                        "options": ["rbind", "ro", "rprivate"]})
+    write(bundle, c)
+    d = V.describe(V.validate(bundle, rootless=True))
+    assert {"type": "network", "new": False, "path": "/proc/self/ns/net"} in d["namespaces"]
+    assert [n for n in d["namespaces"] if n["type"] == "user"] == [
+        {"type": "user", "new": True, "uid_map": [[0, 100000, 65536]], "gid_map": [[0, 200000, 10]]}]
+    assert d["mounts"][-1] == {"field": f"mounts[{len(c['mounts']) - 1}]", "destination": "/data", "kind": "rbind",
+                               "source": str(tmp_path), "flags": ["ro"], "propagation": "rprivate"}
+    text = V.plan_text(d)
+    assert "user namespace gid map: 0-9 in the container = 200000-200009 on the host" in text
+    assert f"mount mounts[{len(c['mounts']) - 1}]: rbind {tmp_path} on /data [ro] propagation rprivate" in text
+    assert all(dv["how"] == "bind from the host" for dv in d["devices"])  # a user namespace cannot mknod
