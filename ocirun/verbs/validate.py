@@ -295,7 +295,7 @@ def _jsonschema():
         try:
             import jsonschema
         except ImportError:
-            raise OcirunError("validate: the jsonschema Python package is missing (pip install jsonschema)") from None
+            raise OcirunError("the jsonschema Python package is missing") from None
     return jsonschema
 
 
@@ -645,7 +645,13 @@ def validate(bundle, *, rootless=False, systemd_cgroup=False, cid=None):
     def refused(ptr):  # create refuses this value, or a part of it, or what holds it
         return any(p == ptr or p.startswith(ptr + "/") or ptr.startswith(p + "/") for p in error_ptrs if p)
 
-    for ptr, msg in schema_findings(cfg, schema):
+    try:
+        structural = schema_findings(cfg, schema)
+    except OcirunError:  # no jsonschema: everything else still holds (unknown keys need only the schema file)
+        structural = []
+        report.findings.append(Finding("warning", "", "runtime-spec 1.3 schema: not checked, the jsonschema Python "
+                                       "package is missing", "pip install jsonschema, or apt install python3-jsonschema"))
+    for ptr, msg in structural:
         if not refused(ptr):
             report.findings.append(Finding("warning", ptr, msg + " (ocirun accepts it; other runtimes may not)"))
     for ptr, key, near in unknown_keys(cfg, schema):

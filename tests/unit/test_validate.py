@@ -445,3 +445,20 @@ def test_plan_description_of_joined_namespaces_id_maps_and_propagation(bundle, t
     assert "user namespace gid map: 0-9 in the container = 200000-200009 on the host" in text
     assert f"mount mounts[{len(c['mounts']) - 1}]: rbind {tmp_path} on /data [ro] propagation rprivate" in text
     assert all(dv["how"] == "bind from the host" for dv in d["devices"])  # a user namespace cannot mknod
+
+
+def test_without_jsonschema_the_rest_still_runs(bundle, monkeypatch):
+    def missing():
+        raise V.OcirunError("the jsonschema Python package is missing")
+
+    monkeypatch.setattr(V, "_jsonschema", missing)
+    c = cfg()
+    c["process"]["capabilites"] = []
+    c["ociVersion"] = "x"
+    write(bundle, c)
+    assert texts(V.validate(bundle, rootless=True)) == [
+        "error /ociVersion: 'x' is not a SemVer 2.0.0 version (hint: e.g. \"1.3.0\")",
+        "warning /: runtime-spec 1.3 schema: not checked, the jsonschema Python package is missing "
+        "(hint: pip install jsonschema, or apt install python3-jsonschema)",
+        "unknown /process/capabilites: unknown key, ignored (hint: did you mean capabilities?)",
+    ]
