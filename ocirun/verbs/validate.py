@@ -227,6 +227,7 @@ def collect_errors(cfg, check, report):
             steps = steps[:-1]
         else:
             return None
+    report.findings.append(Finding("warning", "", f"stopped after {MAX_ROUNDS} errors: there may be more"))
     return None
 
 

@@ -462,3 +462,19 @@ def test_without_jsonschema_the_rest_still_runs(bundle, monkeypatch):
         "(hint: pip install jsonschema, or apt install python3-jsonschema)",
         "unknown /process/capabilites: unknown key, ignored (hint: did you mean capabilities?)",
     ]
+
+
+def test_the_collection_is_bounded(monkeypatch):
+    monkeypatch.setattr(V, "MAX_ROUNDS", 3)
+
+    def check(c):
+        for i, e in enumerate(c["process"]["env"]):
+            raise ConfigError(f"process.env[{i}]: invalid environment variable {e!r}")
+        return "ok"
+
+    r = V.Report()
+    assert V.collect_errors({"process": {"env": ["a", "b", "c", "d"]}}, check, r) is None
+    assert texts(r) == ["error /process/env/0: invalid environment variable 'a'",
+                        "error /process/env/1: invalid environment variable 'b'",
+                        "error /process/env/2: invalid environment variable 'c'",
+                        "warning /: stopped after 3 errors: there may be more"]
