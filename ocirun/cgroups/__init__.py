@@ -184,12 +184,7 @@ class Cgroup:
         would hang the init.  On error, what was made here is removed again."""
         mine = []
         try:
-            for mp, path in self.paths.items():
-                if os.path.isdir(path) and path not in self.desc.get("made", ()):
-                    n = _procs_in(path)
-                    if n:
-                        raise CgroupError(f"linux.cgroupsPath: container's cgroup is not empty: {n} process(es) "
-                                          f"found in {path}")
+            self.refuse_busy()
             for mp, path in self.paths.items():
                 chain = []
                 d = path
@@ -218,6 +213,15 @@ class Cgroup:
                 raise
             raise CgroupError(f"creating cgroup {e.filename}: {strerror(e.errno)}") from None
         return mine
+
+    def refuse_busy(self):
+        """A group that exists already must hold no process (runc >= 1.2)."""
+        for mp, path in self.paths.items():
+            if os.path.isdir(path) and path not in self.desc.get("made", ()):
+                n = _procs_in(path)
+                if n:
+                    raise CgroupError(f"linux.cgroupsPath: container's cgroup is not empty: {n} process(es) "
+                                      f"found in {path}")
 
     def apply(self, resources, device_paths=()):
         """Validate linux.resources completely, then write it; the normalised
@@ -457,6 +461,41 @@ def create(cg):
 
 def apply(cg, resources, device_paths=()):
     return Cgroup(cg).apply(resources, device_paths) if cg else None
+
+
+def check(cg, resources, device_paths=()):
+    """What apply() decides, with nothing made or written (`validate`):
+    linux.resources validated by the same normalize() and compiled by the
+    same compile(), against the nearest group that exists on each hierarchy
+    (on v2, when that is the root, which lacks the limit files: controllers
+    checked, files assumed).
+    Returns ([(file in the container's group, value, field)], [warning]);
+    raises what apply() would."""
+    from ocirun.cgroups import resources as R
+
+    R.collected = warns = []
+    try:
+        if cg:
+            Cgroup(cg).refuse_busy()  # create refuses it before it reads the limits
+        res = R.normalize(resources or {})
+        if not cg:
+            return [], warns
+        near, back = {}, {}
+        at_root = False
+        for mp, path in cg["paths"].items():
+            d = path
+            while d != mp and not os.path.isdir(d):
+                d = os.path.dirname(d)
+            at_root = at_root or (cg["version"] == 2 and d == mp)
+            near[mp], back[d] = d, path
+        w = R.compile(dict(cg, paths=near), res, device_paths=device_paths, assume_files=at_root)
+    finally:
+        R.collected = None
+    ops = []
+    for path, value, field in w.ops:
+        d = os.path.dirname(path)
+        ops.append((os.path.join(back.get(d, d), os.path.basename(path)), value, field))
+    return ops, warns
 
 
 def update(cg, resources):

@@ -282,7 +282,14 @@ def normalize(res):
     return out
 
 
+# a list while check() collects the warnings (`validate`); else they are logged
+collected = None
+
+
 def _warn(msg):
+    if collected is not None:
+        collected.append(msg)
+        return
     from ocirun import log
 
     log.warning(msg)
@@ -319,8 +326,11 @@ def merge(old, new):
 class Writes:
     """An ordered list of (file, value, field), checked to exist up front."""
 
-    def __init__(self, cg):
+    def __init__(self, cg, assume_files=False):
         self.cg = cg
+        # check(): a v2 group whose only existing ancestor is the root, which
+        # lacks the limit files: controllers are checked, files assumed
+        self.assume_files = assume_files
         self.ops = []
         # op index -> "soft" (EINVAL is remembered, not fatal) or "retry"
         # (written only if the same file's soft write failed)
@@ -335,7 +345,7 @@ class Writes:
     def add(self, ctrl, fname, value, field, optional=False):
         d = self.dir(ctrl, field)
         path = os.path.join(d, fname)
-        if not os.path.exists(path):
+        if not self.assume_files and not os.path.exists(path):
             if optional:
                 return False
             what = ctrl if self.cg["version"] == 1 else f"{ctrl} (cgroup v2)"
@@ -344,10 +354,10 @@ class Writes:
         return True
 
 
-def compile(cg, res, *, update=False, device_paths=()):
+def compile(cg, res, *, update=False, device_paths=(), assume_files=False):
     """A validated, normalised resources object -> Writes.  device_paths:
     linux.devices[].path, whose default allow rules runc drops."""
-    w = Writes(cg)
+    w = Writes(cg, assume_files)
     w.device_paths = device_paths
     if cg["version"] == 2:
         _v2(w, res, update)

@@ -82,6 +82,12 @@ COMMANDS = {
              "create a new specification file", "ocirun spec [command options]"),
     "warm": (HELP, "start, see or stop the warm server of this --root (README: Warm start)",
              "ocirun warm start|status|stop"),
+    "validate": ([Flag(("bundle", "b"), STR, "", "path to the root of the bundle directory"),
+                  Flag("format", STR, "text", "output format: text or json"),
+                  Flag("plan", BOOL, False, "also print what the container would get (the plan the init receives)"),
+                  Flag("strict", BOOL, False, "treat warnings and unknown keys as errors")] + HELP,
+                 "check a bundle's config.json and report every problem (exit 0 valid, 1 invalid, 2 warnings)",
+                 "ocirun validate [command options]"),
 }
 
 # pause, resume, ps, events, update: their flag tables load with them

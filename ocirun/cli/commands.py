@@ -269,3 +269,22 @@ def cmd_warm(g, opts, pos):
         raise OcirunError(text)
     sys.stdout.write(text + "\n")
     return 0
+
+def cmd_validate(g, opts, pos):
+    if pos:
+        raise IncorrectUsage("requires exactly 0 argument(s)")
+    if opts["format"] not in ("text", "json"):
+        raise OcirunError(f"invalid format option {opts['format']!r}")
+    from ocirun.verbs import validate as V
+
+    report = V.validate(opts["bundle"] or ".", rootless=rootless(g), systemd_cgroup=bool(g.get("systemd_cgroup")))
+    plan = V.describe(report) if opts["plan"] and report.plan is not None else None
+    if opts["format"] == "json":
+        from ocirun.jsonutil import dumps_indent
+
+        found = [f.as_dict() for f in report.findings]
+        sys.stdout.write(dumps_indent({"findings": found, "plan": plan} if opts["plan"] else found) + "\n")
+    else:
+        lines = [f.text() for f in report.findings] + (V.plan_text(plan) if plan else [])
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    return report.status(opts["strict"])

@@ -42,10 +42,39 @@ def _rfc3339_now():
 def _refuse_rootless_limits(res):
     """A rootless container has no cgroup: device rules are moot (it cannot
     create device nodes), any other limit cannot be honoured."""
-    for key, v in (res or {}).items():
+    from ocirun.config import obj
+
+    for key, v in obj(res, "linux.resources").items():
         if key != "devices" and v not in (None, {}, []):
             raise OcirunError(f"linux.resources.{key}: cgroup limits need root (a rootless container has no cgroup "
                               "on this host)")
+
+
+def prepare(cfg, bundle, cid, opts, *, extra_env=(), preserve=0, binds=()):
+    """Every decision `create` makes from config.json before it touches the
+    host: the cgroup's description (nothing is made), the plan, the rootless
+    rules.  Raises the first ConfigError/CgroupError; `validate` runs this
+    same function to find every error create would refuse."""
+    from ocirun import cgroups
+    from ocirun.plan import build
+    from ocirun.verbs.spawn import joins_cgroup_at_setup
+
+    linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
+    # the cgroup is known before the plan: a v1 cgroup mount binds from it
+    cg = None if opts.rootless else cgroups.resolve(linux.get("cgroupsPath"), cid,
+                                                    driver=cgroups.driver(systemd=opts.systemd_cgroup))
+    plan = build(cfg, bundle, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                 preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket),
+                 cgroup=cg, join_cgroup=joins_cgroup_at_setup(cg), runtime_binds=binds)
+    if opts.rootless:
+        # no cgroup: an unprivileged user cannot create one here (cgroup v1,
+        # no systemd delegation), and limits that cannot be applied are an
+        # error, not something to skip quietly
+        _refuse_rootless_limits(linux.get("resources"))
+        if "user" not in plan.ns_new and "user" not in plan.ns_paths and os.geteuid() != 0:
+            raise OcirunError("linux.namespaces: a rootless container needs a user namespace "
+                              "(`ocirun spec --rootless` writes such a config)")
+    return cg, plan
 
 
 def create(store, cid, opts, *, keep_sync=False):
@@ -53,9 +82,8 @@ def create(store, cid, opts, *, keep_sync=False):
     stays open (run learns there whether the final execve succeeded) and,
     without a console socket, it holds the terminal's master to relay."""
     from ocirun import cgroups
-    from ocirun.plan import build
     from ocirun.spec.load import load_config
-    from ocirun.verbs.spawn import Spawner, check_console, harden_fds, joins_cgroup_at_setup, listen_fds
+    from ocirun.verbs.spawn import Spawner, check_console, harden_fds, listen_fds
 
     harden_fds(opts.preserve_fds)
     validate_id(cid)
@@ -78,25 +106,12 @@ def create(store, cid, opts, *, keep_sync=False):
         except OSError:
             raise OcirunError(f"unable to stat preserved-fd {i - 2} (of {preserve})") from None
     linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
-    # the cgroup is known before the plan: a v1 cgroup mount binds from it
-    cg = None if opts.rootless else cgroups.resolve(linux.get("cgroupsPath"), cid,
-                                                    driver=cgroups.driver(systemd=opts.systemd_cgroup))
-    plan = build(cfg, bundle, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                 preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket),
-                 cgroup=cg, join_cgroup=joins_cgroup_at_setup(cg), runtime_binds=binds)
+    cg, plan = prepare(cfg, bundle, cid, opts, extra_env=extra_env, preserve=preserve, binds=binds)
     check_console(opts.detach, plan.terminal, opts.console_socket)
     for w in plan.warnings:
         log.warning(w)
     log.debug(f"create {cid}: plan built: rootfs {plan.rootfs}, new namespaces {','.join(sorted(plan.ns_new)) or '-'}"
               + (f", seccomp filter of {len(plan.seccomp.bpf) // 8} instructions" if plan.seccomp else ""))
-    if opts.rootless:
-        # no cgroup: an unprivileged user cannot create one here (cgroup v1,
-        # no systemd delegation), and limits that cannot be applied are an
-        # error, not something to skip quietly
-        _refuse_rootless_limits(linux.get("resources"))
-        if "user" not in plan.ns_new and "user" not in plan.ns_paths and os.geteuid() != 0:
-            raise OcirunError("linux.namespaces: a rootless container needs a user namespace "
-                              "(`ocirun spec --rootless` writes such a config)")
 
     lockfd = store.create_dir(cid)
     if notify_host:

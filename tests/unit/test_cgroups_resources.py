@@ -8,7 +8,7 @@ import pytest
 
 from ocirun import cgroups
 from ocirun.cgroups import CgroupError, devices, resources as R, stats
-from ocirun.errors import OcirunError
+from ocirun.errors import ConfigError, OcirunError
 
 V1_FILES = {
     "memory": ["memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
@@ -501,3 +501,40 @@ def test_cgroup_remove_takes_only_what_ocirun_made(tmp_path):
     (a / "made" / "other" / "sub").mkdir()
     cgroups.remove(legacy, timeout=1.0)
     assert os.listdir(a / "made") == ["ctr"]
+
+
+def test_check_compiles_against_the_nearest_group_and_names_the_containers(v1, v2):
+    """`validate`'s check: apply()'s decisions with nothing made or written;
+    the writes name the container's (not yet existing) group."""
+    desc = {"version": 1, "paths": {mp: p + "/sub/new" for mp, p in v1["paths"].items()}}
+    ops, warns = cgroups.check(desc, {"memory": {"limit": 4096}, "pids": {"limit": 9}, "bogus": 1})
+    mem = [p for mp, p in desc["paths"].items() if mp.endswith("/memory")][0]
+    assert (mem + "/memory.limit_in_bytes", "4096", "linux.resources.memory.limit") in ops
+    assert any(f == "linux.resources.pids.limit" and v == "9" for _p, v, f in ops)
+    assert warns == ["linux.resources.bogus: unknown field, ignored"]
+    assert not any(os.path.exists(p) for p in desc["paths"].values())
+    everything_empty(v1)
+    with pytest.raises(CgroupError) as e:
+        cgroups.check(desc, {"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]})
+    assert "hugetlb.3MB.limit_in_bytes" in str(e.value)
+    # v2 below the root, which has no limit files: the controllers it offers are checked
+    root = {"version": 2, "paths": {mp: mp + "/new" for mp in v2["paths"]}}
+    mp = next(iter(v2["paths"]))
+    with open(os.path.join(mp, "cgroup.controllers"), "w") as f:
+        f.write("memory pids\n")
+    ops, _w = cgroups.check(root, {"pids": {"limit": 3}, "devices": []})
+    assert ops == [(mp + "/new/pids.max", "3", "linux.resources.pids.limit")]
+    with pytest.raises(CgroupError) as e:
+        cgroups.check(root, {"pids": {"limit": 3}, "blockIO": {"weight": 100}})
+    assert str(e.value) == "linux.resources.blockIO: the io cgroup controller is not available on this host"
+    with pytest.raises(ConfigError):
+        cgroups.check(root, {"pids": {"limit": "x"}})
+
+
+def test_check_refuses_a_busy_group_as_create_does(v1):
+    mp, path = next(iter(v1["paths"].items()))
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write("1\n")
+    with pytest.raises(CgroupError) as e:
+        cgroups.check(v1, {})
+    assert str(e.value) == f"linux.cgroupsPath: container's cgroup is not empty: 1 process(es) found in {path}"
