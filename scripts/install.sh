@@ -6,6 +6,9 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 apt_need gcc libc6-dev musl-tools libseccomp-dev busybox-static file python3-dev iproute2 procps
+# `ocirun validate`'s schema checks on the runtime's own interpreter (never
+# imported by create/run)
+apt_need python3-jsonschema
 # The interpreter the runtime runs on: the system's own by default (Debian's
 # python3.11 links libpython statically and has _socket, _struct, select and
 # fcntl built in: about 1 ms less per command than a shared-libpython build,

@@ -270,6 +270,7 @@ def cmd_warm(g, opts, pos):
     sys.stdout.write(text + "\n")
     return 0
 
+
 def cmd_validate(g, opts, pos):
     if pos:
         raise IncorrectUsage("requires exactly 0 argument(s)")
