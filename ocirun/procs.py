@@ -38,6 +38,13 @@ def warm():
     return _agent is not None
 
 
+def hangup_fd():
+    """Warm: an fd that becomes readable when the `ocirun` process is gone
+    (the front-end never writes unasked), for loops that wait on something
+    else; None on the cold path."""
+    return _agent.conn.fileno() if _agent else None
+
+
 def caller_pid():
     """The pid of the `ocirun` process the caller started (LISTEN_PID names it)."""
     return _agent.caller_pid if _agent else os.getpid()

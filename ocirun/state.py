@@ -239,8 +239,12 @@ class Store:
         _lc.remove_dir(self.dir(cid))
 
     def ids(self):
+        """The containers' ids: entries named by runc's id grammar only (the
+        warm server's socket, `ocirun-warm@<build>`, is not one)."""
+        from ocirun import _lifecycle as _lc
+
         try:
-            return sorted(os.listdir(self.root))
+            return sorted(n for n in os.listdir(self.root) if _lc.valid_id(n))
         except FileNotFoundError:
             return []
 

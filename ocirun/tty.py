@@ -43,8 +43,14 @@ class Relay:
         copy_winsize(self.master)
 
     def _pump(self, pid):
+        from ocirun import procs
+
         p = select.poll()
         p.register(self.master, select.POLLIN)
+        gone = procs.hangup_fd()
+        if gone is not None:
+            # warm: stop relaying the caller's terminal once `ocirun` is gone
+            p.register(gone, select.POLLIN)
         stdin_open = True
         try:
             p.register(0, select.POLLIN)
@@ -56,6 +62,8 @@ class Relay:
             except InterruptedError:
                 continue
             for fd, ev in events:
+                if fd == gone:
+                    return
                 if fd == self.master:
                     try:
                         data = os.read(self.master, 65536)

@@ -38,7 +38,13 @@ from ocirun.procs import WIRE
 
 CONFIG = "/etc/ocirun/ocirun.conf"
 MAGIC = b"ocirun-warm-1"
-NAMESPACES = ("mnt", "pid", "net", "user", "uts", "ipc", "cgroup")
+NAMESPACES = ("mnt", "pid", "net", "user", "uts", "ipc", "cgroup", "time")
+# what else makes two processes of one uid differ in privilege
+STATUS_FIELDS = (b"CapInh:", b"CapPrm:", b"CapEff:", b"CapBnd:", b"CapAmb:", b"NoNewPrivs:", b"Seccomp:",
+                 b"Seccomp_filters:")
+COMMANDS = ("create", "run", "exec")
+SO_PEERPIDFD = 77
+MAX_IN_FLIGHT = 64
 MAX_FDS = 250
 MAX_REQUEST = 1 << 20
 
@@ -51,16 +57,12 @@ def build_id():
     return BUILD
 
 
-def _fnv1a64(data):
-    h = 0xCBF29CE484222325
-    for b in data:
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def socket_name(root, build):
-    """The abstract address; csrc/front/warm.c computes the same."""
-    return f"\0ocirun-warm-{build[:16]}-{_fnv1a64(root.encode()):016x}".encode()
+def socket_path(root, build):
+    """The server's socket: in the state root itself, so only who may use the
+    root (0700, its owner) can reach it, and only in the mount namespace that
+    root is in.  `@` keeps it out of runc's container id grammar (`list`
+    skips it).  csrc/front/warm.c makes the same path."""
+    return os.path.join(root, f"ocirun-warm@{build[:16]}")
 
 
 def settings():
@@ -84,24 +86,34 @@ def settings():
     return on, number("warm-idle", 10.0, 0.1, 3600.0), int(number("warm-workers", 2, 1, 16))
 
 
-def _own_identity():
+def _identity(proc):
+    """Namespaces, root directory, capability sets, no_new_privs, seccomp
+    and LSM label of a process (`proc`: /proc/self or /proc/<pid>)."""
     ids = {}
     for ns in NAMESPACES:
-        st = os.stat(f"/proc/self/ns/{ns}")
-        ids[ns] = (st.st_dev, st.st_ino)
-    st = os.stat("/")
+        try:
+            st = os.stat(f"{proc}/ns/{ns}")
+            ids[ns] = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            ids[ns] = None  # a kernel without it
+    st = os.stat(f"{proc}/root/")
     ids["root"] = (st.st_dev, st.st_ino)
+    with open(f"{proc}/status", "rb") as f:
+        ids["status"] = [line for line in f.read().splitlines() if line.startswith(STATUS_FIELDS)]
+    try:
+        with open(f"{proc}/attr/current", "rb") as f:
+            ids["lsm"] = f.read()
+    except OSError:
+        ids["lsm"] = None
     return ids
 
 
-def _peer_identity(pid):
-    ids = {}
-    for ns in NAMESPACES:
-        st = os.stat(f"/proc/{pid}/ns/{ns}")
-        ids[ns] = (st.st_dev, st.st_ino)
-    st = os.stat(f"/proc/{pid}/root/")
-    ids["root"] = (st.st_dev, st.st_ino)
-    return ids
+def _alive(pidfd):
+    import select
+
+    p = select.poll()
+    p.register(pidfd, select.POLLIN)
+    return not p.poll(0)
 
 
 def _set_name(name):
@@ -114,27 +126,59 @@ def _set_name(name):
 
 # ---------------------------------------------------------------- the server
 
-def serve(root, build, idle, workers, main, preload):
+def serve(root, build, idle, workers, main, preload, command_of):
     """Runs until idle or stopped.  `main(argv)` runs one command (the CLI's;
     passed in, this layer is below it), `preload()` imports what create, run
-    and exec need.  Returns 0; another server already listening for this
+    and exec need, `command_of(argv)` names the command of an argv (the
+    CLI's grammar: only create, run and exec are served).  Returns 0; another server already listening for this
     root and build is not an error."""
     import select
 
+    import signal
+
+    # whatever the command that started it had, from here on: defaults
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    from ocirun.state import Store
+
+    Store(root).ensure_root()  # 0700, as create makes it
+    path = socket_path(root, build)
     ls = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    old = os.umask(0o177)  # the socket 0600: its owner only
     try:
-        ls.bind(socket_name(root, build))
+        try:
+            ls.bind(path)
+        except FileExistsError:
+            # a live server answers; a dead one's socket is removed and taken
+            probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+            try:
+                probe.connect(path)
+                return 0  # one is running
+            except ConnectionRefusedError:
+                os.unlink(path)
+                ls.bind(path)
+            finally:
+                probe.close()
     except OSError:
-        return 0  # one is running (or starting) already
+        return 0  # not ours to take (another server is starting, or no root)
+    finally:
+        os.umask(old)
+    mine = os.stat(path).st_ino
     ls.listen(128)
     _set_name("ocirun-warm")
+
+    def gone(*_):
+        _unlink(path, mine)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, gone)
     preload()
     from ocirun import _native  # noqa: F401  (every worker's set_pdeathsig)
 
     from ocirun import launch
 
     launch.keep_image()
-    me = _own_identity()
+    me = _identity("/proc/self")
     # a worker lives for one request: no collector in it, and none of the
     # server's objects examined (a collection would write to every page of
     # them, copying the server's memory into each worker)
@@ -152,18 +196,29 @@ def serve(root, build, idle, workers, main, preload):
 
     started = time.monotonic()
     server = os.getpid()
+    # a SIGCHLD wakes the loop, so finished workers are reaped at once
+    cr, cw = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    signal.set_wakeup_fd(cw)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    busy = set()
     while True:
-        while len(idle_kids) < workers:
+        while len(idle_kids) < workers and len(busy) < MAX_IN_FLIGHT:
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
                 os.close(r)
+                signal.set_wakeup_fd(-1)
+                os.close(cr)
+                os.close(cw)
+                for sig in (signal.SIGCHLD, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
                 _worker(ls, w, root, build, me, main, {"started": started, "served": served, "idle": idle,
-                                                       "workers": workers, "server": server})
+                                                       "workers": workers, "server": server,
+                                                       "command_of": command_of})
                 os._exit(0)
             idle_kids.add(pid)
-        ready, _, _ = select.select([r], [], [], idle)
+        ready, _, _ = select.select([r, cr], [], [], idle)
         while True:
             try:
                 pid, _st = os.waitpid(-1, os.WNOHANG)
@@ -172,18 +227,38 @@ def serve(root, build, idle, workers, main, preload):
             if pid == 0:
                 break
             idle_kids.discard(pid)
+            busy.discard(pid)
         if not ready:
+            if busy:
+                continue  # not idle while requests are in flight
             break
-        data = os.read(r, 4096)
-        for (pid,) in struct.iter_unpack("i", data[: len(data) // 4 * 4]):
-            idle_kids.discard(pid)
-            served[:8] = struct.pack("Q", struct.unpack("Q", served[:8])[0] + 1)
+        if cr in ready:
+            try:
+                os.read(cr, 4096)
+            except BlockingIOError:
+                pass
+        if r in ready:
+            data = os.read(r, 4096)
+            for (pid,) in struct.iter_unpack("i", data[: len(data) // 4 * 4]):
+                idle_kids.discard(pid)
+                busy.add(pid)
+                served[:8] = struct.pack("Q", struct.unpack("Q", served[:8])[0] + 1)
+    _unlink(path, mine)
     for pid in idle_kids:
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
     return 0
+
+
+def _unlink(path, mine):
+    """Remove our socket (only if it is still ours: the inode bound)."""
+    try:
+        if os.stat(path).st_ino == mine:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _worker(ls, w, root, build, me, main, info):
@@ -235,19 +310,31 @@ def _refuse(conn, fds, why):
 
 def _handle(conn, root, build, me, main, info):
     pid, uid, _gid = struct.unpack("3i", conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))
-    data, fds, flags = _recv(conn, MAX_REQUEST, MAX_FDS + 1)
+    # who is asking: from the kernel, not from the request
+    if uid != os.geteuid():
+        return _refuse(conn, [], "another user")
+    try:
+        # the caller as a pidfd, taken at connect: its pid cannot be reused
+        # while it is alive, which is checked after /proc/<pid> was read
+        pidfd = struct.unpack("i", conn.getsockopt(_socket.SOL_SOCKET, SO_PEERPIDFD, 4))[0]
+    except OSError:
+        return _refuse(conn, [], "the caller cannot be identified (SO_PEERPIDFD)")
+    conn.settimeout(5)  # a caller that connects and sends nothing does not hold a worker
+    try:
+        data, fds, flags = _recv(conn, MAX_REQUEST, MAX_FDS + 1)
+    except OSError:
+        return None
+    conn.settimeout(None)
     if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC) or len(data) < WIRE.size:
         return _refuse(conn, fds, "request truncated")
     typ, _a, _b = WIRE.unpack_from(data)
     fields = data[WIRE.size:].split(b"\0")
-    # who is asking: from the kernel, not from the request
-    if uid != os.geteuid():
-        return _refuse(conn, fds, "another user")
     try:
-        if _peer_identity(pid) != me:
-            return _refuse(conn, fds, "other namespaces or root directory")
+        same = _identity(f"/proc/{pid}") == me and _alive(pidfd)
     except OSError:
-        return _refuse(conn, fds, "the caller cannot be inspected")
+        same = False
+    if not same:
+        return _refuse(conn, fds, "other namespaces, root directory or privileges")
     if typ != procs.W_REQUEST or len(fields) < 6 or fields[0] != MAGIC or fields[1].decode() != build:
         return _refuse(conn, fds, "another build")
     op, req_root = fields[2], fields[3].decode(errors="surrogateescape")
@@ -262,27 +349,30 @@ def _handle(conn, root, build, me, main, info):
         for fd in fds:
             os.close(fd)
         conn.send(WIRE.pack(procs.W_DONE, 0, 0) + text.encode())
-        return
+        return None
     if op == b"stop":
         for fd in fds:
             os.close(fd)
-        os.kill(info["server"], 15)
-        conn.send(WIRE.pack(procs.W_DONE, 0, 0) + b"stopped")
-        return
+        conn.send(WIRE.pack(procs.W_DONE, 0, 0) + _stop(info["server"]).encode())
+        return None
     if op != b"run":
         return _refuse(conn, fds, "unknown request")
     try:
         caller = int(fields[4])
-        nfd = int(fields[5])
-        numbers = [int(x) for x in fields[6:6 + nfd]]
-        i = 6 + nfd
+        umask = int(fields[5], 8)
+        nfd = int(fields[6])
+        numbers = [int(x) for x in fields[7:7 + nfd]]
+        i = 7 + nfd
         argc = int(fields[i])
         argv = [x.decode(errors="surrogateescape") for x in fields[i + 1:i + 1 + argc]]
         env = [x.decode(errors="surrogateescape") for x in fields[i + 1 + argc:] if x]
     except (ValueError, IndexError):
         return _refuse(conn, fds, "malformed request")
-    if caller != pid or len(fds) != nfd + 1 or not argv:
+    if caller != pid or len(fds) != nfd + 1 or not argv or not 0 <= umask <= 0o777:
         return _refuse(conn, fds, "malformed request")
+    if info["command_of"](argv[1:]) not in COMMANDS:
+        return _refuse(conn, fds, "only create, run and exec are served warm")
+    os.umask(umask)
     conn = _adopt(conn, fds[0], list(zip(numbers, fds[1:])), env)
     conn.send(WIRE.pack(procs.W_ACCEPT, os.getpid(), 0))
     go = conn.recv(WIRE.size)
@@ -291,6 +381,9 @@ def _handle(conn, root, build, me, main, info):
     procs.install(Agent(conn, caller))
     code = 1
     sys.argv = argv
+    import time
+
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         # the root this server was verified for: the CLI's default root was
         # computed when the server started, from its own environment
@@ -305,7 +398,35 @@ def _handle(conn, root, build, me, main, info):
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
+        try:
+            from ocirun import log
+
+            # with --debug: what the request cost this worker (profile_run.py --warm reads it)
+            log.debug(f"warm worker {os.getpid()}: the command took {(time.perf_counter() - t0) * 1000:.2f} ms, "
+                      f"{(time.process_time() - c0) * 1000:.2f} ms CPU")
+        except Exception:  # noqa: BLE001  (a log line never fails a request)
+            pass
         conn.send(WIRE.pack(procs.W_DONE, code if isinstance(code, int) else 1, 0))
+
+
+def _stop(server):
+    """SIGTERM the server and wait until it is gone (SIGKILL after 5 s)."""
+    import select
+
+    try:
+        fd = os.pidfd_open(server)
+    except ProcessLookupError:
+        return "stopped"
+    try:
+        os.kill(server, 15)
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        if p.poll(5000):
+            return "stopped"
+        os.kill(server, 9)
+        return "killed (it did not stop within 5 s)"
+    finally:
+        os.close(fd)
 
 
 def _adopt(conn, cwd_fd, fds, env):
@@ -484,16 +605,16 @@ def control(root, op):
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
         try:
-            s.connect(socket_name(root, build))
+            s.connect(socket_path(root, build))
         except OSError:
             return False, f"no warm server for {root}"
         _pid, uid, _gid = struct.unpack("3i", s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))
         if uid != os.geteuid():
             return False, f"the warm socket for {root} belongs to uid {uid}: not used"
         s.send(WIRE.pack(procs.W_REQUEST, 0, 0) + b"\0".join([MAGIC, build.encode(), op.encode(),
-                                                            root.encode(), str(os.getpid()).encode(), b"0",
-                                                            b"0", b""]))
-        s.settimeout(5)
+                                                            root.encode(), str(os.getpid()).encode(), b"022",
+                                                            b"0", b"0", b""]))
+        s.settimeout(10)
         data = s.recv(4096)
     finally:
         s.close()

@@ -33,6 +33,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -106,14 +107,30 @@ static int abs_root(const char *root, char *out, size_t n) {
   return 0;
 }
 
+/* ocirun/warm.py socket_path: <root>/ocirun-warm@<build[:16]>; 0 if too long */
 static socklen_t sock_name(const char *root, struct sockaddr_un *a) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const unsigned char *p = (const unsigned char *)root; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
   memset(a, 0, sizeof(*a));
   a->sun_family = AF_UNIX;
-  int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ocirun-warm-%.16s-%016llx", OCIRUN_BUILD,
-                   (unsigned long long)h);
-  return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+  int n = snprintf(a->sun_path, sizeof(a->sun_path), "%s/ocirun-warm@%.16s", root, OCIRUN_BUILD);
+  if (n < 0 || (size_t)n >= sizeof(a->sun_path)) return 0;
+  return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+}
+
+/* the server must be in our mount, pid and user namespaces and see our
+ * root: with its pidfd taken at connect, so its pid cannot have been reused
+ * while /proc/<pid> was read */
+static int same_ns(pid_t pid) {
+  static const char *ns[] = {"mnt", "pid", "user"};
+  char a[64], b[64];
+  struct stat x, y;
+  for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+    snprintf(a, sizeof(a), "/proc/self/ns/%s", ns[i]);
+    snprintf(b, sizeof(b), "/proc/%d/ns/%s", (int)pid, ns[i]);
+    if (stat(a, &x) < 0 || stat(b, &y) < 0 || x.st_dev != y.st_dev || x.st_ino != y.st_ino) return 0;
+  }
+  snprintf(b, sizeof(b), "/proc/%d/root/", (int)pid);
+  if (stat("/", &x) < 0 || stat(b, &y) < 0 || x.st_dev != y.st_dev || x.st_ino != y.st_ino) return 0;
+  return 1;
 }
 
 /* <prefix>/libexec/ocirun/ocirun-py next to this executable (main.c's rule) */
@@ -127,6 +144,15 @@ static void py_path(char *path, size_t n) {
     if (s) *s = 0;
   }
   snprintf(path, n, "%s/libexec/ocirun/ocirun-py", self);
+}
+
+/* every disposition back to its default (what the caller ignored too) */
+static void reset_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < 65; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, NULL);
 }
 
 /* Start a server for the next command: double fork, so that neither this
@@ -152,6 +178,8 @@ static void autostart(const char *root) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  reset_signals();
+  umask(022);
   char *argv[] = {"ocirun-py", "--root", (char *)root, "warm", "serve", NULL};
   char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL, NULL, NULL, NULL};
   int k = 1;
@@ -174,12 +202,14 @@ static int fwd_on;
 static pid_t fwd_target, wait_for;
 static pid_t spawned[64]; /* not waited for yet: killed if the worker dies */
 static int nspawned;
+static unsigned char caller_fd[1024]; /* the fds the caller gave this process */
 static void forget(pid_t pid);
+static void __attribute__((noreturn)) worker_gone(void);
 static int queued[64], nqueued;
 
 static void reply(uint32_t type, int32_t a, int32_t b) {
   struct wire w = {type, a, b};
-  if (send(conn, &w, sizeof(w), MSG_NOSIGNAL) < 0) _exit(1);
+  if (send(conn, &w, sizeof(w), MSG_NOSIGNAL) < 0) worker_gone();
 }
 
 /* Children are reaped only when the worker waits for them, as the cold
@@ -292,7 +322,11 @@ static void spawn(char *buf, size_t len, int *fds, int nfds) {
       if ((src[i] = fcntl(fds[moves[2 * i]], F_DUPFD_CLOEXEC, hi)) < 0) err = errno;
     if (!err && exe >= 0 && (xfd = fcntl(fds[exe], F_DUPFD_CLOEXEC, hi)) < 0) err = errno;
     int epw = fcntl(ep[1], F_DUPFD_CLOEXEC, hi);
-    if (epw < 0) _exit(127);
+    if (epw < 0) {
+      err = errno; /* ep[1] itself is still intact here */
+      (void)!write(ep[1], &err, sizeof(err));
+      _exit(127);
+    }
     for (int i = 0; i < nmoves && !err; i++)
       if (dup2(src[i], moves[2 * i + 1]) < 0) err = errno;
     for (int fd = 0; fd < keep_below && !err; fd++) {
@@ -308,6 +342,14 @@ static void spawn(char *buf, size_t len, int *fds, int nfds) {
       if (xfd >= 0) keep[nk++] = xfd;
       keep[nk++] = epw;
       close_except(keep_below, keep, nk);
+      /* below keep_below, only what the caller gave us crosses (this
+       * process's own fds may sit there when the caller had gaps) */
+      for (int fd = 0; fd < keep_below; fd++) {
+        int target = 0;
+        for (int i = 0; i < nmoves; i++) target |= moves[2 * i + 1] == fd;
+        if (!target && (fd >= 1024 || !caller_fd[fd])) close(fd);
+      }
+      reset_signals();
       sigset_t none;
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, NULL);
@@ -381,14 +423,17 @@ static void __attribute__((noreturn)) serve(void) {
   sigemptyset(&base_mask);
   sigaddset(&base_mask, SIGCHLD);
   sigaddset(&base_mask, SIGWINCH);
-  sigaddset(&base_mask, SIGINT);
+  struct sigaction old;
+  /* a caller that ignores SIGINT (a shell's background job) keeps ignoring
+   * it until the forwarding starts, as the cold path's interpreter does */
+  if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaddset(&base_mask, SIGINT);
   sigfillset(&fwd_mask);
   int no[] = {SIGCHLD, SIGWINCH, SIGURG, SIGKILL, SIGSTOP};
   for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) sigdelset(&fwd_mask, no[i]);
   sigprocmask(SIG_BLOCK, &base_mask, NULL);
   sigfd = signalfd(-1, &base_mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) worker_gone();
-  static char buf[1 << 17];
+  static char buf[1 << 20];
   for (;;) {
     struct pollfd pf[2] = {{conn, POLLIN, 0}, {sigfd, POLLIN, 0}};
     if (poll(pf, 2, -1) < 0) {
@@ -405,6 +450,16 @@ static void __attribute__((noreturn)) serve(void) {
     ssize_t n = recvmsg(conn, &m, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n < (ssize_t)sizeof(struct wire)) worker_gone();
+    if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+          for (int k = 0; k < (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)); k++) close(((int *)CMSG_DATA(c))[k]);
+      struct wire t;
+      memcpy(&t, buf, sizeof(t));
+      if (t.type != W_SPAWN) worker_gone();
+      reply(W_SPAWNED, -E2BIG, 0);
+      continue;
+    }
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
@@ -421,7 +476,7 @@ static void __attribute__((noreturn)) serve(void) {
       wait_child(w.a, w.b);
       break;
     case W_KILL:
-      reply(W_RESULT, kill(w.a, w.b) < 0 ? -errno : 0, 0);
+      reply(W_RESULT, w.a <= 0 ? -EINVAL : kill(w.a, w.b) < 0 ? -errno : 0, 0);
       break;
     case W_SUBREAPER:
       reply(W_RESULT, prctl(PR_SET_CHILD_SUBREAPER, w.a ? 1 : 0, 0, 0, 0) < 0 ? -errno : 0, 0);
@@ -451,18 +506,35 @@ void warm_try(struct ctx *c) {
   if (abs_root(c->root, root, sizeof(root)) < 0) return;
   struct sockaddr_un a;
   socklen_t alen = sock_name(root, &a);
-  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (!alen) return;
+  /* non-blocking: a server that does not accept (stopped, or its backlog
+   * full) sends us cold at once instead of blocking the caller */
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s < 0) return;
   if (connect(s, (struct sockaddr *)&a, alen) < 0) {
+    int e = errno;
     close(s);
-    if (errno == ECONNREFUSED) autostart(root);
+    if (e == ENOENT || e == ECONNREFUSED) autostart(root);
     return;
   }
   struct ucred cr;
   socklen_t crl = sizeof(cr);
-  /* the server must be our own user's: an abstract name can be taken by anyone */
+  /* the server must be our own user's, in our namespaces */
   if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 || cr.uid != geteuid()) goto cold;
-
+  {
+    int pfd = -1;
+    socklen_t pl = sizeof(pfd);
+    if (getsockopt(s, SOL_SOCKET, 77 /* SO_PEERPIDFD */, &pfd, &pl) < 0) goto cold;
+    int ok = same_ns(cr.pid);
+    struct pollfd pp = {pfd, POLLIN, 0};
+    if (poll(&pp, 1, 0) != 0) ok = 0; /* it exited: its pid may be another's now */
+    close(pfd);
+    if (!ok) goto cold;
+  }
+  {
+    int fl = fcntl(s, F_GETFL);
+    if (fl < 0 || fcntl(s, F_SETFL, fl & ~O_NONBLOCK) < 0) goto cold;
+  }
   /* the request: magic, build, "run", root, pid, nfds, fd numbers, argc, argv, env */
   char *req = malloc(REQ_MAX);
   if (!req) goto cold;
@@ -483,6 +555,10 @@ void warm_try(struct ctx *c) {
   PUT(root);
   snprintf(num, sizeof(num), "%d", (int)getpid());
   PUT(num);
+  mode_t um = umask(0);
+  umask(um);
+  snprintf(num, sizeof(num), "%o", (unsigned)um);
+  PUT(num);
   int fds[MAX_FDS + 1], nums[MAX_FDS], nfd = 0;
   fds[0] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fds[0] < 0) goto cold_free;
@@ -497,6 +573,7 @@ void warm_try(struct ctx *c) {
       closedir(d);
       goto cold_cwd;
     }
+    if (fd < 1024) caller_fd[fd] = 1;
     nums[nfd] = fd;
     fds[1 + nfd++] = fd;
   }

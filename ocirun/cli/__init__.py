@@ -169,6 +169,15 @@ def _split_global(argv):
     return g, argv[i:]
 
 
+def _command_of(argv):
+    """The command an argv names (after the global options), or None."""
+    try:
+        _g, rest = _split_global(argv)
+    except UsageError:
+        return None
+    return rest[0] if rest else None
+
+
 def run_main():
     """Console-script entry: exit without interpreter teardown (it costs
     milliseconds per command and there is nothing left to clean up)."""
@@ -266,7 +275,7 @@ def _main(argv):
     from ocirun.cli import commands
 
     if cmd == "warm":
-        g = dict(g, main=main)  # the server runs each request's command with it
+        g = dict(g, main=main, command_of=_command_of)  # the server runs each request's command with them
     try:
         return getattr(commands, "cmd_" + cmd)(g, opts, pos) or 0
     except commands.IncorrectUsage as e:

@@ -259,7 +259,7 @@ def cmd_warm(g, opts, pos):
         if build is None:
             raise OcirunError("warm serve: this ocirun has no build id (installed from a source tree?)")
         _on, idle, workers = warm.settings()
-        return warm.serve(root, build, idle, workers, g["main"], _preload_warm)
+        return warm.serve(root, build, idle, workers, g["main"], _preload_warm, g["command_of"])
     if op == "start":
         return _warm_start(warm, root)
     if op not in ("status", "stop"):

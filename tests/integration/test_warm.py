@@ -120,17 +120,22 @@ def test_signals_reach_the_container_warm(warm):
     assert p.returncode == 42 and out == b"got TERM\n"
 
 
-def _raw_request(name, build, root, uid=None):
-    """Speak the request's first message as a foreign client would; returns
-    the reply's type (procs.W_*) or None."""
+def _raw_request(name, build, root, uid=None, argv=("ocirun", "run", "x")):
+    """Speak the request's first message as a foreign client would; prints
+    the reply's type (procs.W_*) and text."""
+    args = [a.encode() for a in argv]
     code = f"""
 import os, socket, struct, sys
 if {uid!r} is not None:
     os.setgid({uid!r}); os.setuid({uid!r})
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.connect({name!r})
+try:
+    s.connect({name!r})
+except OSError as e:
+    print("connect", e.strerror)
+    sys.exit(0)
 msg = struct.pack("<Iii", 1, 0, 0) + b"\\0".join([b"ocirun-warm-1", {build.encode()!r}, b"run", {root.encode()!r},
-      str(os.getpid()).encode(), b"0", b"1", b"ocirun", b""])
+      str(os.getpid()).encode(), b"022", b"0", str({len(args)}).encode()] + {args!r} + [b""])
 cwd = os.open("/", os.O_PATH)
 s.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", cwd))])
 s.settimeout(10)
@@ -148,9 +153,9 @@ def _ask(code, pre=()):
 
 
 def _name(build, root):
-    from ocirun.warm import socket_name
+    from ocirun.warm import socket_path
 
-    return socket_name(root, build)
+    return socket_path(root, build)
 
 
 def test_the_server_refuses_other_users_namespaces_and_builds(warm):
@@ -160,16 +165,23 @@ def test_the_server_refuses_other_users_namespaces_and_builds(warm):
     build = _build(env)
     root = os.path.abspath(env.root)
     name = _name(build, root)
+    other = "other namespaces, root directory or privileges"
     # ourselves, well formed: accepted (then not told GO: the worker does nothing)
     assert _ask(_raw_request(name, build, root))[0] == "2"
     assert _ask(_raw_request(name, "0" * 32, root)) == ("3", "another build")
     assert _ask(_raw_request(name, build, root + "x")) == ("3", "another --root")
-    assert _ask(_raw_request(name, build, root, uid=65534)) == ("3", "another user")
-    assert _ask(_raw_request(name, build, root), pre=["unshare", "-u"]) == ("3", "other namespaces or root directory")
-    assert _ask(_raw_request(name, build, root), pre=["unshare", "-m", "--propagation", "private"]) == \
-        ("3", "other namespaces or root directory")
-    # a different uid's request is not even sent: the front-end checks the
-    # server's uid too, and runs cold (covered by test_rootless in warm CI)
+    # another user cannot even reach the socket (0600 in the 0700 root)
+    assert _ask(_raw_request(name, build, root, uid=65534)) == ("connect", "Permission denied")
+    assert _ask(_raw_request(name, build, root), pre=["unshare", "-u"]) == ("3", other)
+    assert _ask(_raw_request(name, build, root), pre=["unshare", "-m", "--propagation", "private"]) == ("3", other)
+    assert _ask(_raw_request(name, build, root), pre=["unshare", "-T"]) == ("3", other)  # time namespace
+    # the same uid with fewer privileges: a capability out of the bounding set, no_new_privs
+    assert _ask(_raw_request(name, build, root), pre=["setpriv", "--bounding-set", "-net_raw"]) == ("3", other)
+    assert _ask(_raw_request(name, build, root), pre=["setpriv", "--no-new-privs"]) == ("3", other)
+    # only the commands that build containers
+    for argv in (("ocirun", "delete", "--force", "x"), ("ocirun", "--root", root, "state", "x"),
+                 ("ocirun", "warm", "stop")):
+        assert _ask(_raw_request(name, build, root, argv=argv)) == ("3", "only create, run and exec are served warm")
 
 
 def test_a_worker_killed_mid_request_fails_cleanly(warm):
@@ -207,6 +219,7 @@ def test_a_worker_killed_mid_request_fails_cleanly(warm):
 
 
 def test_idle_exit_stop_and_a_clean_environment(env):
+    env.cli("warm", "stop", env=_env(True))  # the suite's warm pass started one
     r = env.cli("warm", "status", env=_env(True))
     assert r.returncode == 1 and "no warm server" in r.stderr
     env.cfg["process"]["args"] = ["true"]
@@ -228,7 +241,14 @@ def test_idle_exit_stop_and_a_clean_environment(env):
     assert b"s3cret" not in environ and b"SECRET_TOKEN" not in environ
     with open(f"/proc/{pid}/comm") as f:
         assert f.read().strip() == "ocirun-warm"
-    assert os.listdir(f"/proc/{pid}/fd") and len(os.listdir(f"/proc/{pid}/fd")) <= 8
+    # nothing of the caller's: /dev/null on 0-2, then its own socket, pipes and the init's sealed image
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            pass
+    assert all(x == "/dev/null" or x.startswith(("socket:", "pipe:", "/memfd:ocirun-init")) for x in links), links
     # idle for a second: it exits, and its workers with it
     for _ in range(100):
         if not os.path.exists(f"/proc/{pid}"):
@@ -250,6 +270,7 @@ def test_idle_exit_stop_and_a_clean_environment(env):
 
 def test_off_means_off(env):
     """OCIRUN_WARM=0 (or no setting): no server is started or used."""
+    env.cli("warm", "stop", env=_env(True))  # the suite's warm pass started one
     env.cfg["process"]["args"] = ["true"]
     env.write()
     assert env.cli("run", "-b", env.bundle, env.new_id(), env=_env(False)).returncode == 0
@@ -282,5 +303,23 @@ def test_a_refused_caller_runs_cold_and_says_why_in_the_debug_log(warm):
     assert r.returncode == 0, r.stderr
     with open(log) as f:
         text = f.read()
-    assert "warm path not taken (refused: other namespaces or root directory): running cold" in text, text
+    assert "warm path not taken (refused: other namespaces, root directory or privileges): running cold" in text, text
     assert "served by warm worker" not in text
+
+
+def test_the_callers_umask_and_only_its_fds(warm):
+    """The worker takes the caller's umask (a --pid-file is made with it),
+    and no fd of the front-end's own reaches the container, even where the
+    caller left a gap (here: fd 0 closed)."""
+    env = warm
+    env.cfg["process"]["args"] = ["sh", "-c", "ls -l /proc/self/fd/ 2>&1"]
+    env.write()
+    pidf = os.path.join(env.tmp, "pid")
+    cid = env.new_id()
+    r = subprocess.run(["sh", "-c", 'umask 077; exec "$@" <&-', "sh"] + env.cmd
+                       + ["--root", env.root, "run", "--pid-file", pidf, "-b", env.bundle, cid],
+                       capture_output=True, env=_env(True), timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert oct(os.stat(pidf).st_mode & 0o777) == "0o600"
+    assert "socket:" not in r.stdout.decode(), r.stdout
+    assert " 0 -> " not in r.stdout.decode(), r.stdout

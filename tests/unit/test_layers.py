@@ -14,10 +14,10 @@ LAYERS = [
     # facts and formats: the names, the wire format, the host, typed config values
     ["ocirun", "ocirun.errors", "ocirun.tables", "ocirun.proto", "ocirun.host", "ocirun.jsonutil", "ocirun.config",
      "ocirun._native_c", "ocirun._seccomp_c", "ocirun._commit", "ocirun._build", "ocirun._native_build", "ocirun._seccomp_build",
-     "ocirun.tty", "ocirun.spec", "ocirun.spec.template"],
+     "ocirun.spec", "ocirun.spec.template"],
     # leaf services
     ["ocirun._native", "ocirun.log", "ocirun.state", "ocirun.seccomp", "ocirun.netdev", "ocirun.spec.load",
-     "ocirun.procs"],
+     "ocirun.procs", "ocirun.tty"],
     # the cgroup library, bottom up (on host's read/write and errors' CgroupError)
     ["ocirun.cgroups.devices", "ocirun.cgroups.stats", "ocirun.cgroups.oom"],
     ["ocirun.cgroups.resources"],
