@@ -478,10 +478,13 @@ class SystemdCgroup(Cgroup):
         from ocirun.cgroups import systemd as S
 
         err = None
-        try:
-            S.stop_unit(self.desc)
-        except CgroupError as e:
-            err = e
+        if self.desc["systemd"].get("started", True):
+            # never a unit this container did not start (a name taken by
+            # another one made StartTransientUnit fail)
+            try:
+                S.stop_unit(self.desc)
+            except CgroupError as e:
+                err = e
         try:
             super().remove(timeout)
         except CgroupError as e:

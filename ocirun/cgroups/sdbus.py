@@ -182,8 +182,8 @@ class Manager:
             (job,) = self.call("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", props, []))
         except BusError as e:
             if e.name.endswith(".UnitExists"):
-                raise CgroupError(f"{self.what}: unit {unit} exists already (another container, or a "
-                                  "leftover: `systemctl stop` it)") from None
+                raise CgroupError(f"{self.what} exists already (another container's, or a leftover: "
+                                  f"`systemctl stop {unit}`)") from None
             raise
         res = self.wait_job(job, "start")
         if res != "done":
