@@ -576,7 +576,7 @@ def _v2(w, res, update):
         if ctrl != "cgroup" and controller_dir(w.cg, ctrl) is None:
             raise CgroupError(f"{ff}: the {ctrl} controller is not enabled for this cgroup")
         w.add(ctrl, k, v, ff)
-    if not update:
+    if not update and not w.cg.get("rootless"):
         from ocirun.cgroups import devices
 
         devices.v2_prepare(w, res.get("devices", []), w.device_paths)
