@@ -201,8 +201,8 @@ def normalize(res):
     bio = {}
     for k in ("weight", "leafWeight"):
         v = _int(b.get(k), f"{P}.blockIO.{k}", 0, 1000)
-        if v is not None:
-            if v and v < 10:
+        if v:  # 0 is "not set" (runc; dockerd sends weight 0 on every container)
+            if v < 10:
                 raise CgroupError(f"{P}.blockIO.{k}: {v} is out of range [10, 1000]")
             bio[k] = v
     wd = []
