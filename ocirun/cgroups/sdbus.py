@@ -65,6 +65,11 @@ class Manager:
         self.conn = None
         self._jobs = None
         self._filter = None
+        try:
+            import jeepney  # noqa: F401
+        except ImportError:
+            raise CgroupError(f"{what}: the systemd cgroup driver needs the Python package jeepney, which is not "
+                              "installed") from None
         addrs = [(address, False)] if address else _addresses()
         errs = []
         for addr, is_bus in addrs:
