@@ -169,32 +169,47 @@ class Systemd(Driver):
 
     name = "systemd"
 
+    def __init__(self, user=False):
+        self.user = user  # a rootless container: the user's own systemd (systemd --user)
+
     def resolve(self, cgroups_path, cid, root=ROOT, annotations=None):
         from ocirun.cgroups import systemd as S
 
         if not host.systemd_running():
             raise CgroupError("systemd cgroup flag passed, but systemd support for managing cgroups is not "
                               "available")
-        slice_, unit = S.parse_path(cgroups_path, cid)
+        slice_, unit = S.parse_path(cgroups_path, cid, "user.slice" if self.user else S.DEFAULT_SLICE)
         props = S.annotation_props(annotations)
         hier, version = hierarchies(root)
         if not hier:
             raise CgroupError(f"--systemd-cgroup: no cgroup hierarchy is mounted under {root}")
-        init = S.init_paths()
         sub = S.expand_slice(slice_) + "/" + unit
         paths = {}
-        for mp, ctrls in hier.items():
-            # runc's getSubsystemPath: PID 1's group (init.scope stripped),
-            # the slice, the unit
-            paths[mp] = os.path.normpath(mp + init.get(ctrls if version == 1 else "", "/") + "/" + sub)
-        return SystemdCgroup({"version": version, "paths": paths,
-                              "made": sorted(set(paths.values()), key=len, reverse=True),
-                              "systemd": {"unit": unit, "slice": slice_, "props": props, "started": False}})
+        if self.user:
+            # runc: the user's manager delegates a subtree on cgroup v2 only
+            if version != 2:
+                raise CgroupError("--systemd-cgroup: a rootless container's unit needs cgroup v2 (the user's "
+                                  "systemd has no delegated cgroup v1 hierarchies)")
+            mp = next(iter(hier))
+            paths[mp] = os.path.normpath(mp + S.user_manager_group(unit) + "/" + sub)
+        else:
+            init = S.init_paths()
+            for mp, ctrls in hier.items():
+                # runc's getSubsystemPath: PID 1's group (init.scope
+                # stripped), the slice, the unit
+                paths[mp] = os.path.normpath(mp + init.get(ctrls if version == 1 else "", "/") + "/" + sub)
+        desc = {"version": version, "paths": paths, "made": sorted(set(paths.values()), key=len, reverse=True),
+                "systemd": {"unit": unit, "slice": slice_, "props": props, "started": False}}
+        if self.user:
+            desc["systemd"]["user"] = True
+            desc["rootless"] = True  # no device program (the user cannot load one)
+        return SystemdCgroup(desc)
 
 
-def driver(systemd=False):
-    """The driver for the global --systemd-cgroup flag."""
-    return Systemd() if systemd else Cgroupfs()
+def driver(systemd=False, user=False):
+    """The driver for the global --systemd-cgroup flag (user: a rootless
+    container's, on the user's own systemd)."""
+    return Systemd(user) if systemd else Cgroupfs()
 
 
 def resolve(cgroups_path, cid, root=ROOT, driver=None, annotations=None):
@@ -478,7 +493,17 @@ class SystemdCgroup(Cgroup):
     def add_pid(self, pid):
         sd = self.desc["systemd"]
         if sd.get("started"):
-            return super().add_pid(pid)
+            try:
+                return super().add_pid(pid)
+            except CgroupError:
+                if not sd.get("user"):
+                    raise
+            # a rootless caller cannot move a process into its user
+            # manager's subtree from outside it: the manager does (through
+            # PID 1, AttachProcessesToUnit)
+            from ocirun.cgroups import systemd as S
+
+            return S.attach(self.desc, pid)
         from ocirun import log
         from ocirun.cgroups import devices, resources as R, systemd as S
 

@@ -40,17 +40,30 @@ class BusError(CgroupError):
         self.name = name
 
 
-def _addresses():
+def _addresses(user=False):
+    """[(address, is a bus)] to try in order: the system bus, then as root
+    systemd's private socket; for a user's own manager (rootless), the
+    session bus (DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus, as
+    runc), then the user manager's private socket."""
     from jeepney.bus import get_connectable_addresses
 
-    env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
     out = []
+    if user:
+        env = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        default = f"unix:path={xdg}/bus" if xdg else None
+        private = f"{xdg}/systemd/private" if xdg else None
+    else:
+        env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+        default = "unix:path=/run/dbus/system_bus_socket"
+        private = PRIVATE_SOCKET if os.geteuid() == 0 else None
     try:
-        out += [(a, True) for a in get_connectable_addresses(env or "unix:path=/run/dbus/system_bus_socket")]
+        if env or default:
+            out += [(a, True) for a in get_connectable_addresses(env or default)]
     except Exception:  # noqa: BLE001 - an unusable address: the next one
         pass
-    if os.geteuid() == 0 and not env:
-        out.append((PRIVATE_SOCKET, False))
+    if private and not env:
+        out.append((private, False))
     return out
 
 
@@ -58,7 +71,7 @@ class Manager:
     """A connection to systemd's manager.  `what` names the unit in errors."""
 
     def __init__(self, what, timeout=CALL_TIMEOUT, job_timeout=JOB_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
-                 address=None):
+                 address=None, user=False):
         self.what = what
         self.timeout = timeout
         self.job_timeout = job_timeout
@@ -70,7 +83,7 @@ class Manager:
         except ImportError:
             raise CgroupError(f"{what}: the systemd cgroup driver needs the Python package jeepney, which is not "
                               "installed") from None
-        addrs = [(address, False)] if address else _addresses()
+        addrs = [(address, False)] if address else _addresses(user)
         errs = []
         for addr, is_bus in addrs:
             try:
@@ -79,7 +92,8 @@ class Manager:
             except (OSError, TimeoutError, ValueError, CgroupError) as e:
                 errs.append(f"{addr.lstrip(chr(0))}: {_why(e)}")
         if self.conn is None:
-            raise CgroupError(f"{what}: cannot connect to systemd over D-Bus ({'; '.join(errs) or 'no address'})")
+            raise CgroupError(f"{what}: cannot connect to {'the user' if user else ''}{' ' if user else ''}systemd "
+                              f"over D-Bus ({'; '.join(errs) or 'no address'})")
 
     def _connect(self, addr, is_bus, timeout):
         from jeepney.io.blocking import prep_socket

@@ -54,7 +54,7 @@ def expand_slice(slice_):
     return path
 
 
-def parse_path(cgroups_path, cid):
+def parse_path(cgroups_path, cid, default_slice=DEFAULT_SLICE):
     """linux.cgroupsPath -> (slice, unit name)."""
     if cgroups_path is not None and not isinstance(cgroups_path, str):
         raise CgroupError("linux.cgroupsPath: must be a string")
@@ -66,7 +66,7 @@ def parse_path(cgroups_path, cid):
             raise CgroupError(f'linux.cgroupsPath: expected cgroupsPath to be of format "slice:prefix:name" for '
                               f'systemd cgroups, got "{cgroups_path}" instead')
         slice_, prefix, name = parts
-    slice_ = slice_ or DEFAULT_SLICE
+    slice_ = slice_ or default_slice
     expand_slice(slice_)
     if name.endswith(".slice"):
         raise CgroupError(f'linux.cgroupsPath: "{name}" names a slice, which cannot hold the container\'s '
@@ -507,10 +507,12 @@ def annotation_props(annotations):
 
 # --- talking to systemd ------------------------------------------------------------
 
-def manager(unit):
+def manager(unit, user=False):
+    """A connection to systemd's manager: the system one, or for a rootless
+    container the user's own (systemd --user)."""
     from ocirun.cgroups import sdbus
 
-    return sdbus.Manager(f"unit {unit}")
+    return sdbus.Manager(f"unit {unit}", user=user)
 
 
 def version(mgr):
@@ -537,7 +539,7 @@ def start_unit(desc, pid, rules, warn=None, debug=None):
              ("MemoryAccounting", ("b", True)), ("CPUAccounting", ("b", True)),
              ("IOAccounting" if v2 else "BlockIOAccounting", ("b", True)), ("TasksAccounting", ("b", True)),
              ("DefaultDependencies", ("b", False))]
-    with manager(unit) as mgr:
+    with manager(unit, sd.get("user", False)) as mgr:
         sdv = version(mgr)
         props += resource_props(desc.get("resources") or {}, desc["version"], sdv, devices=rules, warn=warn)
         props += [(n, (sig, v)) for n, (sig, v) in sd.get("props", [])]
@@ -559,13 +561,32 @@ def set_properties(desc, res):
     """update: the limits systemd owns, at runtime (SetUnitProperties)."""
     resource_props(res, desc["version"], 999)  # conversion errors before anything changes
     unit = desc["systemd"]["unit"]
-    with manager(unit) as mgr:
+    with manager(unit, desc["systemd"].get("user", False)) as mgr:
         mgr.set_properties(unit, resource_props(res, desc["version"], version(mgr)))
+
+
+def attach(desc, pid):
+    """Have systemd move `pid` into the unit (exec into a rootless
+    container's unit: AttachProcessesToUnit, systemd 238)."""
+    unit = desc["systemd"]["unit"]
+    with manager(unit, desc["systemd"].get("user", False)) as mgr:
+        mgr.call("AttachProcessesToUnit", "ssau", (unit, "", [pid]))
 
 
 def stop_unit(desc):
     """StopUnit and wait for it; systemd kills what is left in the scope and
     removes its cgroup."""
     unit = desc["systemd"]["unit"]
-    with manager(unit) as mgr:
+    with manager(unit, desc["systemd"].get("user", False)) as mgr:
         mgr.stop(unit)
+
+
+def user_manager_group(unit):
+    """The user manager's own group (typically
+    /user.slice/user-UID.slice/user@UID.service): a rootless container's
+    slice lives under it (runc's getSliceFull)."""
+    with manager(unit, True) as mgr:
+        cg = mgr.manager_property("ControlGroup")
+    if not isinstance(cg, str) or not cg.startswith("/"):
+        raise CgroupError(f"unit {unit}: the user's systemd did not say where its cgroup is")
+    return cg

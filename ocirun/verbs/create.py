@@ -73,7 +73,11 @@ def create(store, cid, opts, *, keep_sync=False):
             raise OcirunError(f"unable to stat preserved-fd {i - 2} (of {preserve})") from None
     linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
     # the cgroup is known before the plan: a v1 cgroup mount binds from it
-    if opts.rootless:
+    if opts.rootless and opts.systemd_cgroup:
+        # a unit of the user's own systemd (systemd --user), as runc does
+        cg = cgroups.resolve(linux.get("cgroupsPath"), cid, driver=cgroups.driver(systemd=True, user=True),
+                             annotations=cfg.get("annotations"))
+    elif opts.rootless:
         # a group of its own only in a cgroup2 subtree delegated to the caller
         cg = cgroups.rootless_resolve(linux.get("cgroupsPath"), cid)
     else:
