@@ -458,3 +458,32 @@ def test_job_that_never_ends_is_time_bounded(peer):
         with pytest.raises(CgroupError, match="^unit x-c.scope: timed out after 0.2 s waiting for systemd to "
                                               "start the unit$"):
             m.start_transient("x-c.scope", [])
+
+
+def test_bus_addresses(monkeypatch):
+    """The system bus, then (root) systemd's private socket; for a rootless
+    container the session bus at $XDG_RUNTIME_DIR/bus, then the user
+    manager's private socket; an explicit address is the only one tried."""
+    for k in ("DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/7")
+    monkeypatch.setattr(sdbus.os, "geteuid", lambda: 0)
+    assert sdbus._addresses() == [("/run/dbus/system_bus_socket", True), ("/run/systemd/private", False)]
+    assert sdbus._addresses(user=True) == [("/run/user/7/bus", True), ("/run/user/7/systemd/private", False)]
+    monkeypatch.setattr(sdbus.os, "geteuid", lambda: 7)
+    assert sdbus._addresses() == [("/run/dbus/system_bus_socket", True)]
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/x/sock")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:abstract=sess")
+    assert sdbus._addresses() == [("/x/sock", True)]
+    assert sdbus._addresses(user=True) == [("\0sess", True)]
+
+
+def test_when_the_bootstrap_joins_at_setup():
+    """v1: always at SETUP; v2: born in the group (CLONE_INTO_CGROUP) unless
+    the systemd unit is not started yet or belongs to the user's manager."""
+    from ocirun.verbs.spawn import joins_cgroup_at_setup as j
+
+    v2 = {"version": 2, "paths": {"/m": "/m/c"}}
+    assert not j(None) and j({"version": 1, "paths": {}}) and not j(v2)
+    assert j(dict(v2, systemd={"started": False})) and not j(dict(v2, systemd={"started": True}))
+    assert j(dict(v2, systemd={"started": True, "user": True}))
