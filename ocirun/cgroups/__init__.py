@@ -3,10 +3,9 @@ freeze, thaw, kill, remove, stats) on v1 and v2.
 
 A driver places a new container's cgroup (Driver.resolve) and gives back the
 object for a stored one (Driver.load); the Cgroup object does the rest.  The
-cgroupfs driver is here; the systemd driver (--systemd-cgroup) is the second
-implementation of the same interface, in systemd.py (a transient scope per
-container; its description carries a "systemd" entry and load() gives its
-class).
+cgroupfs driver and the systemd one (--systemd-cgroup: a transient scope per
+container, whose description carries a "systemd" entry; systemd.py has its
+names, properties and D-Bus calls) implement the same interface.
 The driver is passed in by the caller, never set globally.
 
 A container's cgroup description is a plain dict stored in its state:
@@ -87,7 +86,7 @@ class Driver:
 
     name = ""
 
-    def resolve(self, cgroups_path, cid, root=ROOT):
+    def resolve(self, cgroups_path, cid, root=ROOT, annotations=None):
         raise NotImplementedError
 
     def load(self, desc):
@@ -99,7 +98,7 @@ class Cgroupfs(Driver):
 
     name = "cgroupfs"
 
-    def resolve(self, cgroups_path, cid, root=ROOT):
+    def resolve(self, cgroups_path, cid, root=ROOT, annotations=None):
         _check_type(cgroups_path)
         hier, version = hierarchies(root)
         if not hier:
@@ -216,8 +215,7 @@ def resolve(cgroups_path, cid, root=ROOT, driver=None, annotations=None):
     """The cgroup description for a new container (nothing is created);
     annotations: the config's, for the systemd driver's
     org.systemd.property.* ones."""
-    d = driver or Cgroupfs()
-    cg = d.resolve(cgroups_path, cid, root, annotations) if d.name == "systemd" else d.resolve(cgroups_path, cid, root)
+    cg = (driver or Cgroupfs()).resolve(cgroups_path, cid, root, annotations)
     return cg.desc if cg else None
 
 
