@@ -53,8 +53,14 @@ def check_console(detach, terminal, console_socket):
 def joins_cgroup_at_setup(cg):
     """On cgroup v1 the parent moves the bootstrap into the cgroup during the
     SETUP exchange (the plan must ask for it); on v2 the process is born in
-    it (clone3 CLONE_INTO_CGROUP)."""
-    return bool(cg) and cg["version"] != 2
+    it (clone3 CLONE_INTO_CGROUP), unless the group does not exist yet (the
+    systemd driver's unit is started with the bootstrap's pid at SETUP) or
+    is a unit of the user's own systemd (a rootless caller may not move a
+    process there itself: systemd does it)."""
+    if not cg:
+        return False
+    sd = cg.get("systemd")
+    return cg["version"] != 2 or (sd is not None and (not sd.get("started", True) or sd.get("user", False)))
 
 
 class Terminal:

@@ -271,8 +271,8 @@ def test_bpf_program_shape():
 
 
 def test_systemd_driver_is_passed_in_not_global(monkeypatch):
-    """The driver is an argument: the systemd one refuses (runc's words for a
-    host without systemd, else "not implemented"); cgroupfs places the group."""
+    """The driver is an argument: the systemd one refuses a host without
+    systemd (runc's words) and places a scope; cgroupfs places the group."""
     monkeypatch.setattr(cgroups.host, "systemd_running", lambda: False)
     assert not hasattr(cgroups, "SYSTEMD")
     with pytest.raises(CgroupError, match="systemd support for managing cgroups is not available"):
@@ -280,8 +280,8 @@ def test_systemd_driver_is_passed_in_not_global(monkeypatch):
     monkeypatch.setattr(cgroups.host, "systemd_running", lambda: True)
     with pytest.raises(CgroupError, match='expected cgroupsPath to be of format "slice:prefix:name"'):
         cgroups.driver(systemd=True).resolve("a/b", "x")
-    with pytest.raises(CgroupError, match="not implemented yet"):
-        cgroups.driver(systemd=True).resolve("system.slice:ocirun:x", "x")
+    assert cgroups.driver(systemd=True).resolve("system.slice:ocirun:x", "x").desc["systemd"]["unit"] == \
+        "ocirun-x.scope"
     with pytest.raises(CgroupError, match="linux.cgroupsPath: must be a string"):
         cgroups.driver(systemd=True).resolve(["a"], "x")  # was an AttributeError
     with pytest.raises(CgroupError, match="looks like a systemd slice:prefix:name path"):
@@ -538,3 +538,18 @@ def test_check_refuses_a_busy_group_as_create_does(v1):
     with pytest.raises(CgroupError) as e:
         cgroups.check(v1, {})
     assert str(e.value) == f"linux.cgroupsPath: container's cgroup is not empty: 1 process(es) found in {path}"
+
+
+def test_zero_blkio_weight_is_unset_and_needs_no_io_controller(v2, monkeypatch):
+    """dockerd sends blockIO.weight 0 on every container: "not set" (runc),
+    so a cgroup2 without the io controller (systemd's scope on a host whose
+    io is bound to v1) still runs it; a real weight still needs io."""
+    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules, paths=(): None)
+    path = next(iter(v2["paths"].values()))
+    with open(os.path.join(path, "cgroup.controllers"), "w") as f:
+        f.write("cpuset cpu memory hugetlb pids rdma\n")
+    cgroups.apply(v2, {"blockIO": {"weight": 0, "leafWeight": 0}, "pids": {"limit": 20}})
+    assert v2["resources"] == {"pids": {"limit": 20}}
+    assert content(v2, "pids", "pids.max") == "20"
+    with pytest.raises(CgroupError, match="linux.resources.blockIO: the io cgroup controller is not available"):
+        cgroups.apply(v2, {"blockIO": {"weight": 100}})
