@@ -1,0 +1,159 @@
+"""The systemd cgroup driver against a real systemd: a private one booted
+for each test (tests/systemd_ns.py: PID 1 of its own namespaces, its own
+bus, cgroup2 rooted at a sub-group of the host's).  First the fixture
+itself and runc 1.1.5's `--systemd-cgroup` in it, the baseline ocirun is
+compared with."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+RUNC = shutil.which("runc")
+
+
+def run_in(sd, *argv, timeout=60, input=None):
+    """Run argv inside the private systemd; output through files, not pipes
+    (a created container keeps the caller's stdio)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.run(sd.cmd(*argv), stdout=out, stderr=err, timeout=timeout,
+                           input=input.encode() if input is not None else None)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, p.returncode, out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
+
+
+def show(sd, unit, *props):
+    """systemctl show's properties of `unit` as a dict."""
+    r = sd.run("systemctl", "show", "-p", ",".join(props), unit)
+    assert r.returncode == 0, r.stderr
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+
+def units(sd, pattern="*"):
+    """Names of the units systemd knows, loaded or not (list-units --all)."""
+    r = sd.run("systemctl", "list-units", "--all", "--plain", "--no-legend", pattern)
+    assert r.returncode == 0, r.stderr
+    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+
+
+def own_cgroup(text):
+    """The cgroup2 line (0::path) of a /proc/self/cgroup the container printed."""
+    return [line[3:] for line in text.splitlines() if line.startswith("0::")]
+
+
+# ------------------------------------------------------------ the fixture
+
+def test_private_systemd_runs_a_delegated_scope(private_systemd):
+    sd = private_systemd()
+    r = sd.run("systemd-run", "--scope", "--unit", "ocirun-probe", "-p", "Delegate=yes", "-p", "TasksMax=77",
+               "-p", "Slice=machine.slice", "--", "sh", "-c",
+               "cat /proc/self/cgroup; systemctl show -p Delegate,Slice,TasksMax,ControlGroup ocirun-probe.scope")
+    assert r.returncode == 0, r.stderr + sd.log_tail()
+    assert own_cgroup(r.stdout) == ["/machine.slice/ocirun-probe.scope"], r.stdout
+    assert "Delegate=yes" in r.stdout.splitlines(), r.stdout
+    assert "Slice=machine.slice" in r.stdout.splitlines(), r.stdout
+    assert "TasksMax=77" in r.stdout.splitlines(), r.stdout
+    assert "ControlGroup=/machine.slice/ocirun-probe.scope" in r.stdout.splitlines(), r.stdout
+    # the scope ended with its process; its slice is the host's sub-tree
+    assert "ocirun-probe.scope" not in units(sd)
+    assert os.path.isdir(os.path.join(sd.host_v2_dir(), "payload", "machine.slice"))
+    # its own systemd is PID 1 in there, not the host's init
+    assert sd.run("cat", "/proc/1/comm").stdout.strip() == "systemd"
+
+
+def test_private_systemd_down_leaves_nothing(private_systemd):
+    sd = private_systemd()
+    assert sd.run("systemd-run", "--unit", "ocirun-busy", "--", "sleep", "1000").returncode == 0
+    pid1, dirs = sd.pid1, sd.host_cgroup_dirs()
+    assert all(os.path.isdir(d) for d in dirs)
+    report = sd.down()
+    assert report == {"left": []}, report
+    assert not os.path.exists(f"/proc/{pid1}")
+    assert [d for d in dirs if os.path.exists(d)] == []
+
+
+def test_private_systemd_goes_when_the_test_process_dies(tmp_path):
+    """SIGKILL of the process that booted it (a test run killed outright):
+    the supervisor's parent-death signal powers it off and removes its
+    cgroups; no finalizer runs."""
+    from tests import systemd_ns
+
+    why = systemd_ns.unavailable()
+    if why:
+        pytest.skip(why)
+    code = ("import sys, time; sys.path.insert(0, %r)\n"
+            "from tests.systemd_ns import PrivateSystemd\n"
+            "sd = PrivateSystemd(%r).up()\n"
+            "print(sd.pid1, *sd.host_cgroup_dirs(), flush=True)\n"
+            "time.sleep(1000)\n" % (REPO, str(tmp_path / "sd")))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline().split()
+        assert line, "the child did not boot a private systemd"
+        pid1, dirs = int(line[0]), line[1:]
+        assert all(os.path.isdir(d) for d in dirs)
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 30
+    while (os.path.exists(f"/proc/{pid1}") or any(os.path.exists(d) for d in dirs)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid1}")
+    assert [d for d in dirs if os.path.exists(d)] == []
+
+
+# ------------------------------------------------------------ runc, the baseline
+
+@pytest.fixture
+def sd_env(env, private_systemd):
+    """The env fixture's bundle and state root, inside a private systemd:
+    env.cli runs ocirun in there; env.sd is the systemd."""
+    env.sd = private_systemd(binds=[env.tmp])
+    env.cmd = env.sd.cmd(*env.cmd)
+    # no cgroup namespace: the container's /proc/self/cgroup names its unit
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    return env
+
+
+def runc_in(env, *args):
+    return run_in(env.sd, RUNC, "--root", os.path.join(env.tmp, "runc"), "--systemd-cgroup", *args)
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc is not installed")
+@pytest.mark.parametrize("path, slice_, unit", [
+    (None, "system.slice", "runc-{id}.scope"),
+    ("machine.slice:runc:{id}", "machine.slice", "runc-{id}.scope"),
+])
+def test_runc_systemd_cgroup_baseline(sd_env, path, slice_, unit):
+    env = sd_env
+    cid = env.new_id("runc")
+    unit = unit.format(id=cid)
+    if path:
+        env.cfg["linux"]["cgroupsPath"] = path.format(id=cid)
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    r = runc_in(env, "create", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        props = show(env.sd, unit, "Delegate", "Slice", "ControlGroup", "ActiveState")
+        assert props == {"Delegate": "yes", "Slice": slice_, "ControlGroup": f"/{slice_}/{unit}",
+                         "ActiveState": "active"}, props
+        assert runc_in(env, "start", cid).returncode == 0
+        r = runc_in(env, "exec", cid, "cat", "/proc/self/cgroup")
+        assert r.returncode == 0, r.stderr
+        assert own_cgroup(r.stdout) == [f"/{slice_}/{unit}"], r.stdout
+    finally:
+        r = runc_in(env, "delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    assert unit not in units(env.sd)
+    assert os.path.isdir(os.path.join(env.sd.host_v2_dir(), "payload", slice_))
+    assert not os.path.exists(os.path.join(env.sd.host_v2_dir(), "payload", slice_, unit))
