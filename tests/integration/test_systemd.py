@@ -157,3 +157,42 @@ def test_runc_systemd_cgroup_baseline(sd_env, path, slice_, unit):
     assert unit not in units(env.sd)
     assert os.path.isdir(os.path.join(env.sd.host_v2_dir(), "payload", slice_))
     assert not os.path.exists(os.path.join(env.sd.host_v2_dir(), "payload", slice_, unit))
+
+
+# ------------------------------------------------------------ enforcement (hybrid)
+
+@pytest.fixture
+def sd_hybrid_env(env, private_systemd):
+    """sd_env with a legacy/hybrid private systemd over sub-trees of the
+    host's cgroup v1 hierarchies: the limits systemd sets are enforced."""
+    env.sd = private_systemd(binds=[env.tmp], mode="hybrid")
+    env.cmd = env.sd.cmd(*env.cmd)
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    return env
+
+
+LIMITED = ("cat /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+           "dd if=/dev/zero of=/dev/shm/fill bs=1M count=96 2>/dev/null; echo dd=$?; rm -f /dev/shm/fill; "
+           "i=0; while [ $i -lt 12 ]; do sleep 30 & i=$((i+1)); done; echo forked")
+
+
+def assert_limited(out, slice_, unit):
+    lines = out.splitlines()
+    assert f"0::/{slice_}/{unit}" in lines and f"4:memory:/{slice_}/{unit}" in lines, out
+    assert "8" in lines and str(32 << 20) in lines, out          # pids.max, memory.limit_in_bytes
+    assert "can't fork" in out or "Resource temporarily unavailable" in out, out
+    assert "dd=137" in lines, out                                   # OOM-killed at 32 MiB, not 96
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc is not installed")
+def test_runc_systemd_cgroup_limits_enforced_on_hybrid(sd_hybrid_env):
+    env = sd_hybrid_env
+    cid = env.new_id("runc")
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:runc:{cid}"
+    env.cfg["linux"]["resources"].update({"pids": {"limit": 8}, "memory": {"limit": 32 << 20}})
+    env.cfg["process"]["args"] = ["sh", "-c", LIMITED]
+    env.write()
+    r = runc_in(env, "run", "-b", env.bundle, cid)
+    out = r.stdout + r.stderr
+    assert_limited(out, "machine.slice", f"runc-{cid}.scope")
+    assert f"runc-{cid}.scope" not in units(env.sd)
