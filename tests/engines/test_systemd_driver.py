@@ -1,0 +1,269 @@
+"""Engines on the systemd cgroup driver, inside a private systemd
+(tests/systemd_ns.py: PID 1 of its own namespaces, its own system bus,
+cgroup2 rooted at a sub-group of the host's): podman 4.3 with
+`--cgroup-manager systemd` and dockerd 20.10 with
+`native.cgroupdriver=systemd`, each calling the runtime with
+`--systemd-cgroup` and a `slice:prefix:name` cgroupsPath.  Every test runs
+with runc (the baseline) and with ocirun, the same steps and the same
+assertions: what the container saw in /proc/self/cgroup (its scope), exec
+in the same scope, the unit systemd made, and no unit after rm.
+
+The namespace's cgroup2 has no controllers (they are bound to v1 on this
+host), so no limits here: podman's default pids limit is off
+(`--pids-limit 0`), dockerd drops limits itself."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+
+import pytest
+
+from tests.conftest import private_systemd_factory
+from tests.engines.conftest import (Daemon, Runtime, need_binaries, need_root, private_tmpdir, remove_tree, run,
+                                    uid, wait_for)
+
+RUNTIMES = ("runc", "ocirun")
+DOCKER = "/usr/bin/docker"  # docker.io's client, matching dockerd 20.10
+SLEEPER = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
+LIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
+
+
+def need_private_systemd():
+    from tests import systemd_ns
+
+    why = systemd_ns.unavailable()
+    if why:
+        pytest.skip(why)
+
+
+def boot_in(tmp, **kw):
+    """(booted private systemd, its teardown generator): state under tmp."""
+    gen = private_systemd_factory(lambda name: tempfile.mkdtemp(prefix=name + "-", dir=tmp))
+    boot = next(gen)
+    return boot(**kw), gen
+
+
+def finish(gen):
+    """Run the private_systemd teardown (fails if it left anything)."""
+    for _ in gen:
+        pass
+
+
+def units(sd, pattern):
+    r = sd.run("systemctl", "list-units", "--all", "--plain", "--no-legend", pattern)
+    assert r.returncode == 0, r.stderr
+    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+
+
+def show(sd, unit, *props):
+    r = sd.run("systemctl", "show", "-p", ",".join(props), unit)
+    assert r.returncode == 0, r.stderr
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+
+def cgroup2_line(text):
+    return [line[3:] for line in text.splitlines() if line.startswith("0::")]
+
+
+# ------------------------------------------------------------ podman
+
+class SdPodman:
+    """podman inside the private systemd, private stores in a bound dir."""
+
+    def __init__(self, sd, tmp):
+        self.sd, self.tmp = sd, tmp
+        self.ocirun = Runtime(tmp, root=os.path.join(tmp, "ocirun-state"))
+        conf = os.path.join(tmp, "containers.conf")
+        with open(conf, "w") as f:
+            f.write('[engine]\nevents_logger = "file"\n'
+                    f'events_logfile_path = "{tmp}/events.log"\ncgroup_manager = "systemd"\n'
+                    '[containers]\nnetns = "none"\n')
+        os.makedirs(os.path.join(tmp, "tmp"), exist_ok=True)
+        self.env = dict(os.environ, CONTAINERS_CONF=conf, TMPDIR=os.path.join(tmp, "tmp"))
+        self.image = None
+
+    def __call__(self, runtime, *args, timeout=90, **kw):
+        rt = self.ocirun.path if runtime == "ocirun" else shutil.which("runc")
+        base = ["podman", "--runtime", rt, "--root", f"{self.tmp}/root", "--runroot", f"{self.tmp}/runroot",
+                "--tmpdir", f"{self.tmp}/libpod", "--cgroup-manager", "systemd", "--storage-driver", "vfs",
+                "--events-backend", "file", "--network-config-dir", f"{self.tmp}/networks"]
+        return run(self.sd.cmd(*base, *map(str, args)), timeout=timeout, env=self.env, **kw)
+
+    def diag(self):
+        return f"\n--- ocirun calls ---\n{self.ocirun.calls()}"
+
+    def cleanup(self):
+        for rt in RUNTIMES:
+            self(rt, "rm", "--force", "--all", "--time", "0", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def sd_podman(busybox_archive, eng_tmp):
+    need_root()
+    need_binaries("podman", "conmon", "runc")
+    need_private_systemd()
+    tmp = private_tmpdir("sdpodman")
+    gen = None
+    try:
+        sd, gen = boot_in(tmp, binds=[tmp, eng_tmp])
+        pm = SdPodman(sd, tmp)
+        r = pm("runc", "load", "-i", busybox_archive["path"], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        m = re.search(r"Loaded image(?:\(s\))?: (\S+)", r.stdout + r.stderr)
+        assert m, r.stdout + r.stderr
+        pm.image = m.group(1)
+        yield pm
+        pm.cleanup()
+    finally:
+        if gen:
+            finish(gen)
+        remove_tree(tmp)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_podman_systemd_run_exec_stop_rm(sd_podman, runtime):
+    pm = sd_podman
+    opts = (*LIMITS, "--network", "none", "--pids-limit", "0", "--cgroupns", "host")
+    # foreground run: the container's own cgroup is podman's scope in machine.slice
+    name = uid(f"sdfg-{runtime}")
+    r = pm(runtime, "run", *opts, "--name", name, pm.image, "sh", "-c", "echo hello-sd; cat /proc/self/cgroup")
+    assert r.returncode == 0, r.stderr + pm.diag()
+    cid = pm(runtime, "inspect", "--format", "{{.Id}}", name).stdout.strip()
+    assert "hello-sd" in r.stdout
+    assert cgroup2_line(r.stdout) == [f"/machine.slice/libpod-{cid}.scope"], r.stdout
+    assert pm(runtime, "rm", name).returncode == 0
+    assert units(pm.sd, f"libpod-{cid}.scope") == []
+
+    # detached, exec, stop, rm
+    name = uid(f"sdbg-{runtime}")
+    r = pm(runtime, "run", *opts, "-d", "--name", name, pm.image, *SLEEPER)
+    assert r.returncode == 0, r.stderr + pm.diag()
+    cid = r.stdout.strip().splitlines()[-1]
+    unit = f"libpod-{cid}.scope"
+    props = show(pm.sd, unit, "ActiveState", "Slice", "ControlGroup")
+    assert props == {"ActiveState": "active", "Slice": "machine.slice", "ControlGroup": f"/machine.slice/{unit}"}, \
+        props
+    r = pm(runtime, "exec", name, "cat", "/proc/self/cgroup")
+    assert r.returncode == 0, r.stderr + pm.diag()
+    assert cgroup2_line(r.stdout) == [f"/machine.slice/{unit}"], r.stdout
+    r = pm(runtime, "stop", "--time", "10", name)
+    assert r.returncode == 0, r.stderr + pm.diag()
+    state = json.loads(pm(runtime, "inspect", name).stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 0, state
+    assert pm(runtime, "rm", name).returncode == 0
+    assert units(pm.sd, unit) == []
+    if runtime == "ocirun":
+        assert "--systemd-cgroup" in pm.ocirun.calls(), pm.diag()
+
+
+# ------------------------------------------------------------ dockerd
+
+class SdDockerd(Daemon):
+    """dockerd inside the private systemd: /var/lib/docker is a tmpfs in
+    there, its socket and the runtime wrapper in a bound dir."""
+
+    name = "dockerd"
+    tail_lines = 40
+
+    def __init__(self, sd, tmp):
+        self.sd, self.tmp = sd, tmp
+        self.runtime = Runtime(tmp)
+        self.sock = os.path.join(tmp, "docker.sock")
+        self.logfile = os.path.join(tmp, "dockerd.log")
+        self.pidfile = os.path.join(tmp, "docker.pid")
+        cfg = os.path.join(tmp, "daemon.json")
+        with open(cfg, "w") as f:
+            json.dump({}, f)
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(tmp, "cli"),
+                        DOCKER_BUILDKIT="0")
+        self.env.pop("DOCKER_CONTEXT", None)
+        cmd = sd.cmd("dockerd", "--config-file", cfg, "--data-root", "/var/lib/docker", "-H", f"unix://{self.sock}",
+                     "--pidfile", self.pidfile, "--bridge=none", "--iptables=false", "--ip-masq=false",
+                     "--ip-forward=false", "--storage-driver", "overlay2", "--add-runtime",
+                     f"ocirun={self.runtime.path}", "--exec-opt", "native.cgroupdriver=systemd",
+                     "--log-level", "debug")
+        self.start(cmd, lambda: self("info", timeout=10).returncode == 0, 60, interval=0.5,
+                   what="dockerd to answer `docker info`")
+
+    def __call__(self, *args, timeout=90, **kw):
+        return run([DOCKER, *map(str, args)], timeout=timeout, env=self.env, **kw)
+
+    def stop(self):
+        """rm -f every container, then SIGTERM dockerd inside (the pid in its
+        pidfile is the namespace's) and wait for it: its containerd and
+        shims go with it."""
+        try:
+            ids = self("ps", "-aq", timeout=30).stdout.split()
+            if ids:
+                self("rm", "-f", *ids, timeout=60)
+            with open(self.pidfile) as f:
+                self.sd.run("kill", "-TERM", f.read().strip())
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - the private systemd's poweroff kills the rest
+            pass
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.close_log()
+
+
+@pytest.fixture(scope="module")
+def sd_dockerd(busybox_archive):
+    need_root()
+    need_binaries("dockerd", "containerd", "containerd-shim-runc-v2", "runc")
+    if not os.path.exists(DOCKER):
+        pytest.skip(f"docker.io's client {DOCKER} is not installed")
+    need_private_systemd()
+    tmp = private_tmpdir("sddocker")
+    gen = d = None
+    try:
+        sd, gen = boot_in(tmp, binds=[tmp], tmpfs=["/var/lib/docker"])
+        d = SdDockerd(sd, tmp)
+        r = d("load", "-i", busybox_archive["path"], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr + d.log_tail()
+        yield d
+    finally:
+        if d:
+            d.stop()
+        if gen:
+            finish(gen)
+        remove_tree(tmp)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_docker_systemd_run_exec_stop_rm(sd_dockerd, runtime):
+    dk = sd_dockerd
+    image = "ocirun-busybox:latest"
+    opts = ("--runtime", runtime, "--cgroupns", "host", "--network", "none")
+    mark = dk.runtime.mark()
+    name = uid(f"sdfg-{runtime}")
+    r = dk("run", *opts, "--name", name, image, "sh", "-c", "echo hello-sd; cat /proc/self/cgroup")
+    assert r.returncode == 0, r.stderr + dk.diag(mark)
+    cid = dk("inspect", "--format", "{{.Id}}", name).stdout.strip()
+    assert "hello-sd" in r.stdout
+    assert cgroup2_line(r.stdout) == [f"/system.slice/docker-{cid}.scope"], r.stdout
+    assert dk("rm", name).returncode == 0
+    assert units(dk.sd, f"docker-{cid}.scope") == []
+
+    name = uid(f"sdbg-{runtime}")
+    r = dk("run", *opts, "-d", "--name", name, image, *SLEEPER)
+    assert r.returncode == 0, r.stderr + dk.diag(mark)
+    cid = r.stdout.strip()
+    unit = f"docker-{cid}.scope"
+    wait_for(lambda: show(dk.sd, unit, "ActiveState")["ActiveState"] == "active", 20, what=f"{unit} active")
+    props = show(dk.sd, unit, "Slice", "ControlGroup", "Delegate")
+    assert props == {"Slice": "system.slice", "ControlGroup": f"/system.slice/{unit}", "Delegate": "yes"}, props
+    r = dk("exec", name, "cat", "/proc/self/cgroup")
+    assert r.returncode == 0, r.stderr + dk.diag(mark)
+    assert cgroup2_line(r.stdout) == [f"/system.slice/{unit}"], r.stdout
+    r = dk("stop", "--time", "10", name)
+    assert r.returncode == 0, r.stderr + dk.diag(mark)
+    state = json.loads(dk("inspect", name).stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 0, state
+    assert dk("rm", name).returncode == 0
+    assert units(dk.sd, unit) == []
+    if runtime == "ocirun":
+        assert "--systemd-cgroup" in dk.runtime.calls_since(mark), dk.diag(mark)
