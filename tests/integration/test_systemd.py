@@ -4,6 +4,7 @@ bus, cgroup2 rooted at a sub-group of the host's).  First the fixture
 itself and runc 1.1.5's `--systemd-cgroup` in it, the baseline ocirun is
 compared with."""
 
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_status
 
 RUNC = shutil.which("runc")
 
@@ -128,35 +129,116 @@ def runc_in(env, *args):
     return run_in(env.sd, RUNC, "--root", os.path.join(env.tmp, "runc"), "--systemd-cgroup", *args)
 
 
-@pytest.mark.skipif(RUNC is None, reason="runc is not installed")
-@pytest.mark.parametrize("path, slice_, unit", [
-    (None, "system.slice", "runc-{id}.scope"),
-    ("machine.slice:runc:{id}", "machine.slice", "runc-{id}.scope"),
-])
-def test_runc_systemd_cgroup_baseline(sd_env, path, slice_, unit):
+def cli_for(env, runtime):
+    """The runtime's CLI inside the private systemd, with --systemd-cgroup on
+    every call (as engines pass it)."""
+    if runtime == "runc":
+        if RUNC is None:
+            pytest.skip("runc is not installed")
+        return lambda *a: runc_in(env, *a)
+    return lambda *a: env.cli("--systemd-cgroup", *a)
+
+
+def state_of(cli, cid):
+    r = cli("state", cid)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def host_cgroup(env, cgpath):
+    """The container's cgroup2 directory as the host sees it."""
+    return os.path.join(env.sd.host_v2_dir(), "payload", cgpath.lstrip("/"))
+
+
+PATHS = [  # cgroupsPath, Slice=, unit, ControlGroup=
+    (None, "system.slice", "{rt}-{id}.scope", "/system.slice/{rt}-{id}.scope"),
+    ("machine.slice:{rt}:{id}", "machine.slice", "{rt}-{id}.scope", "/machine.slice/{rt}-{id}.scope"),
+    ("a-b.slice:pfx:{id}", "a-b.slice", "pfx-{id}.scope", "/a.slice/a-b.slice/pfx-{id}.scope"),
+    ("-.slice:pfx:{id}", "-.slice", "pfx-{id}.scope", "/pfx-{id}.scope"),
+]
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+@pytest.mark.parametrize("path, slice_, unit, cgpath", PATHS, ids=["default", "machine", "nested", "root"])
+def test_systemd_cgroup_lifecycle(sd_env, runtime, path, slice_, unit, cgpath):
+    """create/start/exec/ps/pause/resume/events/kill/delete with
+    --systemd-cgroup: the unit, its slice and delegation as systemd reports
+    them, the container's own /proc/self/cgroup, exec in the same unit, the
+    freeze seen in the group's cgroup.events, and after delete no unit and
+    no group."""
     env = sd_env
-    cid = env.new_id("runc")
-    unit = unit.format(id=cid)
+    cli = cli_for(env, runtime)
+    cid = env.new_id(runtime)
+    unit, cgpath = (x.format(rt=runtime, id=cid) for x in (unit, cgpath))
     if path:
-        env.cfg["linux"]["cgroupsPath"] = path.format(id=cid)
-    env.cfg["process"]["args"] = ["sleep", "100"]
+        env.cfg["linux"]["cgroupsPath"] = path.format(rt=runtime, id=cid)
+    env.cfg["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup > /dev/shm/cg; exec sleep 100"]
     env.write()
-    r = runc_in(env, "create", "-b", env.bundle, cid)
+    r = cli("create", "-b", env.bundle, cid)
     assert r.returncode == 0, r.stderr
     try:
         props = show(env.sd, unit, "Delegate", "Slice", "ControlGroup", "ActiveState")
-        assert props == {"Delegate": "yes", "Slice": slice_, "ControlGroup": f"/{slice_}/{unit}",
-                         "ActiveState": "active"}, props
-        assert runc_in(env, "start", cid).returncode == 0
-        r = runc_in(env, "exec", cid, "cat", "/proc/self/cgroup")
+        assert props == {"Delegate": "yes", "Slice": slice_, "ControlGroup": cgpath, "ActiveState": "active"}, props
+        assert os.path.isdir(host_cgroup(env, cgpath))
+        assert cli("start", cid).returncode == 0
+        r = cli("exec", cid, "sh", "-c", "i=0; while [ ! -s /dev/shm/cg ] && [ $i -lt 400 ]; do sleep 0.05; "
+                "i=$((i+1)); done; cat /dev/shm/cg; echo ==; cat /proc/self/cgroup")
         assert r.returncode == 0, r.stderr
-        assert own_cgroup(r.stdout) == [f"/{slice_}/{unit}"], r.stdout
+        init_cg, exec_cg = r.stdout.split("==")
+        assert own_cgroup(init_cg) == [cgpath], r.stdout
+        assert own_cgroup(exec_cg) == [cgpath], r.stdout
+        r = cli("ps", cid)
+        assert r.returncode == 0 and "sleep" in r.stdout, r.stdout + r.stderr
+
+        assert cli("pause", cid).returncode == 0
+        assert state_of(cli, cid)["status"] == "paused"
+        with open(os.path.join(host_cgroup(env, cgpath), "cgroup.events")) as f:
+            assert "frozen 1" in f.read().splitlines()
+        assert cli("resume", cid).returncode == 0
+        assert state_of(cli, cid)["status"] == "running"
+        with open(os.path.join(host_cgroup(env, cgpath), "cgroup.events")) as f:
+            assert "frozen 0" in f.read().splitlines()
+
+        r = cli("events", "--stats", cid)
+        assert r.returncode == 0, r.stderr
+        ev = json.loads(r.stdout.splitlines()[0])
+        assert ev["type"] == "stats" and ev["id"] == cid, ev
+
+        assert cli("kill", cid, "KILL").returncode == 0
+        wait_status(lambda c: state_of(cli, c), cid, "stopped")
     finally:
-        r = runc_in(env, "delete", "--force", cid)
+        r = cli("delete", "--force", cid)
     assert r.returncode == 0, r.stderr
-    assert unit not in units(env.sd)
-    assert os.path.isdir(os.path.join(env.sd.host_v2_dir(), "payload", slice_))
-    assert not os.path.exists(os.path.join(env.sd.host_v2_dir(), "payload", slice_, unit))
+    assert units(env.sd, unit) == []
+    assert not os.path.exists(host_cgroup(env, cgpath))
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+def test_systemd_property_annotations(sd_env, runtime):
+    """org.systemd.property.* annotations become the unit's properties, with
+    their GVariant types (a uint64, a string, a boolean and xxxSec in
+    seconds turned into xxxUSec)."""
+    env = sd_env
+    cli = cli_for(env, runtime)
+    cid = env.new_id(runtime)
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
+    env.cfg["annotations"] = {"org.systemd.property.TimeoutStopUSec": "uint64 123456789",
+                              "org.systemd.property.CollectMode": "'inactive-or-failed'",
+                              "org.systemd.property.SendSIGHUP": "true",
+                              "org.systemd.property.RuntimeMaxSec": "3600"}
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    r = cli("create", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        props = show(env.sd, f"{runtime}-{cid}.scope", "TimeoutStopUSec", "CollectMode", "SendSIGHUP",
+                     "RuntimeMaxUSec", "Delegate")
+    finally:
+        r = cli("delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    assert props == {"TimeoutStopUSec": "2min 3.456789s", "CollectMode": "inactive-or-failed", "SendSIGHUP": "yes",
+                     "RuntimeMaxUSec": "1h", "Delegate": "yes"}, props
+    assert units(env.sd, f"{runtime}-{cid}.scope") == []
 
 
 # ------------------------------------------------------------ enforcement (hybrid)
