@@ -253,28 +253,83 @@ def sd_hybrid_env(env, private_systemd):
     return env
 
 
-LIMITED = ("cat /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+LIMITED = ("exec > /out/log 2>&1; cat /proc/self/cgroup; "
+           "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; "
            "dd if=/dev/zero of=/dev/shm/fill bs=1M count=96 2>/dev/null; echo dd=$?; rm -f /dev/shm/fill; "
-           "i=0; while [ $i -lt 12 ]; do sleep 30 & i=$((i+1)); done; echo forked")
+           "(i=0; while [ $i -lt 12 ]; do sleep 100 & i=$((i+1)); done); echo done > /out/done; exec sleep 100")
 
 
-def assert_limited(out, slice_, unit):
-    lines = out.splitlines()
-    assert f"0::/{slice_}/{unit}" in lines and f"4:memory:/{slice_}/{unit}" in lines, out
-    assert "8" in lines and str(32 << 20) in lines, out          # pids.max, memory.limit_in_bytes
-    assert "can't fork" in out or "Resource temporarily unavailable" in out, out
-    assert "dd=137" in lines, out                                   # OOM-killed at 32 MiB, not 96
+def out_mount(env):
+    """A host directory the container writes its observations to (/out)."""
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out, exist_ok=True)
+    env.cfg["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+    return out
 
 
-@pytest.mark.skipif(RUNC is None, reason="runc is not installed")
-def test_runc_systemd_cgroup_limits_enforced_on_hybrid(sd_hybrid_env):
+def memory_limit(props):
+    """The memory limit systemd recorded, whichever property the runtime
+    used on cgroup v1 (runc: MemoryLimit; MemoryMax applies there too)."""
+    return {v for k, v in props.items() if k in ("MemoryLimit", "MemoryMax") and v != "infinity"}
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+def test_systemd_cgroup_limits_enforced_on_hybrid(sd_hybrid_env, runtime):
+    """linux.resources through systemd on cgroup v1: the unit records
+    them and the kernel enforces them (fork fails at the pids limit, dd is
+    OOM-killed at the memory limit)."""
     env = sd_hybrid_env
-    cid = env.new_id("runc")
-    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:runc:{cid}"
+    cli = cli_for(env, runtime)
+    cid = env.new_id(runtime)
+    unit = f"{runtime}-{cid}.scope"
+    out = out_mount(env)
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
     env.cfg["linux"]["resources"].update({"pids": {"limit": 8}, "memory": {"limit": 32 << 20}})
     env.cfg["process"]["args"] = ["sh", "-c", LIMITED]
     env.write()
-    r = runc_in(env, "run", "-b", env.bundle, cid)
-    out = r.stdout + r.stderr
-    assert_limited(out, "machine.slice", f"runc-{cid}.scope")
-    assert f"runc-{cid}.scope" not in units(env.sd)
+    r = cli("run", "-d", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert env.wait_file(os.path.join(out, "done")) == "done\n"
+        props = show(env.sd, unit, "TasksMax", "MemoryLimit", "MemoryMax", "Delegate", "Slice")
+    finally:
+        r = cli("delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(out, "log")) as f:
+        log = f.read()
+    lines = log.splitlines()
+    assert f"0::/machine.slice/{unit}" in lines and f"4:memory:/machine.slice/{unit}" in lines, log
+    assert "8" in lines and str(32 << 20) in lines, log          # pids.max, memory.limit_in_bytes
+    assert "can't fork" in log, log
+    assert "dd=137" in lines, log                                 # OOM-killed at 32 MiB, not 96
+    assert props["TasksMax"] == "8" and memory_limit(props) == {str(32 << 20)}, props
+    assert props["Delegate"] == "yes" and props["Slice"] == "machine.slice", props
+    assert units(env.sd, unit) == []
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+def test_systemd_cgroup_update_on_hybrid(sd_hybrid_env, runtime):
+    """update through systemd: the unit's properties change and the
+    container sees (and is held to) the new limits."""
+    env = sd_hybrid_env
+    cli = cli_for(env, runtime)
+    cid = env.new_id(runtime)
+    unit = f"{runtime}-{cid}.scope"
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
+    env.cfg["linux"]["resources"].update({"pids": {"limit": 8}, "memory": {"limit": 32 << 20}})
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    r = cli("run", "-d", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = cli("update", "--pids-limit", "20", "--memory", str(64 << 20), cid)
+        assert r.returncode == 0, r.stderr
+        props = show(env.sd, unit, "TasksMax", "MemoryLimit", "MemoryMax")
+        r = cli("exec", cid, "cat", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    finally:
+        d = cli("delete", "--force", cid)
+    assert d.returncode == 0, d.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["20", str(64 << 20)], r.stdout
+    assert props["TasksMax"] == "20" and memory_limit(props) == {str(64 << 20)}, props
+    assert units(env.sd, unit) == []
