@@ -316,20 +316,29 @@ def test_systemd_cgroup_update_on_hybrid(sd_hybrid_env, runtime):
     cid = env.new_id(runtime)
     unit = f"{runtime}-{cid}.scope"
     env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
-    env.cfg["linux"]["resources"].update({"pids": {"limit": 8}, "memory": {"limit": 32 << 20}})
+    env.cfg["linux"]["resources"].update({"pids": {"limit": 8}, "memory": {"limit": 32 << 20},
+                                          "cpu": {"shares": 512}})
     env.cfg["process"]["args"] = ["sleep", "100"]
     env.write()
+    files = ("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+             "/sys/fs/cgroup/cpu/cpu.shares")
     r = cli("run", "-d", "-b", env.bundle, cid)
     assert r.returncode == 0, r.stderr
     try:
-        r = cli("update", "--pids-limit", "20", "--memory", str(64 << 20), cid)
+        before = show(env.sd, unit, "TasksMax", "MemoryLimit", "MemoryMax", "CPUShares")
+        seen_before = cli("exec", cid, "cat", *files)
+        r = cli("update", "--pids-limit", "20", "--memory", str(64 << 20), "--cpu-share", "256", cid)
         assert r.returncode == 0, r.stderr
-        props = show(env.sd, unit, "TasksMax", "MemoryLimit", "MemoryMax")
-        r = cli("exec", cid, "cat", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        props = show(env.sd, unit, "TasksMax", "MemoryLimit", "MemoryMax", "CPUShares")
+        r = cli("exec", cid, "cat", *files)
     finally:
         d = cli("delete", "--force", cid)
     assert d.returncode == 0, d.stderr
+    assert seen_before.stdout.split() == ["8", str(32 << 20), "512"], seen_before.stdout + seen_before.stderr
+    assert before["TasksMax"] == "8" and before["CPUShares"] == "512", before
+    assert memory_limit(before) == {str(32 << 20)}, before
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["20", str(64 << 20)], r.stdout
-    assert props["TasksMax"] == "20" and memory_limit(props) == {str(64 << 20)}, props
+    assert r.stdout.split() == ["20", str(64 << 20), "256"], r.stdout
+    assert props["TasksMax"] == "20" and props["CPUShares"] == "256", props
+    assert memory_limit(props) == {str(64 << 20)}, props
     assert units(env.sd, unit) == []
