@@ -214,6 +214,53 @@ def test_systemd_cgroup_lifecycle(sd_env, runtime, path, slice_, unit, cgpath):
 
 
 @pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+def test_systemd_cgroup_run_foreground(sd_env, runtime):
+    """run: the container's output, its exit status, its unit while it ran,
+    and no unit once run returns."""
+    env = sd_env
+    cli = cli_for(env, runtime)
+    cid = env.new_id(runtime)
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
+    env.cfg["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup; exit 7"]
+    env.write()
+    r = cli("run", "-b", env.bundle, cid)
+    assert r.returncode == 7, r.stderr
+    assert own_cgroup(r.stdout) == [f"/machine.slice/{runtime}-{cid}.scope"], r.stdout
+    assert units(env.sd, f"{runtime}-{cid}.scope") == []
+    assert cli("list", "-q").stdout.split() == []
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+def test_systemd_cgroup_later_commands_without_the_flag(sd_env, runtime):
+    """Only create has --systemd-cgroup: state, start, kill and delete
+    (which ocirun's C front-end answers itself) still find the unit, and
+    delete stops it."""
+    env = sd_env
+    cli = cli_for(env, runtime)
+    plain = (lambda *a: run_in(env.sd, RUNC, "--root", os.path.join(env.tmp, "runc"), *a)) \
+        if runtime == "runc" else env.cli
+    cid = env.new_id(runtime)
+    unit = f"{runtime}-{cid}.scope"
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    r = cli("create", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert state_of(plain, cid)["status"] == "created"
+        assert plain("start", cid).returncode == 0
+        assert state_of(plain, cid)["status"] == "running"
+        assert show(env.sd, unit, "ActiveState") == {"ActiveState": "active"}
+        assert plain("kill", cid, "KILL").returncode == 0
+        wait_status(lambda c: state_of(plain, c), cid, "stopped")
+    finally:
+        r = plain("delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    assert units(env.sd, unit) == []
+    assert not os.path.exists(host_cgroup(env, f"/machine.slice/{unit}"))
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
 def test_systemd_property_annotations(sd_env, runtime):
     """org.systemd.property.* annotations become the unit's properties, with
     their GVariant types (a uint64, a string, a boolean and xxxSec in
