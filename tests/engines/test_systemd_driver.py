@@ -8,9 +8,12 @@ with runc (the baseline) and with ocirun, the same steps and the same
 assertions: what the container saw in /proc/self/cgroup (its scope), exec
 in the same scope, the unit systemd made, and no unit after rm.
 
-The namespace's cgroup2 has no controllers (they are bound to v1 on this
-host), so no limits here: podman's default pids limit is off
-(`--pids-limit 0`), dockerd drops limits itself."""
+Each engine runs in two private systemds: `unified` (cgroup2 only; on this
+host the controllers are bound to v1, so that cgroup2 has none: no limits
+there, podman's default pids limit is turned off with `--pids-limit 0`) and
+`hybrid` (systemd's hybrid layout over sub-trees of the host's v1
+hierarchies), where limits given to the engine are enforced: the container
+sees them in its cgroup files and cannot fork past its pids limit."""
 
 import json
 import os
@@ -31,10 +34,10 @@ SLEEPER = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
 LIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 
 
-def need_private_systemd():
+def need_private_systemd(mode):
     from tests import systemd_ns
 
-    why = systemd_ns.unavailable()
+    why = systemd_ns.unavailable(mode)
     if why:
         pytest.skip(why)
 
@@ -100,15 +103,15 @@ class SdPodman:
             self(rt, "rm", "--force", "--all", "--time", "0", timeout=60)
 
 
-@pytest.fixture(scope="module")
-def sd_podman(busybox_archive, eng_tmp):
+@pytest.fixture(scope="module", params=["unified", "hybrid"])
+def sd_podman(request, busybox_archive, eng_tmp):
     need_root()
     need_binaries("podman", "conmon", "runc")
-    need_private_systemd()
+    need_private_systemd(request.param)
     tmp = private_tmpdir("sdpodman")
     gen = None
     try:
-        sd, gen = boot_in(tmp, binds=[tmp, eng_tmp])
+        sd, gen = boot_in(tmp, binds=[tmp, eng_tmp], mode=request.param)
         pm = SdPodman(sd, tmp)
         r = pm("runc", "load", "-i", busybox_archive["path"], timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -126,7 +129,8 @@ def sd_podman(busybox_archive, eng_tmp):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_podman_systemd_run_exec_stop_rm(sd_podman, runtime):
     pm = sd_podman
-    opts = (*LIMITS, "--network", "none", "--pids-limit", "0", "--cgroupns", "host")
+    opts = (*LIMITS, "--network", "none", "--cgroupns", "host") + (("--pids-limit", "0") if pm.sd.mode == "unified"
+                                                                   else ())
     # foreground run: the container's own cgroup is podman's scope in machine.slice
     name = uid(f"sdfg-{runtime}")
     r = pm(runtime, "run", *opts, "--name", name, pm.image, "sh", "-c", "echo hello-sd; cat /proc/self/cgroup")
@@ -210,17 +214,17 @@ class SdDockerd(Daemon):
         self.close_log()
 
 
-@pytest.fixture(scope="module")
-def sd_dockerd(busybox_archive):
+@pytest.fixture(scope="module", params=["unified", "hybrid"])
+def sd_dockerd(request, busybox_archive):
     need_root()
     need_binaries("dockerd", "containerd", "containerd-shim-runc-v2", "runc")
     if not os.path.exists(DOCKER):
         pytest.skip(f"docker.io's client {DOCKER} is not installed")
-    need_private_systemd()
+    need_private_systemd(request.param)
     tmp = private_tmpdir("sddocker")
     gen = d = None
     try:
-        sd, gen = boot_in(tmp, binds=[tmp], tmpfs=["/var/lib/docker"])
+        sd, gen = boot_in(tmp, binds=[tmp], tmpfs=["/var/lib/docker"], mode=request.param)
         d = SdDockerd(sd, tmp)
         r = d("load", "-i", busybox_archive["path"], timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr + d.log_tail()
@@ -267,3 +271,41 @@ def test_docker_systemd_run_exec_stop_rm(sd_dockerd, runtime):
     assert units(dk.sd, unit) == []
     if runtime == "ocirun":
         assert "--systemd-cgroup" in dk.runtime.calls_since(mark), dk.diag(mark)
+
+
+LIMITED = ("cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+           "(i=0; while [ $i -lt 12 ]; do sleep 100 & i=$((i+1)); done); echo forks-done")
+
+
+def assert_limited(r):
+    out = r.stdout + r.stderr
+    assert r.stdout.split()[:2] == ["8", str(32 << 20)], out
+    assert "can't fork" in out, out
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_podman_systemd_limits_enforced(sd_podman, runtime):
+    pm = sd_podman
+    if pm.sd.mode != "hybrid":
+        pytest.skip("no controllers in this host's cgroup2: limits are not enforced there")
+    name = uid(f"sdlim-{runtime}")
+    r = pm(runtime, "run", *LIMITS, "--network", "none", "--cgroupns", "host", "--pids-limit", "8", "--memory", "32m",
+           "--name", name, pm.image, "sh", "-c", LIMITED)
+    cid = pm(runtime, "inspect", "--format", "{{.Id}}", name).stdout.strip()
+    assert pm(runtime, "rm", "--force", name).returncode == 0
+    assert_limited(r)
+    assert units(pm.sd, f"libpod-{cid}.scope") == []
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_docker_systemd_limits_enforced(sd_dockerd, runtime):
+    dk = sd_dockerd
+    if dk.sd.mode != "hybrid":
+        pytest.skip("no controllers in this host's cgroup2: limits are not enforced there")
+    name = uid(f"sdlim-{runtime}")
+    r = dk("run", "--runtime", runtime, "--cgroupns", "host", "--network", "none", "--pids-limit", "8",
+           "--memory", "32m", "--name", name, "ocirun-busybox:latest", "sh", "-c", LIMITED)
+    cid = dk("inspect", "--format", "{{.Id}}", name).stdout.strip()
+    assert dk("rm", "--force", name).returncode == 0
+    assert_limited(r)
+    assert units(dk.sd, f"docker-{cid}.scope") == []
