@@ -21,15 +21,18 @@ cgroups, which the supervisor removes):
   whose child, PID 1 of the new pid namespace (`_pid1`), moves itself into
   `payload/`, unshares a cgroup namespace rooted there, and builds a root:
   an overlay of the host's `/` with a tmpfs upper layer (host files are
-  copy-on-write, the same interpreter and binary paths work inside), fresh
-  tmpfs on /run, /tmp and /dev (usual nodes, a private devpts), proc with
+  copy-on-write, the same interpreter and binary paths work inside), the
+  same for the host's /tmp (a runtime installed under it works inside; the
+  boot's cleanup of /tmp is masked), fresh tmpfs on /run and /dev (usual
+  nodes, a private devpts), proc with
   read-only /proc/sys, read-only sysfs, and /sys/fs/cgroup: a cgroup2 mount
   (`unified`) or a tmpfs holding the v1 hierarchies plus cgroup2 at
   `unified/` (`hybrid`), all rooted at `payload/` by the cgroup namespace.
   A tmpfs over /etc/systemd/system holds only a minimal boot target
   (sysinit + dbus) and masks for units that touch host-global state, so
   none of the host's enabled services start.  Optional read-write binds
-  (a bundle directory: /tmp inside is fresh) and extra tmpfs mounts.  It
+  (a bundle directory or state root whose changes the host must see) and
+  extra tmpfs mounts.  It
   pivots into that root, drops host-global capabilities (modules, clock,
   raw I/O, syslog, MAC, audit control, alarms) from its bounding set and
   execs systemd.
@@ -564,7 +567,22 @@ def _pid1(state):
     _write(dev + "/console", "")
     mount("/dev/null", dev + "/console", None, MS_BIND)
     mount("sdns-run", root + "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
-    mount("sdns-tmp", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    # /tmp: the host's, copy-on-write (a runtime or bundle under the host's
+    # /tmp is visible, nothing written inside reaches the host); its boot
+    # cleanup (tmpfiles' "D /tmp") masked, it would hide the host's files
+    rwtmp = os.path.join(state, "rwtmp")
+    os.makedirs(rwtmp, exist_ok=True)
+    mount("sdns-rwtmp", rwtmp, "tmpfs", 0, "mode=755")
+    os.mkdir(rwtmp + "/upper", 0o1777)
+    os.chmod(rwtmp + "/upper", 0o1777)
+    os.mkdir(rwtmp + "/work")
+    mount("sdns-tmp", root + "/tmp", "overlay", MS_NOSUID | MS_NODEV,
+          f"lowerdir=/tmp,upperdir={rwtmp}/upper,workdir={rwtmp}/work")
+    os.makedirs(root + "/etc/tmpfiles.d", exist_ok=True)
+    for conf in ("tmp.conf", "x11.conf"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{root}/etc/tmpfiles.d/{conf}")
+        os.symlink("/dev/null", f"{root}/etc/tmpfiles.d/{conf}")
     for t in cfg["tmpfs"]:
         os.makedirs(root + t, exist_ok=True)
         mount("sdns-extra", root + t, "tmpfs", 0, "mode=711")
