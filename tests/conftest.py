@@ -348,11 +348,11 @@ def private_systemd_factory(mktemp):
 
     booted = []
 
-    def boot(binds=(), tmpfs=(), mode="unified"):
+    def boot(binds=(), tmpfs=(), mode="unified", **kw):
         why = systemd_ns.unavailable(mode)
         if why:
             pytest.skip(why)
-        sd = systemd_ns.PrivateSystemd(str(mktemp("sdns")), binds=binds, tmpfs=tmpfs, mode=mode)
+        sd = systemd_ns.PrivateSystemd(str(mktemp("sdns")), binds=binds, tmpfs=tmpfs, mode=mode, **kw)
         booted.append(sd)
         return sd.up()
 

@@ -24,8 +24,12 @@ cgroups, which the supervisor removes):
   copy-on-write, the same interpreter and binary paths work inside), the
   same for the host's /tmp (a runtime installed under it works inside; the
   boot's cleanup of /tmp is masked), fresh tmpfs on /run and /dev (usual
-  nodes, a private devpts), proc with
-  read-only /proc/sys, read-only sysfs, and /sys/fs/cgroup: a cgroup2 mount
+  nodes, a private devpts), proc with a read-only /proc/sysrq-trigger
+  (/proc/sys stays writable, as on the hosts it stands for: runtimes write
+  a container's namespaced sysctls through it; systemd-sysctl is masked,
+  so nothing inside writes the host-global ones; `readonly_proc_sys=True`
+  binds it read-only, as systemd-nspawn and unprivileged containers do),
+  read-only sysfs, and /sys/fs/cgroup: a cgroup2 mount
   (`unified`) or a tmpfs holding the v1 hierarchies plus cgroup2 at
   `unified/` (`hybrid`), all rooted at `payload/` by the cgroup namespace.
   A tmpfs over /etc/systemd/system holds only a minimal boot target
@@ -168,15 +172,18 @@ class PrivateSystemd:
     mode: "unified" (cgroup2 only: controllers bound to v1 on a hybrid host
     are not there, limits are recorded, not enforced) or "hybrid"
     (systemd's legacy/hybrid layout over sub-trees of the host's v1
-    hierarchies: limits are enforced by the v1 controllers)."""
+    hierarchies: limits are enforced by the v1 controllers);
+    readonly_proc_sys: /proc/sys bound read-only inside (as in
+    systemd-nspawn), not writable as on a host."""
 
-    def __init__(self, workdir, binds=(), tmpfs=(), mode="unified"):
+    def __init__(self, workdir, binds=(), tmpfs=(), mode="unified", readonly_proc_sys=False):
         assert mode in ("unified", "hybrid"), mode
         self.dir = os.path.abspath(workdir)
         self.mode = mode
         self.id = PREFIX + secrets.token_hex(4)
         self.binds = [os.path.abspath(b) for b in binds]
         self.tmpfs = list(tmpfs)
+        self.readonly_proc_sys = readonly_proc_sys
         self.proc = None
         self.pid1 = None
         self.boot_seconds = None
@@ -188,7 +195,7 @@ class PrivateSystemd:
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, "config.json"), "w") as f:
             json.dump({"id": self.id, "mode": self.mode, "binds": self.binds, "tmpfs": self.tmpfs,
-                       "parent": os.getpid()}, f)
+                       "readonly_proc_sys": self.readonly_proc_sys, "parent": os.getpid()}, f)
         self.console = os.path.join(self.dir, "console.log")
         with open(self.console, "wb") as log:
             self.proc = subprocess.Popen(
@@ -528,7 +535,7 @@ def _pid1(state):
 
     nodev = MS_NOSUID | MS_NODEV | MS_NOEXEC
     mount("proc", root + "/proc", "proc", nodev)
-    for p in ("sys", "sysrq-trigger"):
+    for p in ("sys", "sysrq-trigger") if cfg["readonly_proc_sys"] else ("sysrq-trigger",):
         t = f"{root}/proc/{p}"
         if os.path.exists(t):
             mount(t, t, None, MS_BIND)

@@ -389,3 +389,31 @@ def test_systemd_cgroup_update_on_hybrid(sd_hybrid_env, runtime):
     assert props["TasksMax"] == "20" and props["CPUShares"] == "256", props
     assert memory_limit(props) == {str(64 << 20)}, props
     assert units(env.sd, unit) == []
+
+
+# ------------------------------------------------------------ a read-only /proc/sys
+
+@pytest.mark.parametrize("runtime", [
+    "runc",
+    pytest.param("ocirun", marks=pytest.mark.xfail(strict=True, reason=(
+        "ocirun-init writes linux.sysctl through the runtime's own /proc with RESOLVE_NO_XDEV: a read-only "
+        "/proc/sys bind (systemd-nspawn, unprivileged containers) gives EXDEV; runc writes through the "
+        "container's fresh /proc"))),
+])
+def test_sysctl_under_a_readonly_proc_sys(env, private_systemd, runtime):
+    """A runtime run inside systemd-nspawn or a container sees /proc/sys
+    bound read-only; a container's own (namespaced) sysctls still apply, as
+    dockerd's net.ipv4.ip_unprivileged_port_start=0 on every container."""
+    env.sd = private_systemd(binds=[env.tmp], readonly_proc_sys=True)
+    env.cmd = env.sd.cmd(*env.cmd)
+    cli = (lambda *a: run_in(env.sd, RUNC, "--root", os.path.join(env.tmp, "runc"), *a)) if runtime == "runc" \
+        else env.cli
+    if runtime == "runc" and RUNC is None:
+        pytest.skip("runc is not installed")
+    assert env.sd.run("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_unprivileged_port_start").returncode != 0
+    env.cfg["linux"]["sysctl"] = {"net.ipv4.ip_unprivileged_port_start": "0"}
+    env.cfg["process"]["args"] = ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]
+    env.write()
+    r = cli("run", "-b", env.bundle, env.new_id(runtime))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0"], r.stdout
