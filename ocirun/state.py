@@ -324,6 +324,8 @@ def fast_record(st):
         py.append("start")
     if hooks.get("poststop") or st.get("host_mounts_before") is not None:
         py.append("delete")  # poststop hooks; mounts in our namespace to detach
+    elif cg and "systemd" in cg:
+        py.append("delete")  # the unit is stopped over D-Bus
     start = st.get("start_time")
     lines = [FAST_MAGIC, f"pid {int(st.get('pid') or 0)}", f"start {'-' if start is None else int(start)}",
              f"freeze {(host.freezer_file(cg['version'], cg['paths']) if cg else None) or '-'}",

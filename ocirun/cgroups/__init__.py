@@ -3,8 +3,10 @@ freeze, thaw, kill, remove, stats) on v1 and v2.
 
 A driver places a new container's cgroup (Driver.resolve) and gives back the
 object for a stored one (Driver.load); the Cgroup object does the rest.  The
-cgroupfs driver is the one implemented; the systemd driver (--systemd-cgroup)
-is the second implementation of the same interface and today only refuses.
+cgroupfs driver is here; the systemd driver (--systemd-cgroup) is the second
+implementation of the same interface, in systemd.py (a transient scope per
+container; its description carries a "systemd" entry and load() gives its
+class).
 The driver is passed in by the caller, never set globally.
 
 A container's cgroup description is a plain dict stored in its state:
@@ -89,7 +91,7 @@ class Driver:
         raise NotImplementedError
 
     def load(self, desc):
-        return Cgroup(desc) if desc else None
+        return load(desc) if desc else None
 
 
 class Cgroupfs(Driver):
@@ -124,25 +126,33 @@ class Cgroupfs(Driver):
 
 
 class Systemd(Driver):
-    """The systemd driver: a transient scope unit per container.  Checks what
-    runc checks, then refuses: not implemented yet."""
+    """runc's systemd driver: a transient scope per container, started with
+    the init's pid in it (systemd.py has the names, the properties and the
+    D-Bus calls)."""
 
     name = "systemd"
 
-    def resolve(self, cgroups_path, cid, root=ROOT):
+    def resolve(self, cgroups_path, cid, root=ROOT, annotations=None):
+        from ocirun.cgroups import systemd as S
+
         if not host.systemd_running():
             raise CgroupError("systemd cgroup flag passed, but systemd support for managing cgroups is not "
                               "available")
-        _check_type(cgroups_path)
-        if cgroups_path:
-            parts = cgroups_path.split(":")
-            if len(parts) != 3 or "/" in cgroups_path:
-                raise CgroupError(f'expected cgroupsPath to be of format "slice:prefix:name" for systemd '
-                                  f'cgroups, got "{cgroups_path}" instead')
-            if parts[0] and not parts[0].endswith(".slice"):
-                raise CgroupError(f'linux.cgroupsPath: invalid slice name "{parts[0]}" (must end in .slice)')
-        raise CgroupError("--systemd-cgroup: the systemd cgroup driver is not implemented yet; "
-                          "use the cgroupfs driver (no --systemd-cgroup)")
+        slice_, unit = S.parse_path(cgroups_path, cid)
+        props = S.annotation_props(annotations)
+        hier, version = hierarchies(root)
+        if not hier:
+            raise CgroupError(f"--systemd-cgroup: no cgroup hierarchy is mounted under {root}")
+        init = S.init_paths()
+        sub = S.expand_slice(slice_) + "/" + unit
+        paths = {}
+        for mp, ctrls in hier.items():
+            # runc's getSubsystemPath: PID 1's group (init.scope stripped),
+            # the slice, the unit
+            paths[mp] = os.path.normpath(mp + init.get(ctrls if version == 1 else "", "/") + "/" + sub)
+        return SystemdCgroup({"version": version, "paths": paths,
+                              "made": sorted(set(paths.values()), key=len, reverse=True),
+                              "systemd": {"unit": unit, "slice": slice_, "props": props, "started": False}})
 
 
 def driver(systemd=False):
@@ -150,10 +160,19 @@ def driver(systemd=False):
     return Systemd() if systemd else Cgroupfs()
 
 
-def resolve(cgroups_path, cid, root=ROOT, driver=None):
-    """The cgroup description for a new container (nothing is created)."""
-    cg = (driver or Cgroupfs()).resolve(cgroups_path, cid, root)
+def resolve(cgroups_path, cid, root=ROOT, driver=None, annotations=None):
+    """The cgroup description for a new container (nothing is created);
+    annotations: the config's, for the systemd driver's
+    org.systemd.property.* ones."""
+    d = driver or Cgroupfs()
+    cg = d.resolve(cgroups_path, cid, root, annotations) if d.name == "systemd" else d.resolve(cgroups_path, cid, root)
     return cg.desc if cg else None
+
+
+def load(desc):
+    """The Cgroup object for a stored description: a systemd-managed one
+    (its description says so) gets the systemd driver's class."""
+    return SystemdCgroup(desc) if desc and "systemd" in desc else Cgroup(desc)
 
 
 class Cgroup:
@@ -390,6 +409,90 @@ class Cgroup:
             raise CgroupError(f"removing cgroup {r[1]}: {strerror(r[0])}")
 
 
+class SystemdCgroup(Cgroup):
+    """A container's cgroup under its systemd unit.  Nothing exists before
+    the init's pid is known: the unit is started with it (add_pid, during
+    the SETUP exchange), then the limits are written to its files."""
+
+    @property
+    def unit(self):
+        return self.desc["systemd"]["unit"]
+
+    def create(self):
+        """Refuses a group of that path holding processes, as cgroupfs does."""
+        for path in self.paths.values():
+            if os.path.isdir(path):
+                n = _procs_in(path)
+                if n:
+                    raise CgroupError(f"linux.cgroupsPath: container's cgroup is not empty: {n} process(es) found "
+                                      f"in {path} (unit {self.unit})")
+        return []
+
+    def apply(self, resources, device_paths=()):
+        """Validated now; the properties go into StartTransientUnit and the
+        files are written once the unit exists (add_pid)."""
+        from ocirun.cgroups import resources as R, systemd as S
+
+        res = R.normalize(resources or {})
+        S.resource_props(res, self.version, 999)  # conversion errors before anything exists
+        self.desc["resources"] = res
+        self.desc["systemd"]["pending"] = [p for p in device_paths if isinstance(p, str)]
+
+    def add_pid(self, pid):
+        sd = self.desc["systemd"]
+        if sd.get("started"):
+            return super().add_pid(pid)
+        from ocirun import log
+        from ocirun.cgroups import devices, resources as R, systemd as S
+
+        res = self.desc.get("resources") or {}
+        pending = sd.get("pending") or []
+        S.start_unit(self.desc, pid, devices.effective_rules(res.get("devices", []), pending),
+                     warn=log.warning, debug=log.debug)
+        # systemd made the groups of the controllers it manages (all of them
+        # on v2); on v1 the others are made here and joined (runc's joinCgroups)
+        for mp, path in self.paths.items():
+            try:
+                os.makedirs(path, 0o755, exist_ok=True)
+                if self.version == 1 and os.path.exists(os.path.join(mp, "cpuset.cpus")):
+                    _copy_cpuset(path, mp)
+                _write(os.path.join(path, "cgroup.procs"), str(pid))
+            except OSError as e:
+                raise CgroupError(f"unit {self.unit}: joining {path}: {strerror(e.errno)}") from None
+        R.apply_writes(R.compile(self.desc, res, device_paths=pending))
+        sd.pop("pending", None)
+
+    def update(self, resources):
+        """What systemd owns through SetUnitProperties first, as runc does;
+        then every file, by the cgroupfs code."""
+        from ocirun.cgroups import resources as R, systemd as S
+
+        S.set_properties(self.desc, R.normalize(R.merge(self.desc.get("resources"), R.normalize(resources))))
+        return super().update(resources)
+
+    def remove(self, timeout=5.0):
+        """StopUnit (systemd kills what is left in the scope and removes its
+        group), then whatever is still there (v1 groups of controllers
+        systemd does not manage, sub-groups an older systemd leaves).  An
+        unreachable systemd is reported after the groups are removed."""
+        from ocirun.cgroups import systemd as S
+
+        err = None
+        if self.desc["systemd"].get("started", True):
+            # never a unit this container did not start (a name taken by
+            # another one made StartTransientUnit fail)
+            try:
+                S.stop_unit(self.desc)
+            except CgroupError as e:
+                err = e
+        try:
+            super().remove(timeout)
+        except CgroupError as e:
+            err = err or e
+        if err:
+            raise err
+
+
 def _enable_controllers(mp, path):
     """v2: a controller's files appear in a group only once every ancestor
     lists it in cgroup.subtree_control.  Best effort, as runc: a level that
@@ -452,38 +555,38 @@ def _v2_effectively_frozen(path):
 # --- the description-based interface the verbs call today (one line each) ---
 
 def create(cg):
-    return Cgroup(cg).create()
+    return load(cg).create()
 
 
 def apply(cg, resources, device_paths=()):
-    return Cgroup(cg).apply(resources, device_paths) if cg else None
+    return load(cg).apply(resources, device_paths) if cg else None
 
 
 def update(cg, resources):
-    return Cgroup(cg).update(resources)
+    return load(cg).update(resources)
 
 
 def add_pid(cg, pid):
-    return Cgroup(cg).add_pid(pid)
+    return load(cg).add_pid(pid)
 
 
 def pids(cg):
-    return Cgroup(cg).pids() if cg else []
+    return load(cg).pids() if cg else []
 
 
 def is_frozen(cg):
-    return Cgroup(cg).is_frozen() if cg else False
+    return load(cg).is_frozen() if cg else False
 
 
 def freeze(cg, frozen=True):
-    return Cgroup(cg)._set_frozen(frozen)
+    return load(cg)._set_frozen(frozen)
 
 
 def signal_all(cg, sig):
-    return Cgroup(cg).kill(sig) if cg else None
+    return load(cg).kill(sig) if cg else None
 
 
 def remove(cg, timeout=5.0):
-    return Cgroup(cg).remove(timeout) if cg else None
+    return load(cg).remove(timeout) if cg else None
 
 

@@ -74,7 +74,8 @@ def create(store, cid, opts, *, keep_sync=False):
     linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
     # the cgroup is known before the plan: a v1 cgroup mount binds from it
     cg = None if opts.rootless else cgroups.resolve(linux.get("cgroupsPath"), cid,
-                                                    driver=cgroups.driver(systemd=opts.systemd_cgroup))
+                                                    driver=cgroups.driver(systemd=opts.systemd_cgroup),
+                                                    annotations=cfg.get("annotations"))
     plan = build(cfg, bundle, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                  preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket),
                  cgroup=cg, join_cgroup=joins_cgroup_at_setup(cg), runtime_binds=binds)

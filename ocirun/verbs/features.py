@@ -16,7 +16,7 @@ def features():
         "linux": {
             "namespaces": sorted(T.NAMESPACES),
             "capabilities": list(T.CAPABILITIES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": False},
             "seccomp": {
                 "enabled": True,
                 "actions": sorted(T.SECCOMP_ACTIONS),

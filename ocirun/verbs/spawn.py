@@ -53,8 +53,9 @@ def check_console(detach, terminal, console_socket):
 def joins_cgroup_at_setup(cg):
     """On cgroup v1 the parent moves the bootstrap into the cgroup during the
     SETUP exchange (the plan must ask for it); on v2 the process is born in
-    it (clone3 CLONE_INTO_CGROUP)."""
-    return bool(cg) and cg["version"] != 2
+    it (clone3 CLONE_INTO_CGROUP), unless the group does not exist yet: the
+    systemd driver's unit is started with the bootstrap's pid at SETUP."""
+    return bool(cg) and (cg["version"] != 2 or not cg.get("systemd", {}).get("started", True))
 
 
 class Terminal:

@@ -271,8 +271,8 @@ def test_bpf_program_shape():
 
 
 def test_systemd_driver_is_passed_in_not_global(monkeypatch):
-    """The driver is an argument: the systemd one refuses (runc's words for a
-    host without systemd, else "not implemented"); cgroupfs places the group."""
+    """The driver is an argument: the systemd one refuses a host without
+    systemd (runc's words) and places a scope; cgroupfs places the group."""
     monkeypatch.setattr(cgroups.host, "systemd_running", lambda: False)
     assert not hasattr(cgroups, "SYSTEMD")
     with pytest.raises(CgroupError, match="systemd support for managing cgroups is not available"):
@@ -280,8 +280,8 @@ def test_systemd_driver_is_passed_in_not_global(monkeypatch):
     monkeypatch.setattr(cgroups.host, "systemd_running", lambda: True)
     with pytest.raises(CgroupError, match='expected cgroupsPath to be of format "slice:prefix:name"'):
         cgroups.driver(systemd=True).resolve("a/b", "x")
-    with pytest.raises(CgroupError, match="not implemented yet"):
-        cgroups.driver(systemd=True).resolve("system.slice:ocirun:x", "x")
+    assert cgroups.driver(systemd=True).resolve("system.slice:ocirun:x", "x").desc["systemd"]["unit"] == \
+        "ocirun-x.scope"
     with pytest.raises(CgroupError, match="linux.cgroupsPath: must be a string"):
         cgroups.driver(systemd=True).resolve(["a"], "x")  # was an AttributeError
     with pytest.raises(CgroupError, match="looks like a systemd slice:prefix:name path"):

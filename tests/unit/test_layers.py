@@ -18,8 +18,9 @@ LAYERS = [
     # leaf services
     ["ocirun._native", "ocirun.log", "ocirun.state", "ocirun.seccomp", "ocirun.netdev", "ocirun.spec.load"],
     # the cgroup library, bottom up (on host's read/write and errors' CgroupError)
-    ["ocirun.cgroups.devices", "ocirun.cgroups.stats", "ocirun.cgroups.oom"],
+    ["ocirun.cgroups.devices", "ocirun.cgroups.stats", "ocirun.cgroups.oom", "ocirun.cgroups.sdbus"],
     ["ocirun.cgroups.resources"],
+    ["ocirun.cgroups.systemd"],
     ["ocirun.cgroups"],
     # config.json -> plan
     ["ocirun.plan"],
