@@ -36,7 +36,12 @@ def show(sd, unit, *props):
     """systemctl show's properties of `unit` as a dict."""
     r = sd.run("systemctl", "show", "-p", ",".join(props), unit)
     assert r.returncode == 0, r.stderr
-    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    out = {}
+    for line in r.stdout.splitlines():
+        if "=" in line:  # a list property (DeviceAllow) comes one line per entry
+            k, v = line.split("=", 1)
+            out[k] = out[k] + "\n" + v if k in out else v
+    return out
 
 
 def units(sd, pattern="*"):
@@ -388,6 +393,48 @@ def test_systemd_cgroup_update_on_hybrid(sd_hybrid_env, runtime):
     assert r.stdout.split() == ["20", str(64 << 20), "256"], r.stdout
     assert props["TasksMax"] == "20" and props["CPUShares"] == "256", props
     assert memory_limit(props) == {str(64 << 20)}, props
+    assert units(env.sd, unit) == []
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+@pytest.mark.parametrize("mode", ["unified", "hybrid"])
+def test_systemd_device_rules(env, private_systemd, runtime, mode):
+    """linux.resources.devices through systemd (DevicePolicy=strict and the
+    unit's DeviceAllow, eBPF on cgroup2, the devices controller on v1): a
+    node the container has but no rule allows cannot be opened, one a rule
+    allows can."""
+    env.sd = private_systemd(binds=[env.tmp], mode=mode)
+    env.cmd = env.sd.cmd(*env.cmd)
+    env.cfg["linux"]["namespaces"] = [n for n in env.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    cli = cli_for(env, runtime)
+    cid = env.new_id(runtime)
+    unit = f"{runtime}-{cid}.scope"
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
+    env.cfg["linux"]["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0, "gid": 0},
+        {"path": "/dev/loop-control", "type": "c", "major": 10, "minor": 237, "fileMode": 0o666, "uid": 0, "gid": 0}]
+    env.cfg["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 10, "minor": 229,
+                                                     "access": "rw"})
+    out = out_mount(env)
+    env.cfg["process"]["args"] = ["sh", "-c", "exec > /out/log 2>&1; for d in /dev/fuse /dev/loop-control /dev/null; do "
+                                  "(: < $d) && echo $d-ok; done; echo done > /out/done; exec sleep 100"]
+    env.write()
+    r = cli("run", "-d", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert env.wait_file(os.path.join(out, "done")) == "done\n"
+        props = show(env.sd, unit, "DevicePolicy", "DeviceAllow")
+    finally:
+        d = cli("delete", "--force", cid)
+    assert d.returncode == 0, d.stderr
+    with open(os.path.join(out, "log")) as f:
+        log = f.read()
+    assert "/dev/fuse-ok" in log.splitlines() and "/dev/null-ok" in log.splitlines(), log
+    assert "/dev/loop-control-ok" not in log and "Operation not permitted" in log, log
+    assert props["DevicePolicy"] == "strict", props
+    allowed = props["DeviceAllow"].splitlines()
+    assert "char-10:229 rw" in allowed or "/dev/char/10:229 rw" in allowed, props
+    assert not [a for a in allowed if "10:237" in a], props
     assert units(env.sd, unit) == []
 
 
