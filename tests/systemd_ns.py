@@ -269,11 +269,13 @@ class PrivateSystemd:
     # -- commands inside
     def cmd(self, *argv):
         """argv that runs `argv` inside: all its namespaces, its root, in the
-        leaf cgroup /ocirun-sdns-exec of its tree."""
+        leaf cgroup /ocirun-sdns-exec of its tree.  Killing the returned
+        process (nsenter, which forks into the pid namespace and does not
+        forward signals) kills the command too: its parent-death signal."""
         hier = "/sys/fs/cgroup" if self.mode == "unified" else " ".join(
             ["/sys/fs/cgroup/unified"] + [f"/sys/fs/cgroup/{d}" for _o, d, _p in v1_hierarchies()])
         script = ('for h in %s; do mkdir -p "$h/%s" && echo $$ > "$h/%s/cgroup.procs" || exit 125; done\n'
-                  'exec nsenter --cgroup=/proc/1/ns/cgroup -- "$@"' % (hier, EXEC_LEAF, EXEC_LEAF))
+                  'exec setpriv --pdeathsig KILL nsenter --cgroup=/proc/1/ns/cgroup -- "$@"' % (hier, EXEC_LEAF, EXEC_LEAF))
         return ["nsenter", "-t", str(self.pid1), "--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd",
                 "--", "/bin/sh", "-c", script, "sh"] + [str(a) for a in argv]
 

@@ -144,6 +144,13 @@ def cli_for(env, runtime):
     return lambda *a: env.cli("--systemd-cgroup", *a)
 
 
+def cli_argv(env, runtime, *args):
+    """The argv cli_for(env, runtime) runs, for a command run in the background."""
+    if runtime == "runc":
+        return env.sd.cmd(RUNC, "--root", os.path.join(env.tmp, "runc"), "--systemd-cgroup", *args)
+    return list(env.cmd) + ["--root", env.root, "--systemd-cgroup", *args]
+
+
 def state_of(cli, cid):
     r = cli("state", cid)
     assert r.returncode == 0, r.stderr
@@ -464,3 +471,39 @@ def test_sysctl_under_a_readonly_proc_sys(env, private_systemd, runtime):
     r = cli("run", "-b", env.bundle, env.new_id(runtime))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0"], r.stdout
+
+
+@pytest.mark.parametrize("runtime", ["runc", "ocirun"])
+def test_systemd_cgroup_events_oom_on_hybrid(sd_hybrid_env, runtime):
+    """events: the OOM kill in the container's unit is reported."""
+    env = sd_hybrid_env
+    cli = cli_for(env, runtime)
+    cid = env.new_id(runtime)
+    out = out_mount(env)
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:{runtime}:{cid}"
+    env.cfg["linux"]["resources"].update({"memory": {"limit": 32 << 20}})
+    env.cfg["process"]["args"] = ["sh", "-c", "while [ ! -e /out/go ]; do sleep 0.05; done; "
+                                  "dd if=/dev/zero of=/dev/shm/fill bs=1M count=96 2>/dev/null; echo dd=$? > /out/dd; "
+                                  "rm -f /dev/shm/fill; sleep 100"]
+    env.write()
+    r = cli("run", "-d", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    with tempfile.TemporaryFile() as evout:
+        ev = subprocess.Popen(cli_argv(env, runtime, "events", cid), stdout=evout, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(0.5)  # let events subscribe before the OOM (a missed one fails the test, never passes it)
+            open(os.path.join(out, "go"), "w").close()
+            assert env.wait_file(os.path.join(out, "dd")) == "dd=137\n"
+        finally:
+            r = cli("delete", "--force", cid)
+            try:  # events ends with its container
+                ev.wait(timeout=30)
+            finally:
+                if ev.poll() is None:
+                    ev.kill()
+                    ev.wait()
+        evout.seek(0)
+        text = evout.read().decode(errors="replace")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert any(e["type"] == "oom" and e["id"] == cid for e in events), text
