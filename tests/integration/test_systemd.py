@@ -1,13 +1,20 @@
 """The systemd cgroup driver against a real systemd: a private one booted
 for each test (tests/systemd_ns.py: PID 1 of its own namespaces, its own
 bus, cgroup2 rooted at a sub-group of the host's).  First the fixture
-itself and runc 1.1.5's `--systemd-cgroup` in it, the baseline ocirun is
-compared with."""
+itself; then every command with --systemd-cgroup, runc 1.1.5 (the
+baseline) and ocirun side by side with the same assertions: the unit and
+what systemd says of it (systemctl show / list-units), what the container
+itself saw, and nothing left after delete.
+
+Two layouts: `unified` (cgroup2 only; on this host every controller is
+bound to v1, so that cgroup2 has none and limits cannot be applied there;
+runc and ocirun both refuse them) and `hybrid` (systemd's hybrid layout
+over sub-trees of the host's v1 hierarchies), where limits set through
+systemd are enforced by the kernel."""
 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -423,8 +430,8 @@ def test_systemd_device_rules(env, private_systemd, runtime, mode):
     env.cfg["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 10, "minor": 229,
                                                      "access": "rw"})
     out = out_mount(env)
-    env.cfg["process"]["args"] = ["sh", "-c", "exec > /out/log 2>&1; for d in /dev/fuse /dev/loop-control /dev/null; do "
-                                  "(: < $d) && echo $d-ok; done; echo done > /out/done; exec sleep 100"]
+    env.cfg["process"]["args"] = ["sh", "-c", "exec > /out/log 2>&1; for d in /dev/fuse /dev/loop-control /dev/null; "
+                                  "do (: < $d) && echo $d-ok; done; echo done > /out/done; exec sleep 100"]
     env.write()
     r = cli("run", "-d", "-b", env.bundle, cid)
     assert r.returncode == 0, r.stderr
