@@ -1,8 +1,9 @@
 """Engines on the systemd cgroup driver, inside a private systemd
 (tests/systemd_ns.py: PID 1 of its own namespaces, its own system bus,
 cgroup2 rooted at a sub-group of the host's): podman 4.3 with
-`--cgroup-manager systemd` and dockerd 20.10 with
-`native.cgroupdriver=systemd`, each calling the runtime with
+`--cgroup-manager systemd`, dockerd 20.10 with
+`native.cgroupdriver=systemd` and containerd 1.6 (`ctr run
+--runc-systemd-cgroup`, what its CRI's SystemdCgroup=true does), each calling the runtime with
 `--systemd-cgroup` and a `slice:prefix:name` cgroupsPath.  Every test runs
 with runc (the baseline) and with ocirun, the same steps and the same
 assertions: what the container saw in /proc/self/cgroup (its scope), exec
@@ -25,6 +26,7 @@ import tempfile
 import pytest
 
 from tests.conftest import private_systemd_factory
+from tests.engines import ociimage
 from tests.engines.conftest import (Daemon, Runtime, need_binaries, need_root, private_tmpdir, remove_tree, run,
                                     uid, wait_for)
 
@@ -313,3 +315,111 @@ def test_docker_systemd_limits_enforced(sd_dockerd, runtime):
     assert dk("rm", "--force", name).returncode == 0
     assert_limited(r)
     assert units(dk.sd, f"docker-{cid}.scope") == []
+
+
+# ------------------------------------------------------------ containerd
+
+class SdContainerd(Daemon):
+    """containerd inside the private systemd (root on a tmpfs in there,
+    state in its /run); ctr runs in there too (its fifos are in its /run)."""
+
+    name = "containerd"
+
+    def __init__(self, sd, tmp):
+        self.sd, self.tmp = sd, tmp
+        self.runtime = Runtime(tmp)
+        self.address = "/run/ocirun-ctd/ctd.sock"
+        self.logfile = os.path.join(tmp, "containerd.log")
+        self.config = os.path.join(tmp, "config.toml")
+        with open(self.config, "w") as f:
+            f.write(f"""version = 2
+root = "/var/lib/containerd"
+state = "/run/ocirun-ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{self.address}"
+[ttrpc]
+  address = "{self.address}.ttrpc"
+[debug]
+  address = "/run/ocirun-ctd/debug.sock"
+  level = "debug"
+[metrics]
+  address = ""
+""")
+        self.start(sd.cmd("containerd", "--config", self.config),
+                   lambda: self.ctr("version", timeout=5).returncode == 0, 30, what="containerd to answer")
+
+    def ctr(self, *args, timeout=60, **kw):
+        return run(self.sd.cmd("ctr", "--address", self.address, "--namespace", "ocirun", *map(str, args)),
+                   timeout=timeout, **kw)
+
+    def task_status(self, cid):
+        for line in self.ctr("task", "ls").stdout.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == cid:
+                return parts[1], parts[2]
+        return None, None
+
+    def stop(self):
+        try:
+            for cid in self.ctr("task", "ls", "-q", timeout=20).stdout.split():
+                self.ctr("task", "rm", "-f", cid, timeout=20)
+            for cid in self.ctr("containers", "ls", "-q", timeout=20).stdout.split():
+                self.ctr("containers", "rm", cid, timeout=20)
+        except Exception:  # noqa: BLE001 - the private systemd's poweroff kills the rest
+            pass
+        self.stop_daemon()
+        self.close_log()
+
+
+@pytest.fixture(scope="module", params=["unified", "hybrid"])
+def sd_containerd(request, busybox_archive, eng_tmp):
+    need_root()
+    need_binaries("containerd", "ctr", "containerd-shim-runc-v2", "runc")
+    need_private_systemd(request.param)
+    tmp = private_tmpdir("sdctd")
+    gen = c = None
+    try:
+        sd, gen = boot_in(tmp, binds=[tmp, eng_tmp], tmpfs=["/var/lib/containerd"], mode=request.param)
+        c = SdContainerd(sd, tmp)
+        r = c.ctr("images", "import", busybox_archive["path"], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr + c.log_tail()
+        yield c
+    finally:
+        if c:
+            c.stop()
+        if gen:
+            finish(gen)
+        remove_tree(tmp)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_containerd_systemd_run_exec_kill_rm(sd_containerd, runtime):
+    c = sd_containerd
+    rt = c.runtime.path if runtime == "ocirun" else shutil.which("runc")
+    cid = uid(f"sd-{runtime}")
+    unit = f"ctr-{cid}.scope"
+    # ctr sets cpu shares 1024 by default; 0 leaves them out (no cpu controller in the unified layout here)
+    r = c.ctr("run", "-d", "--runc-binary", rt, "--runc-systemd-cgroup", "--cgroup", f"machine.slice:ctr:{cid}",
+              "--cpu-shares", "0", ociimage.FULL_REF, cid, *SLEEPER)
+    assert r.returncode == 0, r.stdout + r.stderr + c.diag()
+    try:
+        wait_for(lambda: c.task_status(cid)[1] == "RUNNING", 20, what=f"task {cid} RUNNING")
+        pid = c.task_status(cid)[0]
+        props = show(c.sd, unit, "ActiveState", "Delegate", "Slice", "ControlGroup")
+        assert props == {"ActiveState": "active", "Delegate": "yes", "Slice": "machine.slice",
+                         "ControlGroup": f"/machine.slice/{unit}"}, props
+        procs = c.sd.run("cat", f"/sys/fs/cgroup/{'' if c.sd.mode == 'unified' else 'unified/'}machine.slice/{unit}"
+                                "/cgroup.procs").stdout.split()
+        assert pid in procs, (pid, procs)
+        r = c.ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "cat /proc/self/cgroup; sleep 0.5")
+        assert r.returncode == 0, r.stdout + r.stderr + c.diag()
+        assert cgroup2_line(r.stdout) == [f"/machine.slice/{unit}"], r.stdout  # ctr gives no cgroup namespace
+        assert c.ctr("task", "kill", "-s", "SIGTERM", cid).returncode == 0
+        wait_for(lambda: c.task_status(cid)[1] == "STOPPED", 20, what=f"task {cid} STOPPED")
+    finally:
+        c.ctr("task", "rm", "-f", cid)
+        c.ctr("containers", "rm", cid)
+    assert units(c.sd, unit) == []
+    if runtime == "ocirun":
+        assert "--systemd-cgroup" in c.runtime.calls(), c.diag()
