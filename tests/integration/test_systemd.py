@@ -15,6 +15,7 @@ systemd are enforced by the kernel."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,47 @@ def test_private_systemd_goes_when_the_test_process_dies(tmp_path):
     deadline = time.monotonic() + 30
     while (os.path.exists(f"/proc/{pid1}") or any(os.path.exists(d) for d in dirs)) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid1}")
+    assert [d for d in dirs if os.path.exists(d)] == []
+
+
+def test_private_systemd_goes_when_the_test_run_is_interrupted(tmp_path):
+    """Ctrl-C (SIGINT) in a pytest run whose test is inside a private
+    systemd: nothing is left (pytest tears the private_systemd fixture
+    down; were that skipped, the supervisor's parent-death signal would)."""
+    from tests import systemd_ns
+
+    why = systemd_ns.unavailable()
+    if why:
+        pytest.skip(why)
+    (tmp_path / "test_interrupted.py").write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {REPO!r})\n"
+        "from tests.conftest import private_systemd  # noqa: F401 - the fixture\n\n"
+        "def test_sleeps(private_systemd):\n"
+        "    sd = private_systemd()\n"
+        "    print('BOOTED', sd.pid1, *sd.host_cgroup_dirs(), flush=True)\n"
+        "    time.sleep(1000)\n")
+    p = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--rootdir",
+                          str(tmp_path), "--basetemp", str(tmp_path / "bt"), str(tmp_path / "test_interrupted.py")],
+                         cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in p.stdout:
+            seen.append(line)
+            if line.startswith("BOOTED"):
+                break
+        booted = [line for line in seen if line.startswith("BOOTED")]
+        assert booted, "".join(seen)
+        pid1, dirs = int(booted[0].split()[1]), booted[0].split()[2:]
+        assert os.path.exists(f"/proc/{pid1}") and all(os.path.isdir(d) for d in dirs)
+        p.send_signal(signal.SIGINT)
+        rest = p.communicate(timeout=60)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "KeyboardInterrupt" in rest, rest
     assert not os.path.exists(f"/proc/{pid1}")
     assert [d for d in dirs if os.path.exists(d)] == []
 
