@@ -125,6 +125,43 @@ class Cgroupfs(Driver):
         return Cgroup({"version": version, "paths": paths, "made": made})
 
 
+def rootless_resolve(cgroups_path, cid, root=ROOT):
+    """A rootless container's cgroup (runc's rootless cgroupfs on v2): only
+    where the caller may make one, i.e. in a delegated cgroup2 subtree, else
+    None (no cgroup: cgroup v1, or nothing delegated).  As runc, a relative
+    path is placed next to the caller's own group, not in it (that one holds
+    processes).  Delegated means: the first existing directory on the way is
+    the caller's to write, and so is cgroup.procs of the closest group the
+    caller's and the container's share (the kernel's rule for moving a
+    process between them).  Device rules are left out (the caller cannot
+    load a device program; a user namespace cannot make device nodes)."""
+    if cgroups_path is not None and not isinstance(cgroups_path, str):
+        return None
+    hier, version = hierarchies(root)
+    if version != 2 or not hier:
+        return None
+    try:
+        inner, parts = _check_path(cgroups_path, cid)
+    except CgroupError:
+        return None
+    own = os.path.normpath(root + host.own_cgroup_paths().get("", "/"))
+    base = root if inner.startswith("/") else os.path.dirname(own)
+    path = os.path.normpath(base + "/" + "/".join(parts))
+    if not path.startswith(root + "/"):
+        return None
+    made = []
+    d = path
+    while d != root and not os.path.isdir(d):
+        made.append(d)
+        d = os.path.dirname(d)
+    common = os.path.commonpath([own, path])
+    if d == root or not os.access(d, os.W_OK) or not os.access(os.path.join(common, "cgroup.procs"), os.W_OK):
+        return None
+    if not made and not os.access(os.path.join(path, "cgroup.procs"), os.W_OK):
+        return None
+    return {"version": 2, "paths": {root: path}, "made": made, "rootless": True}
+
+
 class Systemd(Driver):
     """runc's systemd driver: a transient scope per container, started with
     the init's pid in it (systemd.py has the names, the properties and the

@@ -201,8 +201,8 @@ def normalize(res):
     bio = {}
     for k in ("weight", "leafWeight"):
         v = _int(b.get(k), f"{P}.blockIO.{k}", 0, 1000)
-        if v is not None:
-            if v and v < 10:
+        if v:  # 0 is "not set" (runc; dockerd sends weight 0 on every container)
+            if v < 10:
                 raise CgroupError(f"{P}.blockIO.{k}: {v} is out of range [10, 1000]")
             bio[k] = v
     wd = []
@@ -576,7 +576,7 @@ def _v2(w, res, update):
         if ctrl != "cgroup" and controller_dir(w.cg, ctrl) is None:
             raise CgroupError(f"{ff}: the {ctrl} controller is not enabled for this cgroup")
         w.add(ctrl, k, v, ff)
-    if not update:
+    if not update and not w.cg.get("rootless"):
         from ocirun.cgroups import devices
 
         devices.v2_prepare(w, res.get("devices", []), w.device_paths)

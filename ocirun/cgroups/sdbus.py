@@ -65,6 +65,11 @@ class Manager:
         self.conn = None
         self._jobs = None
         self._filter = None
+        try:
+            import jeepney  # noqa: F401
+        except ImportError:
+            raise CgroupError(f"{what}: the systemd cgroup driver needs the Python package jeepney, which is not "
+                              "installed") from None
         addrs = [(address, False)] if address else _addresses()
         errs = []
         for addr, is_bus in addrs:
@@ -77,17 +82,11 @@ class Manager:
             raise CgroupError(f"{what}: cannot connect to systemd over D-Bus ({'; '.join(errs) or 'no address'})")
 
     def _connect(self, addr, is_bus, timeout):
-        from jeepney.io.blocking import DBusConnection, prep_socket
+        from jeepney.io.blocking import prep_socket
 
         sock = prep_socket(addr, timeout=timeout)
         try:
-            conn = DBusConnection.__new__(DBusConnection)
-            # DBusConnection.__init__ says Hello with no time limit: do its
-            # set-up here and say Hello (on a bus only) with one
-            super(DBusConnection, conn).__init__(sock)
-            from jeepney.io.common import MessageFilters
-
-            conn._filters = MessageFilters()
+            conn = _connection_class()(sock)
             if is_bus:
                 from jeepney.bus_messages import message_bus
 
@@ -176,15 +175,21 @@ class Manager:
 
     def start_transient(self, unit, props):
         """StartTransientUnit (mode "replace") and wait for its job; a failed
-        unit is reset (so that its name is free again) before the error."""
+        unit is reset (so that its name is free again) before the error.  A
+        name still held by a failed unit is freed and tried once more (as
+        runc does since 1.2); one held by a live unit is an error."""
         self._subscribe()
-        try:
-            (job,) = self.call("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", props, []))
-        except BusError as e:
-            if e.name.endswith(".UnitExists"):
-                raise CgroupError(f"{self.what} exists already (another container's, or a leftover: "
-                                  f"`systemctl stop {unit}`)") from None
-            raise
+        for attempt in (1, 2):
+            try:
+                (job,) = self.call("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", props, []))
+                break
+            except BusError as e:
+                if not e.name.endswith(".UnitExists"):
+                    raise
+                if attempt == 2:
+                    raise CgroupError(f"{self.what} exists already (another container's, or a leftover: "
+                                      f"`systemctl stop {unit}`)") from None
+                self.reset_failed(unit)
         res = self.wait_job(job, "start")
         if res != "done":
             self.reset_failed(unit)
@@ -199,9 +204,10 @@ class Manager:
             if e.name.endswith(".NoSuchUnit"):
                 return False
             raise
-        res = self.wait_job(job, "stop")
-        if res not in ("done", "canceled"):
-            self.reset_failed(unit)
+        self.wait_job(job, "stop")
+        # a unit that ended failed (an OOM kill, say) keeps its name until
+        # reset: free it for the next container of that name
+        self.reset_failed(unit)
         return True
 
     def reset_failed(self, unit):
@@ -228,6 +234,20 @@ class Manager:
     def manager_property(self, name):
         (value,) = self.call("Get", "ss", (MANAGER, name), interface="org.freedesktop.DBus.Properties")
         return value[1]
+
+
+def _connection_class():
+    """jeepney's blocking connection without the Hello its constructor says
+    with no time limit (said here, on a bus only, with one)."""
+    from jeepney.io.blocking import DBusConnection, DBusConnectionBase
+    from jeepney.io.common import MessageFilters
+
+    class Connection(DBusConnection):
+        def __init__(self, sock):
+            DBusConnectionBase.__init__(self, sock)
+            self._filters = MessageFilters()
+
+    return Connection
 
 
 def _why(e):

@@ -39,7 +39,7 @@ def _refuse_rootless_limits(res):
     for key, v in (res or {}).items():
         if key != "devices" and v not in (None, {}, []):
             raise OcirunError(f"linux.resources.{key}: cgroup limits need root (a rootless container has no cgroup "
-                              "on this host)")
+                              "on this host: cgroup v1, or no cgroup2 subtree delegated to the user)")
 
 
 def create(store, cid, opts, *, keep_sync=False):
@@ -73,9 +73,12 @@ def create(store, cid, opts, *, keep_sync=False):
             raise OcirunError(f"unable to stat preserved-fd {i - 2} (of {preserve})") from None
     linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
     # the cgroup is known before the plan: a v1 cgroup mount binds from it
-    cg = None if opts.rootless else cgroups.resolve(linux.get("cgroupsPath"), cid,
-                                                    driver=cgroups.driver(systemd=opts.systemd_cgroup),
-                                                    annotations=cfg.get("annotations"))
+    if opts.rootless:
+        # a group of its own only in a cgroup2 subtree delegated to the caller
+        cg = cgroups.rootless_resolve(linux.get("cgroupsPath"), cid)
+    else:
+        cg = cgroups.resolve(linux.get("cgroupsPath"), cid, driver=cgroups.driver(systemd=opts.systemd_cgroup),
+                             annotations=cfg.get("annotations"))
     plan = build(cfg, bundle, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                  preserve_fds=preserve, extra_env=extra_env, console_socket=bool(opts.console_socket),
                  cgroup=cg, join_cgroup=joins_cgroup_at_setup(cg), runtime_binds=binds)
@@ -85,10 +88,11 @@ def create(store, cid, opts, *, keep_sync=False):
     log.debug(f"create {cid}: plan built: rootfs {plan.rootfs}, new namespaces {','.join(sorted(plan.ns_new)) or '-'}"
               + (f", seccomp filter of {len(plan.seccomp.bpf) // 8} instructions" if plan.seccomp else ""))
     if opts.rootless:
-        # no cgroup: an unprivileged user cannot create one here (cgroup v1,
-        # no systemd delegation), and limits that cannot be applied are an
+        # no cgroup where nothing is delegated to the caller (cgroup v1, or
+        # no writable cgroup2 subtree): limits that cannot be applied are an
         # error, not something to skip quietly
-        _refuse_rootless_limits(linux.get("resources"))
+        if not cg:
+            _refuse_rootless_limits(linux.get("resources"))
         if "user" not in plan.ns_new and "user" not in plan.ns_paths and os.geteuid() != 0:
             raise OcirunError("linux.namespaces: a rootless container needs a user namespace "
                               "(`ocirun spec --rootless` writes such a config)")

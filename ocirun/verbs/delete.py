@@ -70,8 +70,13 @@ def _delete_corrupt(store, cid, err):
 
         cgp = string(((cfg.get("linux") or {}) if isinstance(cfg, dict) else {}).get("cgroupsPath"),
                    "linux.cgroupsPath")
-        # never the root cgroup or the runtime's own: resolve refuses those
-        cg = cgroups.resolve(cgp, cid)
+        # never the root cgroup or the runtime's own: resolve refuses those;
+        # a slice:prefix:name path was the systemd driver's (its unit is
+        # stopped; the cgroupfs driver refuses such a path)
+        systemd = bool(cgp) and ":" in cgp and not cgp.startswith("/")
+        cg = cgroups.resolve(cgp, cid, driver=cgroups.driver(systemd=systemd))
+        if cg and systemd:
+            cg["systemd"]["started"] = True
         if cg:
             # which directories create made is lost with the state: the
             # container's own groups only (create refused a non-empty one),

@@ -245,3 +245,79 @@ def test_unsearchable_paths_report_permission_denied(rl):
     r = as_nobody(rl, "run", rl.new_id("rl"))
     assert r.returncode == 1 and f"mounts[{len(base['mounts']) - 1}].source: {target}: permission denied" in r.stderr, \
         r.stderr
+
+
+def _v2_mount():
+    """Where the host mounts cgroup2 (a hybrid host: /sys/fs/cgroup/unified)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup2":
+                return left.split()[4]
+    return None
+
+
+@pytest.mark.parametrize("delegated", [True, False])
+def test_delegated_cgroup2_subtree_gives_a_cgroup(rl, delegated):
+    """runc's rootless cgroupfs on v2: when the user owns a delegated cgroup2
+    subtree (the group holding its own one, chowned to it as systemd's
+    Delegate= does), the container gets a group of its own next to the
+    user's, with its limits (hugetlb, the controller this host's cgroup2
+    has); the group goes with the container.  Without delegation the limit
+    is refused, as before.  Run in a private mount namespace where
+    /sys/fs/cgroup is cgroup2 (the container binds the host's /sys)."""
+    import secrets
+    import shlex
+
+    v2 = _v2_mount()
+    if v2 is None:
+        pytest.skip("no cgroup2 hierarchy on this host")
+    name = f"ocirun-deleg-{secrets.token_hex(4)}"
+    host_d = os.path.join(v2, name)
+    os.mkdir(host_d)
+    os.mkdir(os.path.join(host_d, "own"))
+    try:
+        if delegated:
+            for p in (host_d, os.path.join(host_d, "own")):
+                for f in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+                    os.chown(os.path.join(p, f), NOBODY, NOBODY)
+        have_hugetlb = "hugetlb" in open(os.path.join(host_d, "cgroup.controllers")).read().split()
+        size = "2MB" if os.path.exists(os.path.join(host_d, "hugetlb.2MB.max")) else None
+        cid = rl.new_id("rl")
+        rl.cfg["linux"]["namespaces"] = [n for n in rl.cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+        script = "grep '^0::' /proc/self/cgroup"
+        if have_hugetlb and size:
+            rl.cfg["linux"]["resources"] = {"hugepageLimits": [{"pageSize": size, "limit": 4 << 21}]}
+            script += f"; cat /sys/fs/cgroup/hugetlb.{size}.max"  # its own group, mounted there
+        else:
+            rl.cfg["linux"]["resources"] = {"pids": {"limit": 10}}  # cannot be honoured: refused either way
+        rl.cfg["process"]["args"] = ["sh", "-c", script]
+        rl.write()
+        ocirun = " ".join(shlex.quote(c) for c in rl.cmd)
+        full = (f"umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && "
+                f"echo $$ > /sys/fs/cgroup/{name}/own/cgroup.procs && cd {shlex.quote(rl.bundle)} && "
+                f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups env XDG_RUNTIME_DIR={rl.xdg} "
+                f"{ocirun} run {cid}")
+        r = subprocess.run(["unshare", "-m", "sh", "-c", full], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        if not delegated or not (have_hugetlb and size):
+            assert r.returncode == 1, r.stdout + r.stderr
+            assert "cgroup limits need root" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        else:
+            assert r.returncode == 0, r.stderr
+            lines = r.stdout.split()
+            assert lines == [f"0::/{name}/{cid}", str(4 << 21)], r.stdout
+        assert not os.path.exists(os.path.join(host_d, cid))
+        assert not os.path.exists(rl.root) or os.listdir(rl.root) == []
+    finally:
+        for d in (os.path.join(host_d, "own"), host_d):
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    import time
+
+                    time.sleep(0.1)

@@ -152,3 +152,23 @@ def test_stuck_bus_is_time_bounded(sd_env):
     finally:
         srv.close()
     assert_nothing_left(env, cid, f"libpod-{cid}.scope", f"/machine.slice/libpod-{cid}.scope")
+
+
+def test_delete_force_of_a_corrupt_state_stops_the_unit(sd_env):
+    """state.json unusable: delete --force finds the unit from the saved
+    config's slice:prefix:name path, stops it (its processes go with it)
+    and removes its group."""
+    env = sd_env
+    cid = env.new_id()
+    unit = f"libpod-{cid}.scope"
+    env.cfg["linux"]["cgroupsPath"] = f"machine.slice:libpod:{cid}"
+    env.cfg["process"]["args"] = ["sleep", "100"]
+    env.write()
+    r = env.cli("--systemd-cgroup", "create", "-b", env.bundle, cid)
+    assert r.returncode == 0, r.stderr
+    assert active(env.sd, unit)
+    with open(os.path.join(env.root, cid, "state.json"), "w") as f:
+        f.write("{not json")
+    r = env.cli("delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    assert_nothing_left(env, cid, unit, f"/machine.slice/{unit}")

@@ -501,3 +501,18 @@ def test_cgroup_remove_takes_only_what_ocirun_made(tmp_path):
     (a / "made" / "other" / "sub").mkdir()
     cgroups.remove(legacy, timeout=1.0)
     assert os.listdir(a / "made") == ["ctr"]
+
+
+def test_zero_blkio_weight_is_unset_and_needs_no_io_controller(v2, monkeypatch):
+    """dockerd sends blockIO.weight 0 on every container: "not set" (runc),
+    so a cgroup2 without the io controller (systemd's scope on a host whose
+    io is bound to v1) still runs it; a real weight still needs io."""
+    monkeypatch.setattr(devices, "v2_prepare", lambda w, rules, paths=(): None)
+    path = next(iter(v2["paths"].values()))
+    with open(os.path.join(path, "cgroup.controllers"), "w") as f:
+        f.write("cpuset cpu memory hugetlb pids rdma\n")
+    cgroups.apply(v2, {"blockIO": {"weight": 0, "leafWeight": 0}, "pids": {"limit": 20}})
+    assert v2["resources"] == {"pids": {"limit": 20}}
+    assert content(v2, "pids", "pids.max") == "20"
+    with pytest.raises(CgroupError, match="linux.resources.blockIO: the io cgroup controller is not available"):
+        cgroups.apply(v2, {"blockIO": {"weight": 100}})

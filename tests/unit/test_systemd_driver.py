@@ -404,7 +404,7 @@ def test_start_waits_for_the_job(peer):
     with sdbus.Manager("unit x-c.scope", address=p.path, timeout=5) as m:
         m.start_transient("x-c.scope", [("PIDs", ("au", [1]))])
         assert m.stop("x-c.scope") is True
-    assert p.calls == ["Subscribe", "StartTransientUnit", "StopUnit"]
+    assert p.calls == ["Subscribe", "StartTransientUnit", "StopUnit", "ResetFailedUnit"]
 
 
 def test_failed_job_is_reset_and_named(peer):
@@ -417,11 +417,32 @@ def test_failed_job_is_reset_and_named(peer):
 
 
 def test_unit_exists_is_named(peer):
+    """A name held by a live unit: reset-failed (which never stops a unit)
+    and one more try, then the error."""
     p = peer(handler=_systemd_like(start_error="org.freedesktop.systemd1.UnitExists"))
     with sdbus.Manager("unit x-c.scope", address=p.path, timeout=5) as m:
         with pytest.raises(CgroupError, match=r"^unit x-c.scope exists already \(another container's, or a "
                                               r"leftover: `systemctl stop x-c.scope`\)$"):
             m.start_transient("x-c.scope", [])
+    assert p.calls == ["Subscribe", "StartTransientUnit", "ResetFailedUnit", "StartTransientUnit"]
+
+
+def test_name_of_a_failed_unit_is_freed(peer):
+    """A failed leftover holds the name until reset: reset, and it starts."""
+    ok = _systemd_like()
+    bad = _systemd_like(start_error="org.freedesktop.systemd1.UnitExists")
+    seen = []
+
+    def handle(msg):
+        if msg.header.fields.get(3) == "StartTransientUnit":
+            seen.append(1)
+            return (bad if len(seen) == 1 else ok)(msg)
+        return ok(msg)
+
+    p = peer(handler=handle)
+    with sdbus.Manager("unit x-c.scope", address=p.path, timeout=5) as m:
+        m.start_transient("x-c.scope", [])
+    assert p.calls == ["Subscribe", "StartTransientUnit", "ResetFailedUnit", "StartTransientUnit"]
 
 
 def test_job_that_never_ends_is_time_bounded(peer):
