@@ -155,6 +155,17 @@ def test_podman_systemd_run_exec_stop_rm(sd_podman, runtime):
     r = pm(runtime, "exec", name, "cat", "/proc/self/cgroup")
     assert r.returncode == 0, r.stderr + pm.diag()
     assert cgroup2_line(r.stdout) == [f"/machine.slice/{unit}"], r.stdout
+    # pause/unpause: the unit's group frozen and thawed (cgroup2's freeze, or the v1 freezer on hybrid)
+    if pm.sd.mode == "unified":
+        freezer, frozen, thawed = f"/sys/fs/cgroup/machine.slice/{unit}/cgroup.events", "frozen 1", "frozen 0"
+    else:
+        freezer, frozen, thawed = f"/sys/fs/cgroup/freezer/machine.slice/{unit}/freezer.state", "FROZEN", "THAWED"
+    assert pm(runtime, "pause", name).returncode == 0, pm.diag()
+    assert json.loads(pm(runtime, "inspect", name).stdout)[0]["State"]["Status"] == "paused"
+    assert frozen in pm.sd.run("cat", freezer).stdout.splitlines()
+    assert pm(runtime, "unpause", name).returncode == 0, pm.diag()
+    assert json.loads(pm(runtime, "inspect", name).stdout)[0]["State"]["Status"] == "running"
+    assert thawed in pm.sd.run("cat", freezer).stdout.splitlines()
     r = pm(runtime, "stop", "--time", "10", name)
     assert r.returncode == 0, r.stderr + pm.diag()
     state = json.loads(pm(runtime, "inspect", name).stdout)[0]["State"]
