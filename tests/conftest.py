@@ -358,8 +358,11 @@ def private_systemd_factory(mktemp):
 
     yield boot
     problems = []
-    for sd in booted:
-        report = sd.down() or {}
+    for sd in booted:  # every one, whatever happened to the previous
+        try:
+            report = sd.down() or {}
+        except Exception as e:  # noqa: BLE001 - reported below
+            report = {"left": [f"teardown failed: {e!r}"]}
         problems += report.get("left", [])
         problems += [d for d in sd.host_cgroup_dirs() if os.path.exists(d)]
     if problems:
