@@ -351,3 +351,41 @@ def env(tmp_path, rootfs_template):
 @pytest.fixture
 def cfg_copy():
     return copy.deepcopy(base_config())
+
+
+def private_systemd_factory(mktemp):
+    """A generator for the private_systemd fixtures: yields boot(binds=(),
+    tmpfs=(), mode="unified") that returns a booted tests.systemd_ns
+    PrivateSystemd (skipping, before creating anything, where systemd 252+
+    or D-Bus is missing), and tears every one down afterwards, also when the
+    test failed or was interrupted; fails the test if one left a cgroup."""
+    from tests import systemd_ns
+
+    booted = []
+
+    def boot(binds=(), tmpfs=(), mode="unified", **kw):
+        why = systemd_ns.unavailable(mode)
+        if why:
+            pytest.skip(why)
+        sd = systemd_ns.PrivateSystemd(str(mktemp("sdns")), binds=binds, tmpfs=tmpfs, mode=mode, **kw)
+        booted.append(sd)
+        return sd.up()
+
+    yield boot
+    problems = []
+    for sd in booted:  # every one, whatever happened to the previous
+        try:
+            report = sd.down() or {}
+        except Exception as e:  # noqa: BLE001 - reported below
+            report = {"left": [f"teardown failed: {e!r}"]}
+        problems += report.get("left", [])
+        problems += [d for d in sd.host_cgroup_dirs() if os.path.exists(d)]
+    if problems:
+        pytest.fail("the private systemd left behind: " + "; ".join(problems))
+
+
+@pytest.fixture
+def private_systemd(tmp_path_factory):
+    """boot(binds=(), tmpfs=(), mode="unified"): a private systemd for this
+    test (tests/systemd_ns.py says what it is), torn down after it."""
+    yield from private_systemd_factory(tmp_path_factory.mktemp)
