@@ -9,6 +9,9 @@ scripts/install.sh
 # idempotent: apt is only called when a package is not installed yet
 . scripts/lib.sh
 apt_need containerd podman conmon docker.io strace
+# the systemd driver's tests boot a private systemd (tests/systemd_ns.py) and
+# compare with runc there; setpriv/unshare/nsenter come with util-linux
+apt_need systemd dbus-daemon dbus runc util-linux
 PY=${PYTHON:-python3}
 PIPFLAGS=$(pip_flags)
 $PY -m pip install -q $PIPFLAGS "pytest>=7" "pytest-benchmark>=4" "jsonschema>=4" "hypothesis>=6" >/dev/null
