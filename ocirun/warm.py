@@ -3,9 +3,9 @@
 A warm server is one long-lived `ocirun-py --root R warm serve` per state
 root, build and network namespace, with the create/run/exec code already
 imported.  It keeps `workers` children forked ahead of requests, each
-blocked in accept() on an abstract unix socket named by the build and the
-root (`socket_name`).  The C front-end (csrc/front/warm.c) connects, sends
-its argv, environment, working directory and open fds, and, once the
+blocked in accept() on a unix socket in the state root named by the build
+(`socket_path`).  The C front-end (csrc/front/warm.c) connects, sends its
+argv, environment, working directory, umask and open fds, and, once the
 worker has checked who is asking, lets it run the ordinary CLI code.  Every
 process operation that must belong to the caller's `ocirun` process (the
 init's spawn, waiting, signals, the subreaper flag, hooks) goes back to the

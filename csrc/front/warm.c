@@ -1,7 +1,7 @@
 /* The warm path's front-end side (ocirun/warm.py has the server's).
  *
  * For create, run and exec, when the warm path is on, the front-end asks the
- * warm server of its --root and build (an abstract unix socket) to run the
+ * warm server of its --root and build (<root>/ocirun-warm@<build>) to run the
  * command, instead of starting an interpreter.  It sends argv, environment,
  * working directory and every open fd; a worker checks who is asking
  * (SO_PEERCRED, its namespaces and root directory) and answers ACCEPT or
