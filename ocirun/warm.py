@@ -201,8 +201,15 @@ def serve(root, build, idle, workers, main, preload, command_of):
     signal.set_wakeup_fd(cw)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     busy = set()
+    gone = set()
     while True:
-        while len(idle_kids) < workers and len(busy) < MAX_IN_FLIGHT:
+        if len(gone) > 4096:
+            gone.clear()  # pids are only looked up right after their reaping
+        # while requests run, one worker ready is enough: topping up waits
+        # until they end, so the fork does not take a CPU from them (it is
+        # off the request's path either way)
+        want = workers if not busy else 1
+        while len(idle_kids) < want and len(busy) < MAX_IN_FLIGHT:
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
@@ -218,7 +225,7 @@ def serve(root, build, idle, workers, main, preload, command_of):
                                                        "command_of": command_of})
                 os._exit(0)
             idle_kids.add(pid)
-        ready, _, _ = select.select([r, cr], [], [], idle)
+        ready, _, _ = select.select([r, cr], [], [], idle if not busy else 1.0)
         while True:
             try:
                 pid, _st = os.waitpid(-1, os.WNOHANG)
@@ -228,6 +235,7 @@ def serve(root, build, idle, workers, main, preload, command_of):
                 break
             idle_kids.discard(pid)
             busy.discard(pid)
+            gone.add(pid)  # its "took a request" may still be unread in the pipe
         if not ready:
             if busy:
                 continue  # not idle while requests are in flight
@@ -241,7 +249,8 @@ def serve(root, build, idle, workers, main, preload, command_of):
             data = os.read(r, 4096)
             for (pid,) in struct.iter_unpack("i", data[: len(data) // 4 * 4]):
                 idle_kids.discard(pid)
-                busy.add(pid)
+                if pid not in gone:
+                    busy.add(pid)
                 served[:8] = struct.pack("Q", struct.unpack("Q", served[:8])[0] + 1)
     _unlink(path, mine)
     for pid in idle_kids:

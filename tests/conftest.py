@@ -277,11 +277,20 @@ def warm_mode():
     return os.environ.get("OCIRUN_WARM", "").lower() in ("1", "on", "true", "yes")
 
 
+def state_entries(root):
+    """What a state root holds besides the warm server's socket
+    (`ocirun-warm@<build>`, README "Warm start"): the containers' entries."""
+    try:
+        return [n for n in os.listdir(root) if not n.startswith("ocirun-warm@")]
+    except FileNotFoundError:
+        return []
+
+
 def leftovers(env):
     """Everything a test's containers may have left on the host."""
     problems = []
     if os.path.isdir(env.root):
-        left = os.listdir(env.root)
+        left = state_entries(env.root)
         if left:
             problems.append(f"state entries: {left}")
     with open("/proc/self/mountinfo") as f:

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from tests.conftest import state_entries
+
 MiB = 1 << 20
 
 
@@ -280,7 +282,7 @@ def test_bad_resources(env, res, field):
     r = env.cli("create", "-b", env.bundle, cid)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and field in r.stderr, r.stderr
-    assert not os.listdir(env.root)  # leftover cgroups are checked by the env fixture
+    assert not state_entries(env.root)  # leftover cgroups are checked by the env fixture
 
 
 def test_systemd_cgroup_without_systemd(env):
@@ -489,7 +491,7 @@ def test_cgroups_path_root_and_busy_groups_refused(env):
         assert r.returncode == 1 and r.stderr.count("\n") == 1
         assert "linux.cgroupsPath: container's cgroup is not empty: 1 process(es) found" in r.stderr
         assert host.poll() is None and all(os.path.isdir(d) for d in dirs)
-        assert not os.listdir(env.root)
+        assert not state_entries(env.root)
     finally:
         host.kill()
         host.wait()
@@ -543,7 +545,7 @@ def test_cgroup_frozen_before_create_is_refused(env):
         r = env.cli("run", "-b", env.bundle, env.new_id(), timeout=20)
         assert r.returncode == 1 and r.stderr.count("\n") == 1
         assert "container's cgroup unexpectedly frozen" in r.stderr
-        assert os.path.isdir(d) and not os.listdir(env.root)
+        assert os.path.isdir(d) and not state_entries(env.root)
     finally:
         with open(d + "/freezer.state", "w") as f:
             f.write("THAWED")

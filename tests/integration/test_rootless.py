@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import wait_status
+from tests.conftest import state_entries, wait_status
 
 NOBODY = 65534
 
@@ -80,7 +80,7 @@ def test_run_as_nobody(rl):
     assert lines[0:2] == ["0", "0"], r.stdout
     assert lines[2].split() == ["0", str(NOBODY), "1"] and lines[3].split() == ["0", str(NOBODY), "1"]
     assert lines[4] == "deny" and "dev-ok" in r.stdout, r.stdout
-    assert os.listdir(rl.root) == []
+    assert state_entries(rl.root) == []
 
 
 def test_lifecycle_through_the_front_end(rl):
@@ -114,7 +114,7 @@ def test_lifecycle_through_the_front_end(rl):
     wait_status(lambda c: json.loads(as_nobody(rl, "state", c, cmd=lone).stdout), cid)
     r = as_nobody(rl, "delete", cid, cmd=lone)
     assert r.returncode == 0, r.stderr
-    assert os.listdir(rl.root) == []
+    assert state_entries(rl.root) == []
 
 
 def test_limits_are_refused_not_ignored(rl):
@@ -148,7 +148,7 @@ def test_wider_maps_need_newuidmap_and_subuids(rl):
     r = as_nobody(rl, "run", rl.new_id("rl"))
     assert r.returncode == 1
     assert "linux.uidMappings: newuidmap" in r.stderr, r.stderr
-    assert os.listdir(rl.root) == []
+    assert state_entries(rl.root) == []
 
 
 def test_exec_as_nobody(rl):
@@ -208,7 +208,7 @@ def test_root_of_a_user_namespace_is_rootless_too(rl):
         assert f.read() == mine  # no cgroup of its own: where the caller was
     r = as_nobody(rl, "delete", "--force", cid, userns=True)
     assert r.returncode == 0, r.stderr
-    assert os.listdir(rl.root) == []
+    assert state_entries(rl.root) == []
 
 
 def test_a_config_without_user_namespace_is_explained(rl):
@@ -308,7 +308,7 @@ def test_delegated_cgroup2_subtree_gives_a_cgroup(rl, delegated):
             lines = r.stdout.split()
             assert lines == [f"0::/{name}/{cid}", str(4 << 21)], r.stdout
         assert not os.path.exists(os.path.join(host_d, cid))
-        assert not os.path.exists(rl.root) or os.listdir(rl.root) == []
+        assert not os.path.exists(rl.root) or state_entries(rl.root) == []
     finally:
         for d in (os.path.join(host_d, "own"), host_d):
             for _ in range(50):
