@@ -5,6 +5,7 @@ Measures, for each runtime installed, in one run and on the same bundle
 (busybox rootfs, `ocirun spec` defaults, no terminal, /bin/true):
 
   run        `RT run -b B id` of /bin/true
+  create     `RT create -b B id` alone
   lifecycle  create + start + wait + delete as four commands (what
              containerd's shim does); this process is a subreaper, so it
              reaps the container's init itself
@@ -192,6 +193,19 @@ def bench_run(rt, root, bundle, n, warm):
     return res
 
 
+def bench_create(rt, root, bundle, n, warm):
+    """`create` alone (the delete after each is not timed)."""
+    res = []
+    for i in range(warm + n):
+        cid = f"bench-cr-{os.getpid()}-{i}"
+        dt = timed([rt, "--root", root, "create", "-b", bundle, cid])
+        run_quiet([rt, "--root", root, "delete", "--force", cid], stdout=subprocess.DEVNULL)
+        reap_any()
+        if i >= warm:
+            res.append(dt)
+    return res
+
+
 def bench_lifecycle(rt, root, bundle, n, warm):
     res = []
     for i in range(warm + n):
@@ -337,7 +351,8 @@ def bench_concurrent(rt, root, bundle, n, warm, count=50):
     return res
 
 
-BENCHES = {"run": bench_run, "lifecycle": bench_lifecycle, "state": bench_state, "exec": bench_exec}
+BENCHES = {"run": bench_run, "create": bench_create, "lifecycle": bench_lifecycle, "state": bench_state,
+           "exec": bench_exec}
 
 
 def summarize(samples):
@@ -502,7 +517,7 @@ def plot(report, path):
     except ImportError:
         print("matplotlib not installed: no plot (pip install -r benchmarks/requirements.txt)")
         return
-    order = ["run", "exec", "lifecycle", "state", "concurrent50"]
+    order = ["run", "create", "exec", "lifecycle", "state", "concurrent50"]
     rows = [(sc, [b for b in order if b in res]) for sc, res in report["scenarios"].items()]
     rows = [(sc, bs) for sc, bs in rows if bs]
     if not rows:
@@ -530,7 +545,7 @@ def plot(report, path):
     print(f"wrote {path}")
 
 
-LABELS = {"run": "run /bin/true", "lifecycle": "create+start+wait+delete", "state": "state",
+LABELS = {"run": "run /bin/true", "create": "create", "lifecycle": "create+start+wait+delete", "state": "state",
           "exec": "exec /bin/true", "concurrent50": "50 concurrent runs (wall)",
           "create_peak_rss_mb": "peak RSS of `create`", "parked_pss_mb": "PSS parked until `start`",
           "probe100_wall": "100 sequential execs (wall)", "probe100_cpu": "100 sequential execs (CPU)",
@@ -544,7 +559,7 @@ def markdown(report):
     out = ["| scenario | benchmark | ocirun cold | ocirun warm | runc | crun | cold/runc | cold/crun | warm/runc "
            "| warm/crun |", "|---|---|---|---|---|---|---|---|---|---|"]
     for sc, res in report["scenarios"].items():
-        for bench in ("run", "exec", "lifecycle", "state", "concurrent50", "probe100_wall", "probe100_cpu",
+        for bench in ("run", "create", "exec", "lifecycle", "state", "concurrent50", "probe100_wall", "probe100_cpu",
                       "cpu_per_run", "create_peak_rss_mb", "parked_pss_mb", "warm_server_pss_mb",
                       "warm_server_peak_pss_mb"):
             per = res.get(bench)
@@ -556,7 +571,7 @@ def markdown(report):
                 r = per.get(n)
                 if not r:
                     cells.append("–")
-                elif bench in ("run", "lifecycle", "state", "exec", "cpu_per_run"):
+                elif bench in ("run", "create", "lifecycle", "state", "exec", "cpu_per_run"):
                     cells.append(f"{r['median']:.1f} {unit} ({r['p10']:.1f}–{r['p90']:.1f})")
                 else:
                     cells.append(f"{r['median']:.1f} {unit}" if unit == "MB" else f"{r['median']:.0f} {unit}")
