@@ -77,7 +77,12 @@ def test_private_systemd_runs_a_delegated_scope(private_systemd):
     assert "Slice=machine.slice" in r.stdout.splitlines(), r.stdout
     assert "TasksMax=77" in r.stdout.splitlines(), r.stdout
     assert "ControlGroup=/machine.slice/ocirun-probe.scope" in r.stdout.splitlines(), r.stdout
-    # the scope ended with its process; its slice is the host's sub-tree
+    # the scope ends with its process (systemd notices that asynchronously,
+    # after systemd-run has returned); its slice is the host's sub-tree
+    for _ in range(100):
+        if "ocirun-probe.scope" not in units(sd):
+            break
+        time.sleep(0.05)
     assert "ocirun-probe.scope" not in units(sd)
     assert os.path.isdir(os.path.join(sd.host_v2_dir(), "payload", "machine.slice"))
     # its own systemd is PID 1 in there, not the host's init
