@@ -136,9 +136,15 @@ def serve(root, build, idle, workers, main, preload, command_of):
 
     import signal
 
-    # whatever the command that started it had, from here on: defaults
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+    # whatever the command that started it had, from here on what a fresh
+    # interpreter has (the cold path's): TERM and HUP end it, INT raises
+    # KeyboardInterrupt (a worker then cleans up as the cold path does),
+    # PIPE is ignored (a write to a hook that exited without reading its
+    # stdin raises, it does not kill the worker)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     from ocirun.state import Store
 
     Store(root).ensure_root()  # 0700, as create makes it

@@ -323,3 +323,21 @@ def test_the_callers_umask_and_only_its_fds(warm):
     assert oct(os.stat(pidf).st_mode & 0o777) == "0o600"
     assert "socket:" not in r.stdout.decode(), r.stdout
     assert " 0 -> " not in r.stdout.decode(), r.stdout
+
+
+def test_a_hook_that_does_not_read_its_state_fails_cleanly_warm(warm):
+    """The state (over a pipe's 64 KiB here) goes to a hook that closes its
+    stdin and fails: the write gets EPIPE, which must not kill the worker
+    (it once did: the server had reset SIGPIPE to its default)."""
+    env = warm
+    p = os.path.join(env.tmp, "fail")
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\nexec 0<&-\necho boom >&2\nexit 3\n")
+    os.chmod(p, 0o755)
+    env.cfg["hooks"] = {"createRuntime": [{"path": p}]}
+    env.cfg["annotations"] = {"big": "x" * 200000}
+    env.cfg["process"]["args"] = ["true"]
+    env.write()
+    r = env.cli("run", "-b", env.bundle, env.new_id(), env=_env(True))
+    assert r.returncode == 1, r.stderr
+    assert "hooks.createRuntime[0]" in r.stderr and "exit status 3" in r.stderr and "boom" in r.stderr, r.stderr
