@@ -277,6 +277,17 @@ def warm_mode():
     return os.environ.get("OCIRUN_WARM", "").lower() in ("1", "on", "true", "yes")
 
 
+NOBODY = 65534
+
+
+def reachable_by_others(path):
+    """Let another user (nobody) walk down to `path` (pytest's tmp is 0700)."""
+    d = path
+    while d not in ("/", "/tmp"):
+        os.chmod(d, os.stat(d).st_mode | 0o011)
+        d = os.path.dirname(d)
+
+
 def state_entries(root):
     """What a state root holds besides the warm server's socket
     (`ocirun-warm@<build>`, README "Warm start"): the containers' entries."""

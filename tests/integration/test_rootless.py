@@ -10,18 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import state_entries, wait_status
-
-NOBODY = 65534
-
-
-def _reachable(path):
-    """Let nobody walk down to the test's bundle (pytest's tmp is 0700)."""
-    d = path
-    while d not in ("/", "/tmp"):
-        os.chmod(d, os.stat(d).st_mode | 0o011)
-        d = os.path.dirname(d)
-
+from tests.conftest import NOBODY, reachable_by_others, state_entries, wait_status
 
 @pytest.fixture
 def rl(env):
@@ -31,7 +20,7 @@ def rl(env):
     os.chown(xdg, NOBODY, NOBODY)
     env.xdg = xdg
     env.root = os.path.join(xdg, "ocirun")  # what the leftovers check looks at
-    _reachable(env.bundle)
+    reachable_by_others(env.bundle)
     r = as_nobody(env, "spec", "--rootless", "--bundle", xdg)
     assert r.returncode == 0, r.stderr
     with open(os.path.join(xdg, "config.json")) as f:
@@ -95,7 +84,7 @@ def test_lifecycle_through_the_front_end(rl):
     lone_dir = os.path.join(rl.tmp, "lone", "bin")
     os.makedirs(lone_dir)
     shutil.copy(front, lone_dir)
-    _reachable(lone_dir)
+    reachable_by_others(lone_dir)
     lone = [os.path.join(lone_dir, "ocirun")]
     rl.cfg["process"]["args"] = ["sleep", "100"]
     rl.write()

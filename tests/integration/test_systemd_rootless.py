@@ -15,23 +15,17 @@ import tempfile
 
 import pytest
 
+from tests.conftest import NOBODY, reachable_by_others
+
 pytest.importorskip("tests.systemd_ns")
 
-NOBODY = 65534
 XDG = f"/run/user/{NOBODY}"
-
-
-def _reachable(path):
-    d = path
-    while d not in ("/", "/tmp"):
-        os.chmod(d, os.stat(d).st_mode | 0o011)
-        d = os.path.dirname(d)
 
 
 @pytest.fixture
 def user_sd(env, private_systemd):
     # before the boot: the private systemd's root is an overlay of the host's
-    _reachable(env.bundle)
+    reachable_by_others(env.bundle)
     spec_dir = os.path.join(env.tmp, "spec")
     os.mkdir(spec_dir)
     os.chown(spec_dir, NOBODY, NOBODY)
