@@ -87,6 +87,31 @@ class Runtime:
             return f.read()
 
 
+def containerd_config(address, root, state, debug):
+    """A containerd 1.6 config.toml: its own sockets and directories, no CRI."""
+    return f"""version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{address}"
+[ttrpc]
+  address = "{address}.ttrpc"
+[debug]
+  address = "{debug}"
+  level = "debug"
+[metrics]
+  address = ""
+"""
+
+
+def docker_env(sock, tmp):
+    """The docker CLI's environment for a private dockerd on `sock`."""
+    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=os.path.join(tmp, "cli"), DOCKER_BUILDKIT="0")
+    env.pop("DOCKER_CONTEXT", None)
+    return env
+
+
 def private_tmpdir(prefix):
     """A directory of our own under /var/tmp (OCIRUN_ENGINE_TMP overrides).
 

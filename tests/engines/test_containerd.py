@@ -9,8 +9,8 @@ import re
 import pytest
 
 from tests.engines import ociimage
-from tests.engines.conftest import (Daemon, PtySession, Runtime, kill_pids, need_binaries, need_root, pids_matching,
-                                    private_tmpdir, remove_tree, run, uid, unmount_all_under, wait_for)
+from tests.engines.conftest import (Daemon, PtySession, Runtime, containerd_config, kill_pids, need_binaries, need_root,
+                                    pids_matching, private_tmpdir, remove_tree, run, uid, unmount_all_under, wait_for)
 
 CTR_TIMEOUT = 60
 
@@ -27,20 +27,7 @@ class Containerd(Daemon):
         self.config = os.path.join(tmp, "config.toml")
         self.logfile = os.path.join(tmp, "containerd.log")
         with open(self.config, "w") as f:
-            f.write(f"""version = 2
-root = "{tmp}/root"
-state = "{tmp}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{self.address}"
-[ttrpc]
-  address = "{self.address}.ttrpc"
-[debug]
-  address = "{tmp}/debug.sock"
-  level = "debug"
-[metrics]
-  address = ""
-""")
+            f.write(containerd_config(self.address, f"{tmp}/root", f"{tmp}/state", f"{tmp}/debug.sock"))
         self.start(["containerd", "--config", self.config], lambda: self.ctr("version", timeout=5).returncode == 0,
                    30, what="containerd to answer `ctr version`")
 

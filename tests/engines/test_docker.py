@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.engines.conftest import (Daemon, PtySession, Runtime, free_port, http_get, kill_pids,
+from tests.engines.conftest import (Daemon, PtySession, Runtime, docker_env, free_port, http_get, kill_pids,
                                     missing_parent_cgroups, need_binaries, need_root, pids_matching, private_tmpdir,
                                     remove_cgroup_dirs, remove_tree, run, uid, wait_for)
 
@@ -40,9 +40,7 @@ class Dockerd(Daemon):
         cfg = os.path.join(tmp, "daemon.json")
         with open(cfg, "w") as f:
             json.dump({}, f)
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(tmp, "cli"),
-                        DOCKER_BUILDKIT="0")
-        self.env.pop("DOCKER_CONTEXT", None)
+        self.env = docker_env(self.sock, tmp)
         # dockerd's cgroupfs driver makes /docker in every hierarchy; removed
         # at the end unless it was there before
         self.made_cgroups = missing_parent_cgroups("docker")

@@ -27,8 +27,8 @@ import pytest
 
 from tests.conftest import private_systemd_factory
 from tests.engines import ociimage
-from tests.engines.conftest import (Daemon, Runtime, need_binaries, need_root, private_tmpdir, remove_tree, run,
-                                    uid, wait_for)
+from tests.engines.conftest import (Daemon, Runtime, containerd_config, docker_env, need_binaries, need_root,
+                                    private_tmpdir, remove_tree, run, uid, wait_for)
 
 RUNTIMES = ("runc", "ocirun")
 DOCKER = "/usr/bin/docker"  # docker.io's client, matching dockerd 20.10
@@ -194,9 +194,7 @@ class SdDockerd(Daemon):
         cfg = os.path.join(tmp, "daemon.json")
         with open(cfg, "w") as f:
             json.dump({}, f)
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(tmp, "cli"),
-                        DOCKER_BUILDKIT="0")
-        self.env.pop("DOCKER_CONTEXT", None)
+        self.env = docker_env(self.sock, tmp)
         cmd = sd.cmd("dockerd", "--config-file", cfg, "--data-root", "/var/lib/docker", "-H", f"unix://{self.sock}",
                      "--pidfile", self.pidfile, "--bridge=none", "--iptables=false", "--ip-masq=false",
                      "--ip-forward=false", "--storage-driver", "overlay2", "--add-runtime",
@@ -342,20 +340,8 @@ class SdContainerd(Daemon):
         self.logfile = os.path.join(tmp, "containerd.log")
         self.config = os.path.join(tmp, "config.toml")
         with open(self.config, "w") as f:
-            f.write(f"""version = 2
-root = "/var/lib/containerd"
-state = "/run/ocirun-ctd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{self.address}"
-[ttrpc]
-  address = "{self.address}.ttrpc"
-[debug]
-  address = "/run/ocirun-ctd/debug.sock"
-  level = "debug"
-[metrics]
-  address = ""
-""")
+            f.write(containerd_config(self.address, "/var/lib/containerd", "/run/ocirun-ctd/state",
+                                      "/run/ocirun-ctd/debug.sock"))
         self.start(sd.cmd("containerd", "--config", self.config),
                    lambda: self.ctr("version", timeout=5).returncode == 0, 30, what="containerd to answer")
 
