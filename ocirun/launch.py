@@ -169,11 +169,7 @@ def spawn(plan, blob, *, fifo_fd=None, preserve_fds=0, cgroup_fd=None, stdio=Non
 
 def _recv(sock):
     data, anc, _flags, _addr = sock.recvmsg(P.MSG_HDR.size + 1024, _socket.CMSG_SPACE(4))
-    fds = []
-    for level, typ, payload in anc:
-        if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
-            fds.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
-    return data, fds
+    return data, procs.received_fds(anc)
 
 
 def _write_proc(pid, name, data):

@@ -28,6 +28,17 @@ SPAWN_HEAD = struct.Struct("<iiiii")
 _agent = None
 
 
+def received_fds(ancillary):
+    """The fds of the SCM_RIGHTS messages in recvmsg's ancillary data."""
+    import _socket
+
+    fds = []
+    for level, typ, payload in ancillary:
+        if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
+            fds.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
+    return fds
+
+
 def install(agent):
     global _agent
     _agent = agent

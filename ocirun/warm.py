@@ -307,11 +307,7 @@ def _recv(conn, size, maxfds):
     # page fault per page touched in every worker
     n = conn.recv_into(bytearray(1), 1, _socket.MSG_PEEK | _socket.MSG_TRUNC)
     data, anc, flags, _ = conn.recvmsg(min(max(n, 1), size), _socket.CMSG_SPACE(maxfds * 4))
-    fds = []
-    for level, typ, payload in anc:
-        if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
-            fds.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
-    return data, fds, flags
+    return data, procs.received_fds(anc), flags
 
 
 def _refuse(conn, fds, why):
