@@ -45,6 +45,21 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def measured(argv_of, n, log, env, warmup=3):
+    """Medians of (wall, the worker's wall, the worker's CPU) over n runs of
+    argv_of(i), each with a fresh --debug log to read the worker's line from."""
+    walls, wk, cpu = [], [], []
+    for i in range(n + warmup):
+        open(log, "w").close()
+        dt = timed(argv_of(i), env)
+        m = LINE.search(open(log).read())
+        if i >= warmup and m:
+            walls.append(dt)
+            wk.append(float(m.group(1)))
+            cpu.append(float(m.group(2)))
+    return med(walls), med(wk), med(cpu)
+
+
 def worker(n, v2):
     sys.path.insert(0, REPO)
     from ocirun.spec.template import default_spec
@@ -74,28 +89,10 @@ def worker(n, v2):
     subprocess.run(base + ["warm", "start"], env=env, check=True, stdout=subprocess.DEVNULL)
     out = {}
     try:
-        walls, wk, cpu = [], [], []
-        for i in range(n + 3):
-            open(log, "w").close()
-            dt = timed(base + ["--debug", "--log", log, "run", "-b", bundle, f"pw-{i}"], env)
-            m = LINE.search(open(log).read())
-            if i >= 3 and m:
-                walls.append(dt)
-                wk.append(float(m.group(1)))
-                cpu.append(float(m.group(2)))
-        out["run"] = (med(walls), med(wk), med(cpu))
+        out["run"] = measured(lambda i: base + ["--debug", "--log", log, "run", "-b", bundle, f"pw-{i}"], n, log, env)
         subprocess.run(base + ["run", "-d", "-b", sleeper, "pw-exec"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        walls, wk, cpu = [], [], []
-        for i in range(n + 3):
-            open(log, "w").close()
-            dt = timed(base + ["--debug", "--log", log, "exec", "pw-exec", "/bin/true"], env)
-            m = LINE.search(open(log).read())
-            if i >= 3 and m:
-                walls.append(dt)
-                wk.append(float(m.group(1)))
-                cpu.append(float(m.group(2)))
-        out["exec"] = (med(walls), med(wk), med(cpu))
+        out["exec"] = measured(lambda i: base + ["--debug", "--log", log, "exec", "pw-exec", "/bin/true"], n, log, env)
         out["front-end alone (`state` of that container)"] = med([timed(base + ["state", "pw-exec"], env)
                                                                  for _ in range(n)])
         subprocess.run(base + ["delete", "--force", "pw-exec"], env=env, stdout=subprocess.DEVNULL)
